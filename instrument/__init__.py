@@ -1,0 +1,102 @@
+"""instrument: typed product-analytics instrumentation over the Segment client.
+
+Declare an event catalog (``EventName``) and typed tracks (``Track``), bind ids once per request
+(``analytics_scope``), decorate business functions (``@tracks``), and assert what was sent in tests
+(``instrument.testing``).
+"""
+
+from __future__ import annotations
+
+from instrument._client import (
+    Client,
+    aflush,
+    ashutdown,
+    configure,
+    flush,
+    identify,
+    is_configured,
+    shutdown,
+    stats,
+    track,
+)
+from instrument._decorator import Call, tracks
+from instrument._dispatch import EmitResult, Stats
+from instrument._encoding import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from instrument._errors import (
+    AnalyticsError,
+    ClosedError,
+    ConfigurationError,
+    DeliveryError,
+    EncodingError,
+    EventNameError,
+    NotConfiguredError,
+    OversizeError,
+    PropertyError,
+    PropsError,
+    QueueFullError,
+    ScopeError,
+    TrackDefinitionError,
+)
+from instrument._events import EventName
+from instrument._scopes import (
+    Scope,
+    analytics_scope,
+    bind_scope,
+    current_scope,
+    define_scope,
+    reset_scope,
+)
+from instrument._tracks import Identify, ScopeId, Track, Truncatable, field, to_message
+from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "MAX_MESSAGE_BYTES",
+    "AnalyticsError",
+    "Call",
+    "Client",
+    "ClosedError",
+    "ConfigurationError",
+    "ConsoleTransport",
+    "DeliveryError",
+    "EmitResult",
+    "EncodingError",
+    "EventName",
+    "EventNameError",
+    "Identify",
+    "MemoryTransport",
+    "NotConfiguredError",
+    "OversizeError",
+    "PropertyError",
+    "PropsError",
+    "QueueFullError",
+    "Scope",
+    "ScopeError",
+    "ScopeId",
+    "SegmentTransport",
+    "Stats",
+    "Track",
+    "TrackDefinitionError",
+    "Transport",
+    "Truncatable",
+    "__version__",
+    "aflush",
+    "analytics_scope",
+    "ashutdown",
+    "bind_scope",
+    "configure",
+    "current_scope",
+    "define_scope",
+    "field",
+    "flush",
+    "identify",
+    "is_configured",
+    "reset_scope",
+    "shutdown",
+    "stats",
+    "to_message",
+    "track",
+    "tracks",
+]

@@ -1,0 +1,317 @@
+"""``@tracks``: send one event each time a business function succeeds (or fails, with ``on_error``)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from types import MethodType
+from typing import Any, ParamSpec, TypeVar, Union
+
+import wrapt
+
+from instrument import _client
+from instrument._errors import AnalyticsError, ConfigurationError, PropsError
+from instrument._events import EventName
+from instrument._mode import mode
+from instrument._tracks import MISSING, Track, adhoc_track, spec_of
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EventOrTrack = Union[type[Track], EventName, str]  # noqa: UP007 - a runtime alias, so no `|` on 3.10
+
+
+class Call:
+    """What ``props(call)`` sees: the call's arguments by name, its result, or its exception."""
+
+    __slots__ = ("_arguments", "_func", "args", "exception", "instance", "kwargs", "result")
+
+    def __init__(self, func: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self._func = func
+        self._arguments: dict[str, Any] | None = None
+        self.instance = instance
+        self.args = args
+        self.kwargs = kwargs
+        self.result: Any = None
+        self.exception: BaseException | None = None
+
+    @property
+    def arguments(self) -> Mapping[str, Any]:
+        """Every argument by parameter name, defaults applied (bound lazily, on first use)."""
+        if self._arguments is None:
+            func = self._func
+            args = self.args
+            if self.instance is not None and isinstance(func, MethodType):
+                args = (func.__self__, *args)
+                func = func.__func__
+            bound = inspect.signature(func).bind(*args, **self.kwargs)
+            bound.apply_defaults()
+            self._arguments = dict(bound.arguments)
+        return self._arguments
+
+    def __repr__(self) -> str:
+        return f"Call(args={self.args!r}, kwargs={self.kwargs!r}, result={self.result!r}, exception={self.exception!r})"
+
+
+PropsFunc = Callable[[Call], Mapping[str, Any]]
+
+
+def _resolve(target: EventOrTrack, scope: str | None, role: str) -> type[Track]:
+    if isinstance(target, type) and issubclass(target, Track):
+        spec = spec_of(target)
+        if scope is not None and scope != spec.scope.name:
+            raise ConfigurationError(
+                f"@tracks: scope={scope!r} conflicts with {target.__qualname__}'s scope {spec.scope.name!r}"
+            )
+        return target
+    if isinstance(target, str):
+        return adhoc_track(target, scope or "user")
+    raise ConfigurationError(f"@tracks: {role} must be a Track subclass or an event name, got {target!r}")
+
+
+class _Plan:
+    """Which parameters of the decorated function feed which fields, computed once."""
+
+    def __init__(self, func: Callable[..., Any], names: frozenset[str]) -> None:
+        raw = getattr(func, "__func__", func)
+        params = list(inspect.signature(raw).parameters.values())
+        self.entries: list[tuple[str, int | None, Any]] = []
+        self.var_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
+        for index, p in enumerate(params):
+            if p.name not in names or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            position = index if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) else None
+            default = MISSING if p.default is p.empty else p.default
+            self.entries.append((p.name, position, default))
+        self.extra = names - {e[0] for e in self.entries} if self.var_keyword else frozenset()
+
+    def extract(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        # A bound method was called without its first parameter in args.
+        offset = 1 if wrapped.__class__ is MethodType else 0
+        out: dict[str, Any] = {}
+        for name, position, default in self.entries:
+            if name in kwargs:
+                out[name] = kwargs[name]
+            elif position is not None and 0 <= position - offset < len(args):
+                out[name] = args[position - offset]
+            elif default is not MISSING:
+                out[name] = default
+        for name in self.extra:
+            if name in kwargs:
+                out[name] = kwargs[name]
+        return out
+
+
+class _Emitter:
+    """Builds and sends the success (or failure) track for one decorated function."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        track_cls: type[Track],
+        failure_cls: type[Track] | None,
+        props: PropsFunc | None,
+    ) -> None:
+        self.track_cls = track_cls
+        self.failure_cls = failure_cls
+        self.props = props
+        self.plan = _Plan(func, spec_of(track_cls).field_names)
+        if failure_cls is not None:
+            failure_spec = spec_of(failure_cls)
+            self.failure_plan = _Plan(func, failure_spec.field_names)
+            self.failure_sets_error = "error" in failure_spec.by_name or failure_spec.free_form
+        needs_call = props is not None
+        self.needs_call = needs_call
+
+    def success(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        try:
+            fields = self.plan.extract(wrapped, args, kwargs)
+            if self.props is not None:
+                call = Call(wrapped, instance, args, kwargs)
+                call.result = result
+                fields.update(self._props(call))
+            _client._client.track(self.track_cls(**fields))
+        except AnalyticsError as error:
+            if mode.strict:
+                raise
+            _client._client.dispatcher.drop(error)
+
+    def failure(
+        self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException
+    ) -> None:
+        # The business exception is re-raised by the caller whatever happens here, so analytics
+        # errors on this path are reported, never raised (not even in strict mode).
+        failure_cls = self.failure_cls
+        assert failure_cls is not None
+        try:
+            fields = self.failure_plan.extract(wrapped, args, kwargs)
+            if self.failure_sets_error:
+                fields["error"] = type(exc).__name__
+            if self.props is not None:
+                call = Call(wrapped, instance, args, kwargs)
+                call.exception = exc
+                fields.update(self._props(call))
+            # In strict mode these raise; the except below reports them instead.
+            _client._client.track(failure_cls(**fields))
+        except AnalyticsError as error:
+            _client._client.dispatcher.drop(error)
+        except Exception as error:  # pragma: no cover - defensive: never mask the business exception
+            _client._client.dispatcher.drop(PropsError(f"@tracks on_error: {error!r}"))
+
+    def _props(self, call: Call) -> Mapping[str, Any]:
+        try:
+            extra = self.props(call)  # type: ignore[misc]
+        except AnalyticsError:
+            raise
+        except Exception as error:
+            raise PropsError(
+                f"@tracks({self.track_cls.__qualname__}): props raised {error!r}", track=self.track_cls.__qualname__
+            ) from error
+        if not isinstance(extra, Mapping):
+            raise PropsError(
+                f"@tracks({self.track_cls.__qualname__}): props must return a mapping, got {type(extra).__name__}",
+                track=self.track_cls.__qualname__,
+            )
+        return extra
+
+
+def tracks(
+    event_or_track: EventOrTrack,
+    scope: str | None = None,
+    props: PropsFunc | None = None,
+    on_error: EventOrTrack | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Send ``event_or_track`` each time the decorated function returns normally.
+
+    Fields are filled, later winning: the bound analytics_scope, the function's arguments whose names
+    match a field, then ``props(call)``. With ``on_error=FailureTrack`` that track is sent when the
+    function raises (``error`` = the exception's type name), and the exception is re-raised unchanged.
+    Works on functions, methods, class/static methods, coroutines, generators and async generators
+    (sent when exhausted). Analytics failures are reported and counted, and raise only in strict mode.
+    Raises ConfigurationError (at decoration) for a bad event, scope or props.
+    """
+    track_cls = _resolve(event_or_track, scope, "event_or_track")
+    failure_cls = _resolve(on_error, scope, "on_error") if on_error is not None else None
+    if props is not None and not callable(props):
+        raise ConfigurationError(f"@tracks: props must be callable, got {props!r}")
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        target = getattr(func, "__func__", func)
+        if not callable(target):
+            raise ConfigurationError(f"@tracks: cannot decorate {func!r}")
+        emitter = _Emitter(func, track_cls, failure_cls, props)
+        success, failure = emitter.success, emitter.failure
+        catch = failure_cls is not None
+
+        if inspect.isasyncgenfunction(target):
+
+            @wrapt.decorator
+            def agen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return _agen(wrapped, instance, args, kwargs, success, failure if catch else None)
+
+            return agen_wrapper(func)
+
+        if inspect.iscoroutinefunction(target):
+
+            @wrapt.decorator
+            def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return _acall(wrapped, instance, args, kwargs, success, failure if catch else None)
+
+            return async_wrapper(func)
+
+        if inspect.isgeneratorfunction(target):
+
+            @wrapt.decorator
+            def gen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return _gen(wrapped, instance, args, kwargs, success, failure if catch else None)
+
+            return gen_wrapper(func)
+
+        if catch:
+
+            @wrapt.decorator
+            def guarded_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                try:
+                    result = wrapped(*args, **kwargs)
+                except Exception as exc:
+                    failure(wrapped, instance, args, kwargs, exc)
+                    raise
+                success(wrapped, instance, args, kwargs, result)
+                return result
+
+            return guarded_wrapper(func)
+
+        @wrapt.decorator
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            result = wrapped(*args, **kwargs)
+            success(wrapped, instance, args, kwargs, result)
+            return result
+
+        return wrapper(func)
+
+    return decorate
+
+
+_Success = Callable[[Any, Any, tuple[Any, ...], dict[str, Any], Any], None]
+_Failure = Callable[[Any, Any, tuple[Any, ...], dict[str, Any], BaseException], None]
+
+
+async def _acall(
+    wrapped: Any, instance: Any, args: Any, kwargs: Any, success: _Success, failure: _Failure | None
+) -> Any:
+    try:
+        result = await wrapped(*args, **kwargs)
+    except Exception as exc:
+        if failure is not None:
+            failure(wrapped, instance, args, kwargs, exc)
+        raise
+    success(wrapped, instance, args, kwargs, result)
+    return result
+
+
+def _gen(
+    wrapped: Any, instance: Any, args: Any, kwargs: Any, success: _Success, failure: _Failure | None
+) -> Generator[Any, Any, Any]:
+    try:
+        result = yield from wrapped(*args, **kwargs)
+    except Exception as exc:
+        if failure is not None:
+            failure(wrapped, instance, args, kwargs, exc)
+        raise
+    success(wrapped, instance, args, kwargs, result)
+    return result
+
+
+async def _agen(
+    wrapped: Any, instance: Any, args: Any, kwargs: Any, success: _Success, failure: _Failure | None
+) -> AsyncGenerator[Any, Any]:
+    agen = wrapped(*args, **kwargs)
+    try:
+        try:
+            item = await agen.__anext__()
+        except StopAsyncIteration:
+            item = _DONE
+        while item is not _DONE:
+            try:
+                sent = yield item
+            except GeneratorExit:
+                await agen.aclose()
+                raise
+            except BaseException as thrown:  # forwarded into the wrapped generator, like yield from
+                try:
+                    item = await agen.athrow(thrown)
+                except StopAsyncIteration:
+                    item = _DONE
+            else:
+                try:
+                    item = await agen.asend(sent)
+                except StopAsyncIteration:
+                    item = _DONE
+    except Exception as exc:
+        if failure is not None:
+            failure(wrapped, instance, args, kwargs, exc)
+        raise
+    success(wrapped, instance, args, kwargs, None)
+
+
+_DONE: Any = object()

@@ -1,0 +1,232 @@
+"""Scopes: nested sets of id fields, bound once per request in a ContextVar and read by every track."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType, TracebackType
+from typing import Any, TypeVar, cast
+
+import wrapt
+
+from instrument._errors import ConfigurationError, ScopeError
+
+logger = logging.getLogger("instrument")
+
+USER_ID = "user_id"
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# The bound fields. The dict is never mutated once set: binding makes a merged copy, so a track can
+# keep a reference to it as its snapshot for free.
+_EMPTY: dict[str, object] = {}
+_SCOPE: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("instrument_scope", default=_EMPTY)
+get_bound = _SCOPE.get
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A named scope: its parent, the fields it adds, and all fields it needs (parents' first)."""
+
+    name: str
+    parent: str | None
+    own_fields: tuple[str, ...]
+    fields: tuple[str, ...]
+
+    @property
+    def property_fields(self) -> tuple[str, ...]:
+        """The fields sent as properties (all but user_id, which goes to the message's userId)."""
+        return tuple(f for f in self.fields if f != USER_ID)
+
+
+_scopes: dict[str, Scope] = {}
+# field name -> the wire key it is sent under unless configure(wire_keys=...) says otherwise.
+_default_wire_keys: dict[str, str] = {}
+_known_fields: frozenset[str] = frozenset()
+
+
+def define_scope(name: str, *, parent: str | None = "user", fields: Iterable[str] | Mapping[str, str] = ()) -> Scope:
+    """Add a scope nested in ``parent`` that adds ``fields`` (names, or a mapping name -> wire key).
+
+    Defining the same scope again with the same shape returns it. Raises ConfigurationError for an
+    unknown parent, a bad field name, or a name already defined differently.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigurationError(f"define_scope: scope name must be an identifier, got {name!r}")
+    if parent is not None and parent not in _scopes:
+        raise ConfigurationError(f"define_scope({name!r}): unknown parent scope {parent!r} (known: {sorted(_scopes)})")
+    mapping = dict(fields) if isinstance(fields, Mapping) else {f: f for f in fields}
+    for field, key in mapping.items():
+        if not isinstance(field, str) or not field.isidentifier():
+            raise ConfigurationError(f"define_scope({name!r}): field name must be an identifier, got {field!r}")
+        if not isinstance(key, str) or not key:
+            raise ConfigurationError(f"define_scope({name!r}): wire key of {field!r} must be a non-empty str")
+        known_key = _default_wire_keys.get(field)
+        if known_key is not None and known_key != key:
+            raise ConfigurationError(
+                f"define_scope({name!r}): field {field!r} is already sent as {known_key!r}; "
+                f"use configure(wire_keys={{{field!r}: {key!r}}}) to change its wire key"
+            )
+    parent_fields = _scopes[parent].fields if parent is not None else ()
+    clash = set(parent_fields).intersection(mapping)
+    if clash:
+        raise ConfigurationError(f"define_scope({name!r}): fields {sorted(clash)} are already in parent {parent!r}")
+    scope = Scope(name, parent, tuple(mapping), parent_fields + tuple(mapping))
+    existing = _scopes.get(name)
+    if existing is not None:
+        if existing == scope:
+            return existing
+        raise ConfigurationError(f"define_scope: scope {name!r} is already defined as {existing}")
+    _scopes[name] = scope
+    _default_wire_keys.update(mapping)
+    global _known_fields
+    _known_fields = frozenset(_default_wire_keys)
+    return scope
+
+
+def get_scope(name: str) -> Scope:
+    """Return the scope called ``name``. Raises ScopeError naming the known scopes."""
+    try:
+        return _scopes[name]
+    except KeyError:
+        raise ScopeError(f"unknown scope {name!r} (known: {sorted(_scopes)})", field="", scope=name) from None
+
+
+def scopes() -> Mapping[str, Scope]:
+    """All defined scopes by name (read-only)."""
+    return MappingProxyType(_scopes)
+
+
+def known_fields() -> frozenset[str]:
+    """Every field name some scope defines."""
+    return _known_fields
+
+
+def default_wire_key(field: str) -> str:
+    """The wire key a field is sent under by default."""
+    return _default_wire_keys.get(field, field)
+
+
+define_scope("user", parent=None, fields=[USER_ID])
+define_scope("project", parent="user", fields=["project_id"])
+define_scope("cluster", parent="project", fields=["cluster_id"])
+define_scope("registry", parent="project", fields=["registry_id"])
+define_scope("application", parent="cluster", fields=["app_name", "app_namespace", "chart_name"])
+
+
+def _unknown(fields: Mapping[str, object], where: str) -> ScopeError:
+    bad = sorted(set(fields) - _known_fields)
+    return ScopeError(
+        f"{where}: unknown scope field {bad[0]!r} (known fields: {sorted(_known_fields)}; add one with define_scope)",
+        field=bad[0],
+    )
+
+
+def _merged(fields: Mapping[str, object]) -> dict[str, object]:
+    merged = {**_SCOPE.get(), **fields}
+    # None means "not bound": dropping it keeps "is it bound?" a single dict lookup for tracks.
+    if None in fields.values():
+        merged = {k: v for k, v in merged.items() if v is not None}
+    return merged
+
+
+def bind_scope(**fields: object) -> contextvars.Token[dict[str, object]]:
+    """Bind scope fields until ``reset_scope(token)``, for middleware that cannot use ``with``.
+
+    Raises ScopeError for a field no scope defines.
+    """
+    if not fields.keys() <= _known_fields:
+        raise _unknown(fields, "bind_scope")
+    return _SCOPE.set(_merged(fields))
+
+
+def reset_scope(token: contextvars.Token[dict[str, object]]) -> None:
+    """Undo the ``bind_scope`` that returned ``token``, restoring exactly what was bound before.
+
+    Raises ValueError if the token was made in another context or was already used.
+    """
+    _SCOPE.reset(token)
+
+
+def current_scope() -> Mapping[str, object]:
+    """The scope fields bound in the current context, as a read-only mapping."""
+    return MappingProxyType(_SCOPE.get())
+
+
+class analytics_scope:
+    """Bind scope fields for a block, or for every call of a decorated function (sync or async).
+
+    Nested blocks merge and the inner value wins; leaving the block restores exactly what was bound
+    before, also on exceptions. A value of None unbinds that field. Raises ScopeError for a field no
+    scope defines.
+    """
+
+    __slots__ = ("_fields", "_tokens")
+
+    def __init__(self, **fields: object) -> None:
+        if not fields.keys() <= _known_fields:
+            raise _unknown(fields, "analytics_scope")
+        self._fields = fields
+        self._tokens: list[contextvars.Token[dict[str, object]]] = []
+
+    def __enter__(self) -> Mapping[str, object]:
+        merged = _merged(self._fields)
+        self._tokens.append(_SCOPE.set(merged))
+        return MappingProxyType(merged)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        token = self._tokens.pop()
+        try:
+            _SCOPE.reset(token)
+        except ValueError:
+            # Entered in one context and left in another (a generator resumed elsewhere): the
+            # other context's value is not ours to reset, and raising here would break the caller.
+            logger.warning("analytics_scope exited in a different context than it was entered in")
+
+    async def __aenter__(self) -> Mapping[str, object]:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: _F) -> _F:
+        fields = self._fields
+
+        if _is_async(func):
+
+            @wrapt.decorator
+            async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                token = _SCOPE.set(_merged(fields))
+                try:
+                    return await wrapped(*args, **kwargs)
+                finally:
+                    _SCOPE.reset(token)
+
+            return cast("_F", async_wrapper(func))
+
+        @wrapt.decorator
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            token = _SCOPE.set(_merged(fields))
+            try:
+                return wrapped(*args, **kwargs)
+            finally:
+                _SCOPE.reset(token)
+
+        return cast("_F", wrapper(func))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._fields.items())
+        return f"analytics_scope({inner})"
+
+
+def _is_async(func: object) -> bool:
+    import inspect
+
+    target = getattr(func, "__func__", func)
+    return inspect.iscoroutinefunction(target)

@@ -1,0 +1,84 @@
+"""In-process transports: memory (tests) and console/file (the demo and local development)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from typing import TextIO
+
+from instrument.transports._base import Message, Transport
+
+
+class MemoryTransport(Transport):
+    """Keeps every message it is given, in order, in ``.messages`` (thread-safe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._messages: list[Message] = []
+
+    def send(self, messages: list[Message]) -> None:
+        """Store the messages."""
+        with self._lock:
+            self._messages.extend(messages)
+        self._report.sent(len(messages))
+
+    @property
+    def messages(self) -> list[Message]:
+        """A copy of the stored messages."""
+        with self._lock:
+            return list(self._messages)
+
+    def clear(self) -> None:
+        """Forget the stored messages."""
+        with self._lock:
+            self._messages.clear()
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._messages = []
+
+
+class ConsoleTransport(Transport):
+    """Prints one readable line per message to ``stream`` (stdout by default) and, when ``path`` is
+    given, appends each message as a JSON line to that file. Raises OSError if ``path`` cannot be opened.
+    """
+
+    def __init__(self, stream: TextIO | None = None, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__()
+        self._stream = stream
+        self._path = os.fspath(path) if path is not None else None
+        self._lock = threading.Lock()
+        if self._path is not None:
+            parent = os.path.dirname(self._path)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            with open(self._path, "a", encoding="utf-8"):
+                pass
+
+    def send(self, messages: list[Message]) -> None:
+        """Print and (optionally) append the messages."""
+        stream = self._stream or sys.stdout
+        with self._lock:
+            for message in messages:
+                stream.write(_describe(message) + "\n")
+            stream.flush()
+            if self._path is not None:
+                with open(self._path, "a", encoding="utf-8") as out:
+                    for message in messages:
+                        out.write(json.dumps(message, sort_keys=True) + "\n")
+        self._report.sent(len(messages))
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+
+def _describe(message: Message) -> str:
+    if message.get("type") == "identify":
+        return f"[analytics] identify userId={message['userId']} traits={json.dumps(message['traits'])}"
+    return (
+        f"[analytics] track {message.get('event')!r} userId={message['userId']} "
+        f"properties={json.dumps(message.get('properties', {}))}"
+    )

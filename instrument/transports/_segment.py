@@ -1,0 +1,193 @@
+"""Delivery through segment-analytics-python: its Consumer thread batches, retries and posts.
+
+The Segment client's front half (``Client.track``) is what loses events in ordinary deployments: it
+JSON-encodes on the caller's thread, raises RuntimeError for a large message, drops UUIDs, stops its
+thread at exit without flushing, and is dead after ``os.fork()``. Its back half, the ``Consumer``, is
+sound: batching under the size limits, retries with backoff, ``Retry-After``, Basic auth. So this
+transport feeds a Consumer directly with messages the worker has already encoded and size-checked,
+and owns what the Client got wrong: bounded flush, close, and a fresh consumer after fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from segment.analytics import request as _segment_request
+from segment.analytics.consumer import Consumer
+
+from instrument._errors import ConfigurationError
+from instrument.transports._base import DeliveryReport, Message, Transport
+
+_log = logging.getLogger("instrument")
+
+
+class _CountingConsumer(Consumer):  # type: ignore[misc]
+    """The Segment Consumer, telling the report what it sent and retried."""
+
+    def __init__(self, q: queue.Queue[Message], write_key: str, report: DeliveryReport, **kw: Any) -> None:
+        super().__init__(q, write_key, on_error=self._on_error, **kw)
+        self._report = report
+        self._batch_len = 0
+
+    def _on_error(self, error: Exception, batch: list[Message]) -> None:
+        self._report.failed(len(batch), str(error))
+
+    def next(self) -> list[Message]:
+        items: list[Message] = super().next()
+        if items:
+            self._batch_len = len(items)
+        return items
+
+    def request(self, batch: list[Message]) -> Any:
+        response = super().request(batch)
+        self._report.sent(len(batch))
+        return response
+
+    def _wait(self, seconds: float) -> bool:
+        # The Consumer waits before every retry (backoff or Retry-After): count each as a retry.
+        self._report.retried(self._batch_len)
+        return bool(super()._wait(seconds))
+
+
+class _ScrubKey(logging.Filter):
+    """Keeps the write key out of the ``segment`` logger (its debug lines print request bodies)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if any(key in text for key in self.keys):
+            for key in self.keys:
+                text = text.replace(key, "***")
+            record.msg, record.args = text, None
+        return True
+
+
+_scrubber = _ScrubKey()
+logging.getLogger("segment").addFilter(_scrubber)
+
+
+class SegmentTransport(Transport):
+    """Sends to Segment (or any Segment-compatible ``host``) with the Segment client's Consumer.
+
+    ``timeout`` bounds each HTTP request; ``max_retries`` and ``retry_window`` (seconds) bound how long
+    a batch is retried (backoff, or ``Retry-After`` for 429) before it is dropped and reported.
+    Raises ConfigurationError for an empty write key. The key is never logged or shown in a repr.
+    """
+
+    def __init__(
+        self,
+        write_key: str,
+        *,
+        host: str | None = None,
+        gzip: bool = False,
+        timeout: float = 10.0,
+        max_retries: int = 10,
+        retry_window: float = 300.0,
+        upload_interval: float = 0.5,
+        upload_size: int = 100,
+        max_queue_size: int = 10_000,
+    ) -> None:
+        super().__init__()
+        if not isinstance(write_key, str) or not write_key:
+            raise ConfigurationError("SegmentTransport: write_key must be a non-empty str")
+        if upload_size < 1 or max_queue_size < 2 * upload_size:
+            raise ConfigurationError("SegmentTransport: need upload_size >= 1 and max_queue_size >= 2 * upload_size")
+        self.__write_key = write_key
+        _scrubber.keys.add(write_key)
+        self.host = host
+        self._consumer_args: dict[str, Any] = {
+            "host": host,
+            "gzip": gzip,
+            "timeout": timeout,
+            "retries": max_retries,
+            "upload_interval": upload_interval,
+            "upload_size": upload_size,
+            "max_total_backoff_duration": retry_window,
+            "max_rate_limit_duration": retry_window,
+        }
+        self._max_queue = max_queue_size
+        # Keep room for one batch: the Consumer puts a rate-limited batch back with put(block=False),
+        # and a full queue would drop it.
+        self._fill_limit = max_queue_size - upload_size
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Message] | None = None
+        self._consumer: _CountingConsumer | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SegmentTransport(host={self.host!r}, write_key='***')"
+
+    def _ensure(self) -> queue.Queue[Message]:
+        with self._lock:
+            if self._queue is None or self._consumer is None:
+                self._queue = queue.Queue(self._max_queue)
+                self._consumer = _CountingConsumer(self._queue, self.__write_key, self._report, **self._consumer_args)
+                self._consumer.name = "instrument-segment-consumer"
+                self._consumer.start()
+            return self._queue
+
+    def send(self, messages: list[Message]) -> None:
+        """Queue messages for the Consumer, waiting (while it drains) when its queue is near full."""
+        q = self._ensure()
+        for message in messages:
+            # Bounded by the consumer's progress; the dispatcher's own queue absorbs the wait and
+            # drops (counted) at the caller when it fills, so business code never blocks.
+            while q.qsize() >= self._fill_limit and not self._closed:
+                time.sleep(0.005)
+            q.put_nowait(message)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until the Consumer has sent (or given up on) everything queued; False on timeout."""
+        q = self._queue
+        if q is None:
+            return True
+        deadline = time.monotonic() + timeout
+        with q.all_tasks_done:
+            while q.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                q.all_tasks_done.wait(min(remaining, 0.25))
+        return True
+
+    def close(self, timeout: float) -> int:
+        """Flush within ``timeout``, stop the Consumer, and return how many messages were not sent."""
+        deadline = time.monotonic() + timeout
+        self.flush(timeout)
+        self._closed = True
+        consumer, q = self._consumer, self._queue
+        if consumer is None or q is None:
+            return 0
+        consumer.pause()
+        # A request in flight is bounded by the HTTP timeout; wait for it within what is left.
+        consumer.join(max(0.0, deadline - time.monotonic()) + 0.1)
+        undelivered = q.unfinished_tasks if consumer.is_alive() else q.qsize()
+        self._consumer = None
+        self._queue = None
+        return int(undelivered)
+
+    def after_fork(self) -> None:
+        # The parent's consumer thread does not exist here and its queue's lock may be held: start
+        # afresh, so the child sends its own events and never the parent's.
+        self._lock = threading.Lock()
+        self._queue = None
+        self._consumer = None
+        self._closed = False
+
+
+def reset_http_session_after_fork() -> None:
+    """Give the Segment client a new HTTP session in a forked child.
+
+    Its module-level requests Session pools keep-alive sockets; in a child those are the parent's
+    connections, and writing to them would interleave two processes' requests on one socket.
+    """
+    import requests
+
+    _segment_request._session = requests.Session()
