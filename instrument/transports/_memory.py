@@ -75,10 +75,21 @@ class ConsoleTransport(Transport):
         self._lock = threading.Lock()
 
 
+_SHOWN = 60  # characters of a long value shown on the console (the file has everything)
+
+
+def _short(values: dict[str, object]) -> str:
+    shown = {
+        k: (v if not isinstance(v, str) or len(v) <= _SHOWN else f"{v[:_SHOWN]}... ({len(v)} chars)")
+        for k, v in values.items()
+    }
+    return json.dumps(shown)
+
+
 def _describe(message: Message) -> str:
     if message.get("type") == "identify":
-        return f"[analytics] identify userId={message['userId']} traits={json.dumps(message['traits'])}"
+        return f"[analytics] identify userId={message['userId']} traits={_short(message['traits'])}"
     return (
         f"[analytics] track {message.get('event')!r} userId={message['userId']} "
-        f"properties={json.dumps(message.get('properties', {}))}"
+        f"properties={_short(message.get('properties', {}))}"
     )
