@@ -173,6 +173,9 @@ class Client:
         return self.dispatcher.stats()
 
     def after_fork(self) -> None:
+        """In a forked child: start afresh, without the parent's queue, threads, sockets or counters."""
+        # Another thread of the parent may have held this lock at the fork: it would never be released.
+        self._log_lock = threading.Lock()
         self.dispatcher.after_fork()
 
 
@@ -271,7 +274,8 @@ def configure(
                 max_retries=int(max_retries),
                 retry_window=retry_window,
                 upload_interval=min(flush_interval, 0.5),
-                upload_size=batch_size,
+                upload_size=int(batch_size),
+                max_queue_size=max(10_000, 2 * int(batch_size)),
             )
         else:
             logger.warning(

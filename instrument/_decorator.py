@@ -13,6 +13,7 @@ from instrument import _client
 from instrument._errors import AnalyticsError, ConfigurationError, PropsError
 from instrument._events import EventName
 from instrument._mode import mode
+from instrument._scopes import scopes
 from instrument._tracks import MISSING, Track, adhoc_track, spec_of
 
 P = ParamSpec("P")
@@ -27,6 +28,8 @@ class Call:
     __slots__ = ("_arguments", "_func", "args", "exception", "instance", "kwargs", "result")
 
     def __init__(self, func: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # ``func`` as declared: for a method (``instance`` given) its first parameter is self/cls,
+        # which ``args`` does not hold. A bound method brings its own self.
         self._func = func
         self._arguments: dict[str, Any] | None = None
         self.instance = instance
@@ -41,9 +44,11 @@ class Call:
         if self._arguments is None:
             func = self._func
             args = self.args
-            if self.instance is not None and isinstance(func, MethodType):
+            if isinstance(func, MethodType):
                 args = (func.__self__, *args)
                 func = func.__func__
+            elif self.instance is not None:
+                args = (self.instance, *args)
             bound = inspect.signature(func).bind(*args, **self.kwargs)
             bound.apply_defaults()
             self._arguments = dict(bound.arguments)
@@ -65,6 +70,8 @@ def _resolve(target: EventOrTrack, scope: str | None, role: str) -> type[Track]:
             )
         return target
     if isinstance(target, str):
+        if scope is not None and scope not in scopes():
+            raise ConfigurationError(f"@tracks: unknown scope {scope!r} (known: {sorted(scopes())})")
         return adhoc_track(target, scope or "user")
     raise ConfigurationError(f"@tracks: {role} must be a Track subclass or an event name, got {target!r}")
 
@@ -73,7 +80,10 @@ class _Plan:
     """Which parameters of the decorated function feed which fields, computed once."""
 
     def __init__(self, func: Callable[..., Any], names: frozenset[str]) -> None:
+        # The function as declared, self/cls first for a method: the function of a classmethod,
+        # staticmethod or bound method (wrapt calls a decorated bound method with its self as instance).
         raw = getattr(func, "__func__", func)
+        self.func: Callable[..., Any] = raw
         params = list(inspect.signature(raw).parameters.values())
         self.entries: list[tuple[str, int | None, Any]] = []
         self.var_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
@@ -85,9 +95,38 @@ class _Plan:
             self.entries.append((p.name, position, default))
         self.extra = names - {e[0] for e in self.entries} if self.var_keyword else frozenset()
 
-    def extract(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        # A bound method was called without its first parameter in args.
-        offset = 1 if wrapped.__class__ is MethodType else 0
+    def builder(self, cls: type[Track]) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], Track]:
+        """A generated ``build(instance, args, kwargs) -> cls(...)`` for this plan.
+
+        Calls without keyword arguments (the common case) pass each field straight from its position
+        or default; others go through ``extract``. Same result as ``cls(**self.extract(...))``.
+        """
+        ns: dict[str, Any] = {"_cls": cls, "_extract": self.extract}
+        parts = []
+        for i, (name, position, default) in enumerate(self.entries):
+            ns[f"_d{i}"] = default
+            if position is None:
+                parts.append(f"{name}=_d{i}")
+            else:
+                lower = "o <= " if position == 0 else ""
+                parts.append(f"{name}=(args[{position} - o] if {lower}{position} < n else _d{i})")
+        fast = "None" if self.extra else f"_cls({', '.join(parts)})"
+        source = (
+            "def build(instance, args, kwargs):\n"
+            "    if kwargs or " + ("True" if self.extra else "False") + ":\n"
+            "        return _cls(**_extract(instance, args, kwargs))\n"
+            "    o = 0 if instance is None else 1\n"
+            "    n = len(args) + o\n"
+            f"    return {fast}\n"
+        )
+        exec(source, ns)
+        build: Callable[[Any, tuple[Any, ...], dict[str, Any]], Track] = ns["build"]
+        return build
+
+    def extract(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        # wrapt gives an instance (or class) exactly when a method was called with its self/cls
+        # left out of args, however it was reached (obj.m(), Cls.m(obj), classmethods, stacked wrappers).
+        offset = 0 if instance is None else 1
         out: dict[str, Any] = {}
         for name, position, default in self.entries:
             if name in kwargs:
@@ -116,6 +155,7 @@ class _Emitter:
         self.failure_cls = failure_cls
         self.props = props
         self.plan = _Plan(func, spec_of(track_cls).field_names)
+        self.build = self.plan.builder(track_cls)
         if failure_cls is not None:
             failure_spec = spec_of(failure_cls)
             self.failure_plan = _Plan(func, failure_spec.field_names)
@@ -125,16 +165,28 @@ class _Emitter:
 
     def success(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         try:
-            fields = self.plan.extract(wrapped, args, kwargs)
-            if self.props is not None:
-                call = Call(wrapped, instance, args, kwargs)
+            if self.props is None:
+                record = self.build(instance, args, kwargs)
+            else:
+                fields = self.plan.extract(instance, args, kwargs)
+                call = Call(self.plan.func, instance, args, kwargs)
                 call.result = result
                 fields.update(self._props(call))
-            _client._client.track(self.track_cls(**fields))
+                record = self.track_cls(**fields)
+            _client._client._emit(record, Track)
         except AnalyticsError as error:
             if mode.strict:
                 raise
             _client._client.dispatcher.drop(error)
+        except Exception as error:
+            # A default_factory or a hook (redact) failing: never let it replace the function's result.
+            wrapped_error = AnalyticsError(
+                f"@tracks({self.track_cls.__qualname__}): building the event failed: {error!r}",
+                track=self.track_cls.__qualname__,
+            )
+            if mode.strict:
+                raise wrapped_error from error
+            _client._client.dispatcher.drop(wrapped_error)
 
     def failure(
         self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException
@@ -144,19 +196,23 @@ class _Emitter:
         failure_cls = self.failure_cls
         assert failure_cls is not None
         try:
-            fields = self.failure_plan.extract(wrapped, args, kwargs)
+            fields = self.failure_plan.extract(instance, args, kwargs)
             if self.failure_sets_error:
                 fields["error"] = type(exc).__name__
             if self.props is not None:
-                call = Call(wrapped, instance, args, kwargs)
+                call = Call(self.plan.func, instance, args, kwargs)
                 call.exception = exc
                 fields.update(self._props(call))
             # In strict mode these raise; the except below reports them instead.
             _client._client.track(failure_cls(**fields))
         except AnalyticsError as error:
             _client._client.dispatcher.drop(error)
-        except Exception as error:  # pragma: no cover - defensive: never mask the business exception
-            _client._client.dispatcher.drop(PropsError(f"@tracks on_error: {error!r}"))
+        except Exception as error:  # never mask the business exception
+            _client._client.dispatcher.drop(
+                AnalyticsError(
+                    f"@tracks on_error: building the event failed: {error!r}", track=failure_cls.__qualname__
+                )
+            )
 
     def _props(self, call: Call) -> Mapping[str, Any]:
         try:
@@ -188,7 +244,8 @@ def tracks(
     function raises (``error`` = the exception's type name), and the exception is re-raised unchanged.
     Works on functions, methods, class/static methods, coroutines, generators and async generators
     (sent when exhausted). Analytics failures are reported and counted, and raise only in strict mode.
-    Raises ConfigurationError (at decoration) for a bad event, scope or props.
+    Raises ConfigurationError (at decoration) for a bad target, scope or props, EventNameError for a bare
+    event name that breaks the naming convention.
     """
     track_cls = _resolve(event_or_track, scope, "event_or_track")
     failure_cls = _resolve(on_error, scope, "on_error") if on_error is not None else None

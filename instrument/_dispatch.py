@@ -79,25 +79,42 @@ def drop_reason(error: BaseException) -> str:
 
 
 class Counters:
-    """Counters shared by callers, the worker and the transport's thread (updates under a lock)."""
+    """Counters shared by callers, the worker and the transport's thread (updates under a lock).
+
+    Once ``settled`` (by ``Dispatcher.close``) every event still pending has been counted as dropped
+    for "shutdown"; late reports from the pipeline (a request that completes after close gave up on
+    it) are then ignored, so no event is ever counted twice. Callers' drops (``add_dropped``) still count.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.sent = 0
         self.retried = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.settled = False
 
     def add_dropped(self, reason: str, count: int = 1) -> None:
+        """Count a drop decided on the caller's side (the event never reached the queue)."""
         with self._lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
 
+    def pipeline_dropped(self, reason: str, count: int = 1) -> bool:
+        """Count a drop decided by the worker or the transport; False (not counted) once settled."""
+        with self._lock:
+            if self.settled:
+                return False
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
+            return True
+
     def add_sent(self, count: int) -> None:
         with self._lock:
-            self.sent += count
+            if not self.settled:
+                self.sent += count
 
     def add_retried(self, count: int) -> None:
         with self._lock:
-            self.retried += count
+            if not self.settled:
+                self.retried += count
 
 
 class _Report:
@@ -114,10 +131,10 @@ class _Report:
         self._counters.add_retried(count)
 
     def failed(self, count: int, reason: str) -> None:
-        self._counters.add_dropped("delivery_failed", count)
-        self._report_error(
-            DeliveryError(f"{count} message(s) could not be delivered: {reason}", reason=reason, count=count)
-        )
+        if self._counters.pipeline_dropped("delivery_failed", count):
+            self._report_error(
+                DeliveryError(f"{count} message(s) could not be delivered: {reason}", reason=reason, count=count)
+            )
 
 
 class Dispatcher:
@@ -156,6 +173,7 @@ class Dispatcher:
         self._refused = 0  # events dropped before reaching the queue
         self._worker: threading.Thread | None = None
         self._closed = False
+        self._swept = False  # close() has emptied the queue for the last time
         self._stop = False
 
     # -- the caller's side ------------------------------------------------------------------
@@ -166,28 +184,45 @@ class Dispatcher:
         if len(q) >= self._cap or self._closed:
             return self._refuse(item)
         q.append(item)
-        if self._worker is None:
-            self._start()
-        elif len(q) >= self._batch_size:
+        if self._worker is None:  # not started yet, or closed (close() clears it)
+            self._after_append()
+        elif len(q) % self._batch_size == 0:  # wake once per batch, not on every append
             self._wake.set()
         return OK
 
+    def _after_append(self) -> None:
+        if self._closed:
+            # close() ran between our check and our append. If it has already emptied the queue for
+            # the last time (or is doing so) nobody will take this record: count it as refused.
+            if self._swept:
+                with self._lock:
+                    left = len(self._q)
+                    self._q.clear()
+                    self._refused += left
+                if left:
+                    self.counters.add_dropped("closed", left)
+            return
+        self._start()
+
     def _refuse(self, item: Any) -> EmitResult:
         if self._closed:
-            return self.drop(ClosedError("event dropped: the analytics client is shut down"))
+            return self.drop(ClosedError("event dropped: the analytics client is shut down", track=_name(item)))
         if self._drop_oldest:
             with self._lock:
                 try:
-                    self._q.popleft()
+                    oldest = self._q.popleft()
                 except IndexError:
-                    pass
+                    oldest = None
                 else:
                     self._evicted += 1
-            self._q.append(item)
-            self.drop(QueueFullError(f"queue full ({self._cap}): dropped the oldest event"), counted=False)
-            self.counters.add_dropped("queue_full")
+                self._q.append(item)
+            if oldest is not None:
+                self.counters.add_dropped("queue_full")
+                self._report_error(
+                    QueueFullError(f"queue full ({self._cap}): dropped the oldest event", track=_name(oldest))
+                )
             return OK
-        return self.drop(QueueFullError(f"queue full ({self._cap}): event dropped"))
+        return self.drop(QueueFullError(f"queue full ({self._cap}): event dropped", track=_name(item)))
 
     def drop(self, error: AnalyticsError, *, counted: bool = True, reason: str | None = None) -> EmitResult:
         """Count and report an event that will not be sent; return the failed result."""
@@ -198,12 +233,24 @@ class Dispatcher:
         self._report_error(error)
         return EmitResult(False, error)
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """Start the transport and the worker (once); False if no thread can be started (interpreter exit)."""
         with self._lock:
-            if self._worker is None:
+            worker = self._worker
+            if worker is not None and worker.is_alive():
+                return True
+            if self._swept:  # closed for good: nothing to start
+                return False
+            try:
+                # The transport's threads start here too, on the recording thread: Python 3.12+
+                # refuses to start a thread at interpreter exit, when the atexit flush runs.
+                self.transport.start()
                 worker = threading.Thread(target=self._run, name="instrument-dispatch", daemon=True)
-                self._worker = worker
                 worker.start()
+            except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                return False
+            self._worker = worker
+            return True
 
     # -- the worker's side ------------------------------------------------------------------
 
@@ -217,6 +264,7 @@ class Dispatcher:
 
     def _drain(self) -> None:
         q = self._q
+        counters = self.counters
         while q:
             with self._lock:
                 items: list[Any] = []
@@ -228,26 +276,23 @@ class Dispatcher:
                 try:
                     batch.append(item if item.__class__ is dict else self._encode(item))
                 except AnalyticsError as error:
-                    self.counters.add_dropped(drop_reason(error))
-                    self._report_error(error)
+                    if counters.pipeline_dropped(drop_reason(error)):
+                        self._report_error(error)
                 except Exception as error:  # a bug or a user hook (redact) failing: never kill the worker
-                    wrapped = EncodingError(
-                        f"{type(item).__name__}: encoding failed: {error!r}", track=type(item).__name__, field=""
-                    )
-                    self.counters.add_dropped("invalid")
-                    self._report_error(wrapped)
+                    if counters.pipeline_dropped("invalid"):
+                        self._report_error(_encoding_failed(item, error))
             if batch:
                 try:
                     self.transport.send(batch)
                 except Exception as error:
-                    self.counters.add_dropped("delivery_failed", len(batch))
-                    self._report_error(
-                        DeliveryError(
-                            f"{len(batch)} message(s) failed in the transport: {error!r}",
-                            reason=repr(error),
-                            count=len(batch),
+                    if counters.pipeline_dropped("delivery_failed", len(batch)):
+                        self._report_error(
+                            DeliveryError(
+                                f"{len(batch)} message(s) failed in the transport: {error!r}",
+                                reason=repr(error),
+                                count=len(batch),
+                            )
                         )
-                    )
             with self._progress:
                 self._done += len(items)
                 self._progress.notify_all()
@@ -260,9 +305,8 @@ class Dispatcher:
         with self._lock:
             target = self._taken + len(self._q)
         if target > self._done:
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = None
-                self._start()
+            if not self._start():
+                self._drain()  # no thread can be started (interpreter exit): hand over on this thread
             self._wake.set()
             with self._progress:
                 while self._done < target:
@@ -273,7 +317,11 @@ class Dispatcher:
         return self.transport.flush(max(0.0, deadline - time.monotonic()))
 
     def close(self, timeout: float) -> int:
-        """Refuse new events, deliver what is queued within ``timeout``, stop; return how many were lost."""
+        """Refuse new events, deliver what is queued within ``timeout``, stop; return how many were lost.
+
+        Bounded by ``timeout`` (plus a fraction of a second to stop threads). Every event not delivered
+        by then is counted in ``dropped["shutdown"]``. Idempotent: a second call returns 0.
+        """
         deadline = time.monotonic() + max(0.0, timeout)
         self._closed = True
         self.flush(timeout)
@@ -283,13 +331,26 @@ class Dispatcher:
         if worker is not None and worker is not threading.current_thread():
             worker.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
+            # From here a racing put() finds no worker and _swept set, and counts its record as
+            # refused itself (set both before emptying the queue, so no append falls between).
+            self._worker = None
+            self._swept = True
             left = len(self._q)
             self._q.clear()
             self._refused += left
-        undelivered = self.transport.close(max(0.0, deadline - time.monotonic()))
-        lost = left + max(0, undelivered)
-        if lost:
-            self.counters.add_dropped("shutdown", lost)
+        self.transport.close(max(0.0, deadline - time.monotonic()))
+        return self._settle()
+
+    def _settle(self) -> int:
+        """Count what is still pending as lost at shutdown, and ignore the pipeline's late reports."""
+        c = self.counters
+        with self._lock, c._lock:
+            if c.settled:
+                return 0
+            recorded = self._taken + len(self._q) + self._evicted + self._refused
+            lost = max(0, recorded - c.sent - sum(c.dropped.values()))
+            c.dropped["shutdown"] += lost
+            c.settled = True
         return lost
 
     def after_fork(self) -> None:
@@ -311,6 +372,21 @@ class Dispatcher:
         return Stats(recorded, sent, retried, pending, MappingProxyType(dropped))
 
 
+def _encoding_failed(item: Any, error: Exception) -> EncodingError:
+    """The error reported when encoding raised something that is not an AnalyticsError (a redact hook)."""
+    name = _name(item)
+    failure = EncodingError(f"{name}: encoding failed: {error!r}", track=name, field="")
+    failure.__cause__ = error
+    return failure
+
+
+def _name(item: Any) -> str:
+    """What to call a record in an error: its Track/Identify class, or the event of a message."""
+    if item.__class__ is dict:
+        return str(item.get("event") or item.get("type") or "message")
+    return type(item).__qualname__
+
+
 class SyncDispatcher(Dispatcher):
     """Encodes and delivers on the caller's thread, in call order (capture and sync mode)."""
 
@@ -323,13 +399,19 @@ class SyncDispatcher(Dispatcher):
                 message = item if item.__class__ is dict else self._encode(item)
             except AnalyticsError as error:
                 self._done += 1
-                self.counters.add_dropped(drop_reason(error))
+                self.counters.pipeline_dropped(drop_reason(error))
                 self._report_error(error)
                 return EmitResult(False, error)
+            except Exception as error:  # a user hook (redact) failing: report it, never raise into the caller
+                self._done += 1
+                failure = _encoding_failed(item, error)
+                self.counters.pipeline_dropped("invalid")
+                self._report_error(failure)
+                return EmitResult(False, failure)
             try:
                 self.transport.send([message])
             except Exception as error:
-                self.counters.add_dropped("delivery_failed")
+                self.counters.pipeline_dropped("delivery_failed")
                 failure = DeliveryError(f"the transport failed: {error!r}", reason=repr(error), count=1)
                 self._report_error(failure)
                 return EmitResult(False, failure)

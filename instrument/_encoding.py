@@ -8,7 +8,8 @@ Rules (documented in the README):
   from the local clock). ISO 8601 with microseconds dropped to milliseconds: ``2026-11-28T13:00:00.123Z``.
 - ``date`` as ``YYYY-MM-DD``; ``time`` as ISO 8601; ``timedelta`` as total seconds (float).
 - ``UUID`` as its canonical string.
-- ``Decimal``: finite ones as float (what Segment's own client does); NaN and infinity are errors.
+- ``Decimal``: finite ones as float (what Segment's own client does); NaN, infinity and values beyond the
+  float range are errors.
 - ``bytes``/``bytearray``/``memoryview`` as standard base64 text.
 - ``list``, ``tuple`` as lists; ``set``/``frozenset`` as lists sorted by their encoded JSON text
   (so the same set always encodes the same way).
@@ -89,7 +90,10 @@ def encode(value: object, path: str, track: str | None = None) -> JSONValue:
     if isinstance(value, float):
         return encode(float(value), path, track)
     if isinstance(value, _dt.datetime):
-        return format_datetime(value)
+        try:
+            return format_datetime(value)
+        except OverflowError:  # an aware datetime whose UTC form is before year 1 or after 9999
+            raise _fail(value, path, track, "out of range once converted to UTC") from None
     if isinstance(value, (_dt.date, _dt.time)):
         return value.isoformat()
     if isinstance(value, _dt.timedelta):
@@ -98,7 +102,10 @@ def encode(value: object, path: str, track: str | None = None) -> JSONValue:
         return str(value)
     if isinstance(value, Decimal):
         if value.is_finite():
-            return float(value)
+            as_float = float(value)
+            if math.isfinite(as_float):
+                return as_float
+            raise _fail(value, path, track, "too large for a JSON number (a float)")
         raise _fail(value, path, track, "NaN and infinity are not valid JSON")
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")

@@ -23,7 +23,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 # keep a reference to it as its snapshot for free.
 _EMPTY: dict[str, object] = {}
 _SCOPE: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("instrument_scope", default=_EMPTY)
-get_bound = _SCOPE.get
+get_bound = _get = _SCOPE.get
+_set = _SCOPE.set
+_reset = _SCOPE.reset
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,9 @@ def _unknown(fields: Mapping[str, object], where: str) -> ScopeError:
 
 
 def _merged(fields: Mapping[str, object]) -> dict[str, object]:
-    merged = {**_SCOPE.get(), **fields}
-    # None means "not bound": dropping it keeps "is it bound?" a single dict lookup for tracks.
-    if None in fields.values():
-        merged = {k: v for k, v in merged.items() if v is not None}
-    return merged
+    # A None value stays in the dict and means "not bound": readers test `.get(field) is None`, which
+    # is cheaper than filtering on every bind.
+    return {**_get(), **fields}
 
 
 def bind_scope(**fields: object) -> contextvars.Token[dict[str, object]]:
@@ -137,7 +137,7 @@ def bind_scope(**fields: object) -> contextvars.Token[dict[str, object]]:
 
     Raises ScopeError for a field no scope defines.
     """
-    if not fields.keys() <= _known_fields:
+    if not _known_fields.issuperset(fields):
         raise _unknown(fields, "bind_scope")
     return _SCOPE.set(_merged(fields))
 
@@ -152,40 +152,61 @@ def reset_scope(token: contextvars.Token[dict[str, object]]) -> None:
 
 def current_scope() -> Mapping[str, object]:
     """The scope fields bound in the current context, as a read-only mapping."""
-    return MappingProxyType(_SCOPE.get())
+    return MappingProxyType({k: v for k, v in _get().items() if v is not None})
 
 
-class analytics_scope:
-    """Bind scope fields for a block, or for every call of a decorated function (sync or async).
+# Every analytics_scope block currently entered, by the id of the dict it bound: one instance may be
+# entered by several threads or tasks at once (a module-level ``scope = analytics_scope(...)`` used
+# with ``async with scope:``), and the dict the exiting context still sees bound identifies the token
+# to reset. A bound dict is alive while it is bound, so its id is unique among the entries.
+_entries: dict[int, tuple[contextvars.Token[dict[str, object]], dict[str, object], AnalyticsScope]] = {}
 
-    Nested blocks merge and the inner value wins; leaving the block restores exactly what was bound
-    before, also on exceptions. A value of None unbinds that field. Raises ScopeError for a field no
-    scope defines.
+
+class AnalyticsScope(tuple):  # type: ignore[type-arg]
+    """What ``analytics_scope(...)`` returns: a context manager (sync and async) and a decorator.
+
+    A tuple holding the fields, so making one costs no Python ``__init__`` (the binding is on the hot
+    path of every request).
     """
 
-    __slots__ = ("_fields", "_tokens")
+    __slots__ = ()
 
-    def __init__(self, **fields: object) -> None:
-        if not fields.keys() <= _known_fields:
-            raise _unknown(fields, "analytics_scope")
-        self._fields = fields
-        self._tokens: list[contextvars.Token[dict[str, object]]] = []
+    @property
+    def _fields(self) -> dict[str, object]:
+        fields: dict[str, object] = self[0]
+        return fields
 
     def __enter__(self) -> Mapping[str, object]:
-        merged = _merged(self._fields)
-        self._tokens.append(_SCOPE.set(merged))
+        merged = {**_get(), **self[0]}
+        _entries[id(merged)] = (_set(merged), merged, self)
         return MappingProxyType(merged)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        token = self._tokens.pop()
-        try:
-            _SCOPE.reset(token)
-        except ValueError:
-            # Entered in one context and left in another (a generator resumed elsewhere): the
-            # other context's value is not ours to reset, and raising here would break the caller.
-            logger.warning("analytics_scope exited in a different context than it was entered in")
+        entry = _entries.pop(id(_get()), None)
+        if entry is not None and entry[2] is self:
+            _reset(entry[0])  # the bound dict is ours, so this context made the token
+            return
+        if entry is not None:  # pragma: no cover - another instance's dict: put it back
+            _entries[id(entry[1])] = entry
+        self._exit_unusual()
+
+    def _exit_unusual(self) -> None:
+        # Something bound inside the block was not reset (a bind_scope without reset_scope): the
+        # innermost entry this context can reset is ours. Tokens of other contexts refuse (ValueError).
+        for key, (token, _, owner) in reversed(list(_entries.items())):
+            if owner is not self:
+                continue
+            try:
+                _reset(token)
+            except (ValueError, RuntimeError):
+                continue
+            _entries.pop(key, None)
+            return
+        # Entered in one context and left in another (a generator resumed elsewhere): the other
+        # context's value is not ours to reset, and raising here would break the caller.
+        logger.warning("analytics_scope exited in a different context than it was entered in")
 
     async def __aenter__(self) -> Mapping[str, object]:
         return self.__enter__()
@@ -223,6 +244,23 @@ class analytics_scope:
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self._fields.items())
         return f"analytics_scope({inner})"
+
+
+_new_scope = tuple.__new__
+
+
+def analytics_scope(**fields: object) -> AnalyticsScope:
+    """Bind scope fields for a block, or for every call of a decorated function (sync or async).
+
+    ``with analytics_scope(user_id=1, project_id=2):`` (also ``async with``, and ``@analytics_scope(...)``).
+    Nested blocks merge and the inner value wins; leaving the block restores exactly what was bound
+    before, also on exceptions. A value of None unbinds that field (``current_scope()`` leaves it out;
+    the mapping ``with ... as bound`` gives shows it as None). Raises ScopeError for a field no scope
+    defines.
+    """
+    if not _known_fields.issuperset(fields):
+        raise _unknown(fields, "analytics_scope")
+    return _new_scope(AnalyticsScope, (fields,))
 
 
 def _is_async(func: object) -> bool:

@@ -164,7 +164,12 @@ class _Record:
                 raise TrackDefinitionError(
                     f"{cls.__qualname__}: an Identify is always user-scoped", track=cls.__qualname__
                 )
-            _scopes.get_scope(scope)
+            if scope not in _scopes.scopes():
+                raise TrackDefinitionError(
+                    f"{cls.__qualname__}: unknown scope {scope!r} (known: {sorted(_scopes.scopes())}; "
+                    "add one with define_scope)",
+                    track=cls.__qualname__,
+                )
             cls._scope_name = scope
         own = cls.__dict__.get("__annotations__", {})
         scope_fields = _scopes.known_fields()
@@ -207,7 +212,7 @@ class _Record:
         """The scope fields this record carries: the bound scope at construction, then overrides."""
         spec = _spec(type(self))
         merged = _merge_scope(self._ctx, self._over)
-        return {f: merged[f] for f in spec.scope.fields if f in merged}
+        return {f: merged[f] for f in spec.scope.fields if merged.get(f) is not None}
 
     @property
     def properties(self) -> dict[str, object]:
@@ -241,7 +246,7 @@ class Track(_Record):
 
     Constructing one checks the declared properties, fills every field of its scope from the bound
     analytics_scope (keyword arguments override), and records the time. In strict mode errors raise
-    (PropertyError, ScopeError); otherwise they are kept on ``.error`` and reported by ``track()``.
+    (PropertyError, ScopeError); otherwise they are kept on ``.validation_error`` and reported by ``track()``.
     Declaring one wrongly raises TrackDefinitionError or EventNameError when the class is defined.
     """
 
@@ -376,7 +381,8 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
         exact = p.check.exact
         if exact is None:
             ns[f"_k{i}"] = p.check.ok
-            suspicious.append(f"not _k{i}({var})")
+            # A check such as Any's passes every value, the missing marker included.
+            suspicious.append(f"{var} is _M or not _k{i}({var})" if p.required else f"not _k{i}({var})")
         elif len(exact) == 1:
             ns[f"_c{i}"] = exact[0]
             suspicious.append(f"{var}.__class__ is not _c{i}")
@@ -534,16 +540,26 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
         if f == _scopes.USER_ID:
             continue
         key = wire_keys.get(f) or _scopes.default_wire_key(f)
+        value = merged.get(f)
+        if value is None or (f in _ID_FIELDS and (value.__class__ is bool or not isinstance(value, (int, str)))):
+            # The construction's fast test only sees that the field is bound, not what it holds.
+            err = find_error(rec)
+            raise err if err is not None else ScopeError(f"{name}: bad scope field {f!r}", track=name, field=f)
         if key in props:
             raise PropertyError(
                 f"{name}: property key {key!r} is sent by both a property and scope field {f!r}",
                 track=name,
                 field=f,
             )
-        props[key] = encode(merged[f], f, name)
+        props[key] = encode(value, f, name)
     if spec.kind == "track":
         if options.redact is not None:
-            props = dict(options.redact(spec.event or "", props))
+            try:
+                props = dict(options.redact(spec.event or "", props))
+            except Exception as error:  # a user hook: its failure is this event's, never the caller's
+                raise EncodingError(
+                    f"{name}: the redact hook raised {error!r}", track=name, field="", value_type=None
+                ) from error
         message: dict[str, Any] = {
             "type": "track",
             "userId": str(user_id),

@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from types import FrameType
 
 import instrument
@@ -34,6 +35,8 @@ def setup(events_file: str) -> None:
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     # Deliver what is queued (bounded), then exit like the default handler would.
     lost = instrument.shutdown(timeout=5.0)
+    stats = instrument.stats()
+    print(f"terminated: recorded={stats.recorded} sent={stats.sent} dropped={stats.dropped_total}", flush=True)
     sys.exit(128 + signum if not lost else 1)
 
 
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     """Simulate a few requests and a webhook, then flush and print the counters."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events-file", default=os.path.join("examples", "out", "events.jsonl"))
+    parser.add_argument("--serve", action="store_true", help="keep handling requests until SIGTERM")
     args = parser.parse_args(argv)
     setup(args.events_file)
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -56,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
             cluster_id=3, app_name="web", app_namespace="default", image_uri="registry.local/web:1.2"
         )
     handle(request, "delete-project")
+    if args.serve:
+        print("serving until SIGTERM", flush=True)
+        while True:  # a long-running service: SIGTERM ends it through _on_sigterm
+            handle(request, "provision-registry")
+            time.sleep(0.05)
 
     instrument.flush(timeout=5.0)
     stats = instrument.stats()

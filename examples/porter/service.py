@@ -135,7 +135,9 @@ def handle(request: Request, action: str) -> object:
             with analytics_scope(cluster_id=3):
                 return Applications().launch("web", "default", "web", flow_id="flow-1")
         if action == "build-stack":
-            return Stacks().build("api", logs=b"step 1/9 ...\n" * 4000)
+            Stacks().build("api", logs=b"step 1/9 ...\n" * 4000)
+            return None
         if action == "delete-project":
-            return Projects().delete()
+            Projects().delete()
+            return None
         raise ValueError(f"unknown action {action!r}")

@@ -44,6 +44,13 @@ class Transport:
         """Attach the report the transport tells about deliveries (done by the client)."""
         self._report = report
 
+    def start(self) -> None:
+        """Start whatever the transport needs (threads), on the thread that records the first event.
+
+        Called by the dispatcher when it starts its worker, so no thread is ever first started at
+        interpreter exit (Python 3.12+ refuses that). May be called again; must be idempotent.
+        """
+
     def send(self, messages: list[Message]) -> None:
         """Deliver (or queue for delivery) ``messages``."""
         raise NotImplementedError

@@ -1,0 +1,84 @@
+"""The benchmark still runs: ``python bench/run.py --quick`` exits 0 and prints every row (no timing checks)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "bench" / "run.py"
+
+ROWS = [
+    "bare call",
+    "functools.wraps wrapper",
+    "wrapt pass-through",
+    "@tracks call, emits in 3-level scope",
+    "Track(...) + instrument.track()",
+    "segment Client.track() (anchor)",
+    "posthog capture in new_context (peer)",
+    "analytics_scope enter/exit (3 fields)",
+    "structlog bound_contextvars (3 keys)",
+    "raw ContextVar set/reset",
+    "@tracks call that raises (no event)",
+    "wrapt pass-through that raises",
+    "e2e delivered/s, instrument",
+    "e2e delivered/s, segment Client.track()",
+    "e2e peak RSS growth, instrument",
+    "e2e peak RSS growth, segment",
+]
+
+
+@pytest.fixture(scope="module")
+def quick_run() -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SEGMENT_WRITE_KEY", None)
+    env.pop("SEGMENT_CLIENT_KEY", None)
+    return subprocess.run(
+        [sys.executable, str(RUN), "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+
+
+def _table_rows(stdout: str) -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    for line in stdout.splitlines():
+        if line.startswith("| ") and not line.startswith("| case "):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_quick_benchmark_exits_zero(quick_run: subprocess.CompletedProcess[str]) -> None:
+    assert quick_run.returncode == 0, quick_run.stdout + quick_run.stderr
+
+
+def test_quick_benchmark_prints_every_row_with_a_value(quick_run: subprocess.CompletedProcess[str]) -> None:
+    rows = _table_rows(quick_run.stdout)
+    for label in ROWS:
+        matching = [cells for name, cells in rows.items() if name.startswith(label)]
+        assert matching, f"row {label!r} missing from:\n{quick_run.stdout}"
+        assert matching[0][1], f"row {label!r} has no value"
+
+
+def test_quick_benchmark_marks_every_target_pass_or_miss(quick_run: subprocess.CompletedProcess[str]) -> None:
+    rows = _table_rows(quick_run.stdout)
+    verdicts = [cells[6] for cells in rows.values() if cells[5]]
+    assert len(verdicts) == 6
+    assert set(verdicts) <= {"PASS", "MISS"}
+
+
+def test_quick_benchmark_e2e_received_every_event(quick_run: subprocess.CompletedProcess[str]) -> None:
+    rows = _table_rows(quick_run.stdout)
+    e2e = [cells for name, cells in rows.items() if name.startswith("e2e delivered/s")]
+    assert len(e2e) == 2
+    for cells in e2e:
+        assert "received 20,000/20,000 unique" in cells[7], cells

@@ -1,0 +1,136 @@
+"""Many producers at once (threads, asyncio tasks), each in its own analytics_scope: every event arrives
+at the endpoint exactly once, carrying its own scope fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import instrument
+from instrument import AnalyticsError, EventName, Track, _client, analytics_scope
+from instrument._endpoint import SegmentEndpoint
+
+pytestmark = pytest.mark.timeout(120)
+
+WRITE_KEY = "wk-concurrency"
+THREADS = 8
+PER_THREAD = 10_000
+TASKS = 1_000
+PER_TASK = 5
+
+
+class Events(EventName):
+    WORK_DONE = "Work Done"
+
+
+class WorkDone(Track, event=Events.WORK_DONE, scope="project"):
+    worker: str
+    n: int
+
+
+@pytest.fixture
+def endpoint() -> Iterator[SegmentEndpoint]:
+    with SegmentEndpoint(keep_messages=True) as ep:
+        yield ep
+
+
+@pytest.fixture
+def errors() -> list[AnalyticsError]:
+    return []
+
+
+@pytest.fixture
+def configure(endpoint: SegmentEndpoint, errors: list[AnalyticsError]) -> Iterator[Callable[..., _client.Client]]:
+    """configure() against the endpoint; restores the global client and shuts ours down."""
+    made: list[_client.Client] = []
+    previous = _client.swap_client(_client.Client(None))
+
+    def make(**options: Any) -> _client.Client:
+        options.setdefault("host", endpoint.url)
+        options.setdefault("timeout", 5.0)
+        options.setdefault("flush_interval", 0.05)
+        options.setdefault("on_error", errors.append)
+        options.setdefault("strict", False)
+        client = instrument.configure(WRITE_KEY, **options)
+        made.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in made:
+            client.shutdown(5.0)
+        _client.swap_client(previous)
+
+
+def check_every_event_once_with_its_own_scope(endpoint: SegmentEndpoint, expected: dict[str, int]) -> None:
+    """``expected`` maps a worker name to how many events it emitted; user/project derive from the name."""
+    messages = endpoint.messages
+    assert len(messages) == sum(expected.values())
+    assert len({m["messageId"] for m in messages}) == len(messages)
+    seen: Counter[tuple[str, int]] = Counter()
+    for message in messages:
+        props = message["properties"]
+        worker = props["worker"]
+        assert message["userId"] == f"user-{worker}", message
+        assert props["project_id"] == f"project-{worker}", message
+        seen[(worker, props["n"])] += 1
+    assert set(seen.values()) == {1}  # no (worker, n) twice
+    assert all(0 <= n < expected[worker] for worker, n in seen)
+    assert Counter(worker for worker, _ in seen) == expected  # so each worker's 0..count-1, all there
+
+
+def test_threads_each_in_their_own_scope_deliver_every_event_once(
+    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+) -> None:
+    configure(max_queue_size=200_000, batch_size=500)
+    start = threading.Barrier(THREADS)
+
+    def produce(name: str) -> None:
+        with analytics_scope(user_id=f"user-{name}", project_id=f"project-{name}"):
+            start.wait()
+            for n in range(PER_THREAD):
+                if not instrument.track(WorkDone(worker=name, n=n)).ok:
+                    raise AssertionError(f"{name}: event {n} refused")
+
+    threads = [threading.Thread(target=produce, args=(f"t{i}",)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60.0)
+    assert not any(thread.is_alive() for thread in threads)
+
+    assert instrument.flush(60.0)
+    total = THREADS * PER_THREAD
+    stats = instrument.stats()
+    assert stats.dropped_total == 0, dict(stats.dropped)
+    assert stats.recorded == stats.sent == total
+    assert errors == []
+    check_every_event_once_with_its_own_scope(endpoint, {f"t{i}": PER_THREAD for i in range(THREADS)})
+
+
+async def test_asyncio_tasks_each_in_their_own_scope_deliver_every_event_once(
+    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+) -> None:
+    configure(max_queue_size=200_000, batch_size=500)
+
+    async def produce(name: str) -> None:
+        async with analytics_scope(user_id=f"user-{name}", project_id=f"project-{name}"):
+            for n in range(PER_TASK):
+                assert instrument.track(WorkDone(worker=name, n=n)).ok
+                await asyncio.sleep(0)  # interleave with the other tasks between events
+
+    await asyncio.gather(*(produce(f"a{i}") for i in range(TASKS)))
+
+    assert await instrument.aflush(30.0)
+    stats = instrument.stats()
+    assert stats.dropped_total == 0, dict(stats.dropped)
+    assert stats.recorded == stats.sent == TASKS * PER_TASK
+    assert errors == []
+    check_every_event_once_with_its_own_scope(endpoint, {f"a{i}": PER_TASK for i in range(TASKS)})

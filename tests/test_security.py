@@ -1,0 +1,198 @@
+"""The write key stays secret (logs at DEBUG, reprs, errors, stats) and personal data can be redacted."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+import instrument
+from instrument import AnalyticsError, DeliveryError, EventName, SegmentTransport, Track, _client, analytics_scope
+from instrument._endpoint import SegmentEndpoint
+
+pytestmark = pytest.mark.timeout(60)
+
+WRITE_KEY = "wk_SECRET_7f3a9c41e2b8"
+ENCODED_KEY = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+
+
+class Events(EventName):
+    ACCOUNT_UPDATED = "Account Updated"
+
+
+class AccountUpdated(Track, event=Events.ACCOUNT_UPDATED):
+    plan: str
+    email: str = ""
+    name: str = ""
+    company: str = ""
+
+
+@pytest.fixture
+def endpoint() -> Iterator[SegmentEndpoint]:
+    with SegmentEndpoint() as ep:
+        yield ep
+
+
+@pytest.fixture
+def errors() -> list[AnalyticsError]:
+    return []
+
+
+@pytest.fixture
+def configure(endpoint: SegmentEndpoint, errors: list[AnalyticsError]) -> Iterator[Callable[..., _client.Client]]:
+    """configure() against the endpoint; restores the global client and shuts ours down."""
+    made: list[_client.Client] = []
+    previous = _client.swap_client(_client.Client(None))
+
+    def make(**options: Any) -> _client.Client:
+        options.setdefault("host", endpoint.url)
+        options.setdefault("timeout", 0.5)
+        options.setdefault("flush_interval", 0.05)
+        options.setdefault("strict", False)
+        client = instrument.configure(WRITE_KEY, **options)
+        made.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in made:
+            client.shutdown(2.0)
+        _client.swap_client(previous)
+
+
+class _Everything(logging.Handler):
+    """Keeps every record, formatted with its traceback, whatever the logger."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.texts.append(logging.Formatter("%(name)s %(levelname)s %(message)s").format(record))
+
+
+@pytest.fixture
+def all_logs() -> Iterator[_Everything]:
+    """Every logger at DEBUG (``segment`` logs request bodies at debug), captured."""
+    handler = _Everything()
+    root = logging.getLogger()
+    loggers = [root] + [logging.getLogger(name) for name in ("segment", "instrument", "urllib3", "requests")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def assert_no_key(text: str) -> None:
+    assert WRITE_KEY not in text
+    assert ENCODED_KEY not in text
+
+
+def test_write_key_never_appears_in_logs_reprs_errors_or_stats(
+    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], all_logs: _Everything
+) -> None:
+    errors: list[AnalyticsError] = []
+    client = configure(max_retries=1, on_error=errors.append)
+    endpoint.fail_next(1, 503)  # a retry (logged at debug)
+    with analytics_scope(user_id="u1"):
+        instrument.track(AccountUpdated(plan="pro"))
+        assert instrument.flush(5.0)
+        endpoint.fail_next(2, 500)  # given up on: an error log and a DeliveryError
+        instrument.track(AccountUpdated(plan="team"))
+        assert instrument.flush(5.0)
+        endpoint.fail_next(1, 400)
+        instrument.track(AccountUpdated(plan="free"))
+        assert instrument.flush(5.0)
+    instrument.shutdown(2.0)
+
+    segment_debug = [r for r in all_logs.records if r.name == "segment" and r.levelno == logging.DEBUG]
+    assert any("making request" in r.getMessage() for r in segment_debug)  # bodies were logged, scrubbed
+    assert endpoint.message_count == 1
+    assert len([e for e in errors if isinstance(e, DeliveryError)]) == 2
+    for text in all_logs.texts:
+        assert_no_key(text)
+    for error in errors:
+        assert_no_key(str(error))
+        assert_no_key(repr(error))
+        assert_no_key(repr(vars(error)))
+    assert_no_key(repr(client))
+    assert_no_key(repr(client.dispatcher.transport))
+    assert_no_key(repr(instrument.stats()))
+
+
+def test_segment_transport_repr_hides_the_key() -> None:
+    transport = SegmentTransport(WRITE_KEY, host="http://127.0.0.1:9")
+
+    assert repr(transport) == "SegmentTransport(host='http://127.0.0.1:9', write_key='***')"
+    assert WRITE_KEY not in str(vars(transport).get("_consumer_args"))
+
+
+def test_write_key_is_sent_as_basic_auth_to_the_configured_host_only(
+    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+) -> None:
+    with SegmentEndpoint() as elsewhere:
+        configure()
+        with analytics_scope(user_id="u1"):
+            instrument.track(AccountUpdated(plan="pro"))
+        assert instrument.flush(5.0)
+
+        assert elsewhere.request_count == 0
+    [batch] = endpoint.batches
+    assert batch.write_key == WRITE_KEY
+    assert batch.headers["Authorization"] == f"Basic {ENCODED_KEY}"
+    [message] = batch.messages
+    assert_no_key(repr(message))  # never inside a message
+
+
+def test_redact_hook_keeps_personal_data_out_of_track_properties(
+    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+) -> None:
+    personal = {"email", "name", "company"}
+    calls: list[str] = []
+
+    def redact(event: str, properties: dict[str, Any]) -> Mapping[str, Any]:
+        calls.append(event)
+        return {key: value for key, value in properties.items() if key not in personal}
+
+    configure(redact=redact)
+    with analytics_scope(user_id="u1"):
+        instrument.track(AccountUpdated(plan="pro", email="ada@example.com", name="Ada", company="Analytical"))
+    assert instrument.flush(5.0)
+
+    [message] = endpoint.messages
+    assert message["properties"] == {"plan": "pro"}
+    assert calls == ["Account Updated"]
+    for value in ("ada@example.com", "Ada", "Analytical"):
+        assert value not in repr(endpoint.batches[0].body)
+
+
+def test_failing_redact_hook_drops_the_event_rather_than_sending_it_unredacted(
+    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+) -> None:
+    errors: list[AnalyticsError] = []
+
+    def redact(event: str, properties: dict[str, Any]) -> Mapping[str, Any]:
+        raise ValueError("redaction service down")
+
+    configure(redact=redact, on_error=errors.append)
+    with analytics_scope(user_id="u1"):
+        instrument.track(AccountUpdated(plan="pro", email="ada@example.com"))
+    assert instrument.flush(5.0)
+
+    assert endpoint.message_count == 0
+    [error] = errors
+    assert "redaction service down" in str(error)
+    assert "ada@example.com" not in str(error)
+    assert instrument.stats().dropped["invalid"] == 1
