@@ -67,10 +67,9 @@ class Client:
         self._warned_unconfigured = False
         self._log_lock = threading.Lock()
         self._log_state: dict[str, tuple[float, int]] = {}
-        options_ = self.options
 
         def encode(record: Any) -> dict[str, Any]:
-            return to_message(record, options_)
+            return to_message(record, self.options)
 
         kind = SyncDispatcher if sync else Dispatcher
         self.dispatcher = kind(
@@ -185,6 +184,9 @@ class _Nowhere(Transport):
 
 
 _lock = threading.RLock()
+# Set by instrument.testing while it captures: configure() hands the client it built to it instead of
+# installing it, so code under test that configures delivery cannot send anything.
+_interceptor: Callable[[Client], None] | None = None
 _client = Client(None)
 
 
@@ -296,6 +298,10 @@ def configure(
         batch_size=int(batch_size),
         exit_timeout=exit_timeout,
     )
+    interceptor = _interceptor
+    if interceptor is not None:
+        interceptor(client)
+        return client
     previous = swap_client(client)
     previous.shutdown(previous.exit_timeout)
     return client

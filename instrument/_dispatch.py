@@ -404,10 +404,10 @@ class SyncDispatcher(Dispatcher):
                 return EmitResult(False, error)
             except Exception as error:  # a user hook (redact) failing: report it, never raise into the caller
                 self._done += 1
-                failure = _encoding_failed(item, error)
+                invalid = _encoding_failed(item, error)
                 self.counters.pipeline_dropped("invalid")
-                self._report_error(failure)
-                return EmitResult(False, failure)
+                self._report_error(invalid)
+                return EmitResult(False, invalid)
             try:
                 self.transport.send([message])
             except Exception as error:

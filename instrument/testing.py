@@ -37,7 +37,7 @@ from instrument._errors import (
 )
 from instrument._events import EventName
 from instrument._mode import mode
-from instrument._tracks import EncodeOptions, Identify, Track, spec_of, to_message
+from instrument._tracks import EncodeOptions, Identify, Track, spec_of
 from instrument.transports import MemoryTransport
 
 __all__ = [
@@ -583,23 +583,6 @@ def _sorted(value: Any) -> Any:
 # -- capture ----------------------------------------------------------------------------------------
 
 
-class _CaptureClient(_client.Client):
-    """The capture's client. If code under test calls ``configure()`` while capturing, the new
-    client is put aside (closed when the capture ends) and capture continues with its encoding
-    options, so nothing reaches the network."""
-
-    capture: _Capture
-
-    def shutdown(self, timeout: float = 5.0) -> int:
-        capture = self.capture
-        if capture.active and _client.get_client() is not self:
-            # configure() swapped us out and is shutting us down: take the pipeline back.
-            intruder = _client.swap_client(self)
-            capture.adopt(intruder)
-            return 0
-        return super().shutdown(timeout)
-
-
 class _Capture:
     """One ``capture_events()``: a context manager, and a decorator giving each call its own capture."""
 
@@ -608,12 +591,13 @@ class _Capture:
         self.active = False
         self._lock = threading.Lock()
         self._events: CapturedEvents | None = None
-        self._client: _CaptureClient | None = None
+        self._client: _client.Client | None = None
         self._previous: _client.Client | None = None
         self._previous_strict = False
         self._scope: dict[str, object] = {}
         self._scope_token: Any = None
         self._intruders: list[_client.Client] = []
+        self._previous_interceptor: Callable[[_client.Client], None] | None = None
 
     # -- context manager ----------------------------------------------------------------------------
 
@@ -625,16 +609,16 @@ class _Capture:
         previous = _client.get_client()
         transport = MemoryTransport()
         events = CapturedEvents(transport, previous.options)
-        client = _CaptureClient(
+        client = _client.Client(
             transport, strict=self.strict, on_error=events.errors.append, options=previous.options, sync=True
         )
-        client.capture = self
         self._events, self._client = events, client
         self._intruders = []
         self._previous_strict = mode.strict
         self._scope = _scopes.get_bound()
         self._scope_token = _scopes._SCOPE.set(self._scope)
         self._previous = _client.swap_client(client)
+        self._previous_interceptor, _client._interceptor = _client._interceptor, self.adopt
         return events
 
     def __exit__(
@@ -645,6 +629,7 @@ class _Capture:
         if previous is None or client is None or events is None:  # pragma: no cover - misuse
             raise RuntimeError("capture_events(): __exit__ without __enter__")
         try:
+            _client._interceptor = self._previous_interceptor
             _client.swap_client(previous)
             mode.strict = self._previous_strict
             try:
@@ -676,9 +661,6 @@ class _Capture:
         if client is not None and events is not None:
             client.options = intruder.options
             events._options = intruder.options
-            # The client's encoder closed over its options at construction: rebuild it.
-            options = intruder.options
-            client.dispatcher._encode = lambda record: to_message(record, options)
 
     # -- decorator ----------------------------------------------------------------------------------
 

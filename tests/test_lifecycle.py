@@ -236,7 +236,7 @@ def test_flush_on_a_hung_endpoint_returns_false_within_its_timeout_then_delivers
 def test_shutdown_is_bounded_counts_the_loss_and_a_second_shutdown_is_a_no_op(
     endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
 ) -> None:
-    configure(timeout=5.0)
+    configure(timeout=5.0, flush_interval=30.0)  # the 5 events travel as one (hung) batch
     endpoint.hang_next(1, 3.0)
     emit(5)
     assert instrument.flush(0.2) is False  # the request is in flight
