@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+import instrument
 from instrument import _client
+from instrument._endpoint import SegmentEndpoint
 from instrument._errors import AnalyticsError
 from instrument._mode import mode
 from instrument.transports import MemoryTransport
@@ -38,4 +41,50 @@ def memory(reported: list[AnalyticsError]) -> Iterator[MemoryTransport]:
     try:
         yield transport
     finally:
+        _client.swap_client(previous)
+
+
+@pytest.fixture
+def write_key() -> str:
+    """The Segment write key the ``configure`` fixture uses (a module may override it)."""
+    return "wk-test"
+
+
+@pytest.fixture
+def endpoint() -> Iterator[SegmentEndpoint]:
+    """A real Segment-compatible HTTP endpoint on 127.0.0.1."""
+    with SegmentEndpoint() as ep:
+        yield ep
+
+
+@pytest.fixture
+def errors() -> list[AnalyticsError]:
+    """The errors the clients made by ``configure`` reported to their on_error handler."""
+    return []
+
+
+@pytest.fixture
+def configure(
+    endpoint: SegmentEndpoint, errors: list[AnalyticsError], write_key: str
+) -> Iterator[Callable[..., _client.Client]]:
+    """configure() against the endpoint with small timings; restores the global client and shuts ours down."""
+    made: list[_client.Client] = []
+    previous = _client.swap_client(_client.Client(None))
+
+    def make(**options: Any) -> _client.Client:
+        if "transport" not in options:  # the Segment transport, at the endpoint
+            options.setdefault("host", endpoint.url)
+            options.setdefault("timeout", 0.5)
+        options.setdefault("flush_interval", 0.05)
+        options.setdefault("on_error", errors.append)
+        options.setdefault("strict", False)
+        client = instrument.configure(None if "transport" in options else write_key, **options)
+        made.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in made:
+            client.shutdown(2.0)
         _client.swap_client(previous)

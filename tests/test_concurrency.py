@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -35,38 +34,8 @@ class WorkDone(Track, event=Events.WORK_DONE, scope="project"):
 
 
 @pytest.fixture
-def endpoint() -> Iterator[SegmentEndpoint]:
-    with SegmentEndpoint(keep_messages=True) as ep:
-        yield ep
-
-
-@pytest.fixture
-def errors() -> list[AnalyticsError]:
-    return []
-
-
-@pytest.fixture
-def configure(endpoint: SegmentEndpoint, errors: list[AnalyticsError]) -> Iterator[Callable[..., _client.Client]]:
-    """configure() against the endpoint; restores the global client and shuts ours down."""
-    made: list[_client.Client] = []
-    previous = _client.swap_client(_client.Client(None))
-
-    def make(**options: Any) -> _client.Client:
-        options.setdefault("host", endpoint.url)
-        options.setdefault("timeout", 5.0)
-        options.setdefault("flush_interval", 0.05)
-        options.setdefault("on_error", errors.append)
-        options.setdefault("strict", False)
-        client = instrument.configure(WRITE_KEY, **options)
-        made.append(client)
-        return client
-
-    try:
-        yield make
-    finally:
-        for client in made:
-            client.shutdown(5.0)
-        _client.swap_client(previous)
+def write_key() -> str:
+    return WRITE_KEY
 
 
 def check_every_event_once_with_its_own_scope(endpoint: SegmentEndpoint, expected: dict[str, int]) -> None:

@@ -8,8 +8,8 @@ same messageId), and every loss counted and reported.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated
 
 import pytest
 
@@ -48,38 +48,8 @@ class Letter(Track, event=Events.PARCEL_SENT):
 
 
 @pytest.fixture
-def endpoint() -> Iterator[SegmentEndpoint]:
-    with SegmentEndpoint() as ep:
-        yield ep
-
-
-@pytest.fixture
-def errors() -> list[AnalyticsError]:
-    return []
-
-
-@pytest.fixture
-def configure(endpoint: SegmentEndpoint, errors: list[AnalyticsError]) -> Iterator[Callable[..., _client.Client]]:
-    """configure() against the endpoint with small timings; restores the global client and shuts ours down."""
-    made: list[_client.Client] = []
-    previous = _client.swap_client(_client.Client(None))
-
-    def make(**options: Any) -> _client.Client:
-        options.setdefault("host", endpoint.url)
-        options.setdefault("timeout", 0.5)
-        options.setdefault("flush_interval", 0.05)
-        options.setdefault("on_error", errors.append)
-        options.setdefault("strict", False)
-        client = instrument.configure(WRITE_KEY, **options)
-        made.append(client)
-        return client
-
-    try:
-        yield make
-    finally:
-        for client in made:
-            client.shutdown(2.0)
-        _client.swap_client(previous)
+def write_key() -> str:
+    return WRITE_KEY
 
 
 #: A flush interval no test waits for: the worker takes everything recorded when the test flushes,

@@ -5,7 +5,7 @@ does, queue-full policies, worker-side drops, and the stats invariant. Events ar
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -48,40 +48,8 @@ class Dispatched(Track, event=Events.ITEM_DISPATCHED):
 
 
 @pytest.fixture
-def endpoint() -> Iterator[SegmentEndpoint]:
-    with SegmentEndpoint() as ep:
-        yield ep
-
-
-@pytest.fixture
-def errors() -> list[AnalyticsError]:
-    return []
-
-
-@pytest.fixture
-def configure(endpoint: SegmentEndpoint, errors: list[AnalyticsError]) -> Iterator[Callable[..., _client.Client]]:
-    """configure() against the endpoint with small timings; restores the global client and shuts ours down."""
-    made: list[_client.Client] = []
-    previous = _client.swap_client(_client.Client(None))
-
-    def make(**options: Any) -> _client.Client:
-        if "transport" not in options:
-            options.setdefault("host", endpoint.url)
-            options.setdefault("timeout", 0.5)
-        options.setdefault("flush_interval", 0.05)
-        options.setdefault("on_error", errors.append)
-        options.setdefault("strict", False)
-        key = None if "transport" in options else WRITE_KEY
-        client = instrument.configure(key, **options)
-        made.append(client)
-        return client
-
-    try:
-        yield make
-    finally:
-        for client in made:
-            client.shutdown(2.0)
-        _client.swap_client(previous)
+def write_key() -> str:
+    return WRITE_KEY
 
 
 def assert_invariant(stats: Stats) -> None:

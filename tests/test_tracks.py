@@ -10,6 +10,12 @@ from typing import Annotated, Any, Literal, Optional, cast
 import pytest
 from dirty_equals import IsStr
 
+from examples.porter.analytics import (
+    ApplicationLaunchSuccess,
+    ClusterProvisioningSuccess,
+    RegistryProvisioningSuccess,
+    TriggeredRedeployViaWebhook,
+)
 from instrument import (
     MAX_MESSAGE_BYTES,
     EncodingError,
@@ -34,31 +40,9 @@ MESSAGE_ID = IsStr(regex=r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9
 PORTER_KEYS = EncodeOptions(wire_keys={"project_id": "proj_id"})
 
 
-class Events(EventName, legacy={"Triggered Re-deploy via Webhook"}):
-    CLUSTER_PROVISIONING_SUCCESS = "Cluster Provisioning Success"
-    REGISTRY_PROVISIONING_SUCCESS = "Registry Provisioning Success"
-    APPLICATION_LAUNCH_SUCCESS = "Application Launch Success"
-    TRIGGERED_REDEPLOY_VIA_WEBHOOK = "Triggered Re-deploy via Webhook"
+class Events(EventName):
     STACK_BUILD_FAILURE = "Stack Build Failure"
     THING_HAPPENED = "Thing Happened"
-
-
-class ClusterProvisioningSuccess(Track, event=Events.CLUSTER_PROVISIONING_SUCCESS, scope="cluster"):
-    cluster_type: str
-    infra_id: int
-
-
-class RegistryProvisioningSuccess(Track, event=Events.REGISTRY_PROVISIONING_SUCCESS, scope="registry"):
-    registry_type: str
-    infra_id: int
-
-
-class ApplicationLaunchSuccess(Track, event=Events.APPLICATION_LAUNCH_SUCCESS, scope="application"):
-    flow_id: str
-
-
-class TriggeredRedeployViaWebhook(Track, event=Events.TRIGGERED_REDEPLOY_VIA_WEBHOOK, scope="application"):
-    image_uri: str
 
 
 class StackBuildFailure(Track, event=Events.STACK_BUILD_FAILURE, scope="project"):
