@@ -187,7 +187,9 @@ _lock = threading.RLock()
 # Set by instrument.testing while it captures: configure() hands the client it built to it instead of
 # installing it, so code under test that configures delivery cannot send anything.
 _interceptor: Callable[[Client], None] | None = None
-_client = Client(None)
+# The no-op default still validates, and INSTRUMENT_STRICT applies to it too.
+_client = Client(None, strict=strict_from_env())
+mode.strict = _client.strict
 
 
 def get_client() -> Client:

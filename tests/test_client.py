@@ -1,0 +1,194 @@
+"""The client: configuration, the no-op default, key lookup, strict mode, results, and end-to-end delivery."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import instrument
+from instrument import (
+    ConfigurationError,
+    EventName,
+    Identify,
+    MemoryTransport,
+    NotConfiguredError,
+    PropertyError,
+    SegmentTransport,
+    Track,
+    _client,
+    analytics_scope,
+)
+from instrument._endpoint import SegmentEndpoint
+
+pytestmark = pytest.mark.timeout(60)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Events(EventName):
+    CLUSTER_PROVISIONING_SUCCESS = "Cluster Provisioning Success"
+
+
+class ClusterProvisioningSuccess(Track, event=Events.CLUSTER_PROVISIONING_SUCCESS, scope="cluster"):
+    cluster_type: str
+    infra_id: int
+
+
+class UserTraits(Identify):
+    email: str
+    github: bool
+
+
+@pytest.fixture
+def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    monkeypatch.delenv("SEGMENT_CLIENT_KEY", raising=False)
+
+
+def test_unconfigured_track_returns_not_configured_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="instrument")
+    with analytics_scope(user_id=1, project_id=2, cluster_id=3):
+        results = [instrument.track(ClusterProvisioningSuccess(cluster_type="eks", infra_id=i)) for i in range(3)]
+    assert [r.ok for r in results] == [False, False, False]
+    assert all(isinstance(r.error, NotConfiguredError) for r in results)
+    assert not results[0]
+    assert len([r for r in caplog.records if "not configured" in r.getMessage()]) == 1
+    assert instrument.stats().dropped["not_configured"] == 3
+    assert not instrument.is_configured()
+
+
+def test_unconfigured_client_still_validates() -> None:
+    with analytics_scope(user_id=1, project_id=2, cluster_id=3):
+        result = instrument.track(ClusterProvisioningSuccess(cluster_type="eks", infra_id="seven"))  # type: ignore[arg-type]
+    assert isinstance(result.error, PropertyError)
+    assert instrument.stats().dropped["invalid"] == 1
+
+
+def test_configure_without_a_key_or_transport_warns_and_drops(no_keys: None, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="instrument")
+    client = instrument.configure()
+    try:
+        assert not client.configured
+        assert any("no Segment write key" in r.getMessage() for r in caplog.records)
+    finally:
+        client.shutdown(1)
+
+
+@pytest.mark.parametrize("variable", ["SEGMENT_WRITE_KEY", "SEGMENT_CLIENT_KEY"])
+def test_configure_reads_the_key_from_the_environment_and_sends_it_as_basic_auth(
+    no_keys: None, monkeypatch: pytest.MonkeyPatch, endpoint: SegmentEndpoint, variable: str
+) -> None:
+    monkeypatch.setenv(variable, f"key-from-{variable}")
+    client = instrument.configure(host=endpoint.url, flush_interval=0.05)
+    try:
+        assert isinstance(client.dispatcher.transport, SegmentTransport)
+        with analytics_scope(user_id=42, project_id=1, cluster_id=3):
+            assert instrument.track(ClusterProvisioningSuccess(cluster_type="eks", infra_id=7)).ok
+        assert instrument.flush(10)
+        assert endpoint.wait_for(1, timeout=10)
+        batch = endpoint.batches[0]
+        assert batch.write_key == f"key-from-{variable}"
+        expected = base64.b64encode(f"key-from-{variable}:".encode()).decode()
+        assert batch.headers["Authorization"] == f"Basic {expected}"
+    finally:
+        client.shutdown(2)
+
+
+def test_segment_write_key_wins_over_the_seeds_variable(no_keys: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "first")
+    monkeypatch.setenv("SEGMENT_CLIENT_KEY", "second")
+    client = instrument.configure(host="http://127.0.0.1:9")
+    try:
+        transport = client.dispatcher.transport
+        assert isinstance(transport, SegmentTransport)
+        assert transport._SegmentTransport__write_key == "first"  # type: ignore[attr-defined]
+    finally:
+        client.shutdown(0)
+
+
+def test_end_to_end_track_and_identify_arrive_with_the_wire_format(configure, endpoint: SegmentEndpoint) -> None:  # type: ignore[no-untyped-def]
+    configure(wire_keys={"project_id": "proj_id"})
+    with analytics_scope(user_id=42, project_id=1, cluster_id=3):
+        assert instrument.track(ClusterProvisioningSuccess(cluster_type="eks", infra_id=7)).ok
+        assert instrument.identify(UserTraits(email="ada@example.com", github=True)).ok
+    assert instrument.flush(10)
+    assert endpoint.wait_for(2, timeout=10)
+    track, identify = sorted(endpoint.messages, key=lambda m: m["type"], reverse=True)
+    assert track["type"] == "track"
+    assert track["userId"] == "42"
+    assert track["event"] == "Cluster Provisioning Success"
+    assert track["properties"] == {"cluster_type": "eks", "infra_id": 7, "proj_id": 1, "cluster_id": 3}
+    assert "anonymousId" not in track
+    assert "context" not in track
+    assert identify == {
+        **identify,
+        "type": "identify",
+        "userId": "42",
+        "traits": {"email": "ada@example.com", "github": True},
+    }
+    assert endpoint.batches[0].write_key == "wk-test"
+    stats = instrument.stats()
+    assert (stats.recorded, stats.sent, stats.dropped_total, stats.pending) == (2, 2, 0, 0)
+
+
+def test_track_of_something_that_is_not_a_track_is_reported_not_raised(memory: MemoryTransport) -> None:
+    result = instrument.track({"event": "Cluster Provisioning Success"})  # type: ignore[arg-type]
+    assert isinstance(result.error, PropertyError)
+    assert memory.messages == []
+
+
+def test_track_of_something_that_is_not_a_track_raises_in_strict_mode() -> None:
+    _client.swap_client(_client.Client(MemoryTransport(), strict=True, sync=True))
+    with pytest.raises(PropertyError, match="takes a Track instance"):
+        instrument.track("Cluster Provisioning Success")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"queue_policy": "drop_random"}, "queue_policy"),
+        ({"max_queue_size": 0}, "max_queue_size"),
+        ({"wire_keys": {"projectid": "proj_id"}}, "projectid"),
+        ({"wire_keys": {"user_id": "uid"}}, "user_id"),
+        ({"on_error": "log"}, "on_error"),
+        ({"write_key": "k", "transport": MemoryTransport()}, "not both"),
+    ],
+)
+def test_configure_rejects_bad_arguments_by_name(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        instrument.configure(**options)  # type: ignore[arg-type]
+
+
+def test_configure_replaces_and_shuts_down_the_previous_client() -> None:
+    first = instrument.configure(transport=MemoryTransport())
+    second = instrument.configure(transport=MemoryTransport())
+    try:
+        assert _client.get_client() is second
+        assert first.dispatcher._closed
+    finally:
+        second.shutdown(0)
+
+
+def test_instrument_strict_environment_variable_makes_errors_raise_without_configure() -> None:
+    code = (
+        "import instrument\n"
+        "from instrument import EventName, Track\n"
+        "class E(EventName):\n    A = 'Thing Happened'\n"
+        "class T(Track, event=E.A):\n    n: int\n"
+        "try:\n    T(n='x')\nexcept instrument.PropertyError as e:\n    print('raised:', e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "INSTRUMENT_STRICT": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert "raised: T.n: expected int, got str 'x'" in done.stdout, done.stderr
+    env["INSTRUMENT_STRICT"] = "0"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert "raised" not in done.stdout
