@@ -27,6 +27,7 @@ from typing import Any, TypeVar, Union, overload
 
 from instrument import _client, _scopes
 from instrument._encoding import encode
+from instrument._endpoint import SegmentEndpoint
 from instrument._errors import (
     AnalyticsError,
     ClosedError,
@@ -45,6 +46,7 @@ __all__ = [
     "AnalyticsAssertionError",
     "CapturedEvent",
     "CapturedEvents",
+    "SegmentEndpoint",
     "capture_events",
 ]
 
