@@ -624,20 +624,3 @@ def adhoc_track(event: str, scope: str = "user") -> type[Track]:
         cls = type(f"Event[{event}]", (Track,), {"_free_form": True}, event=event, scope=scope)
         _adhoc[key] = cls
     return cls
-
-
-__all__ = [
-    "DEFAULT_OPTIONS",
-    "EncodeOptions",
-    "EncodingError",
-    "Identify",
-    "ScopeId",
-    "Spec",
-    "Track",
-    "Truncatable",
-    "adhoc_track",
-    "field",
-    "find_error",
-    "spec_of",
-    "to_message",
-]

@@ -1,0 +1,48 @@
+"""The package's layers: a module imports only from its own layer or the layers below it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
+
+# Lowest first (see the README's "Design" table).
+LAYERS: list[set[str]] = [
+    {"_errors"},
+    {"_events", "_scopes", "_checks", "_encoding", "_mode", "transports", "_endpoint"},
+    {"_tracks", "_dispatch"},
+    {"_client"},
+    {"_decorator"},
+    {"__init__", "testing", "pytest_plugin"},
+]
+LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
+
+
+def _module_of(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+
+
+def _imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("instrument"):
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                names.add(parts[1])
+            else:  # from instrument import _client, ...
+                names.update(alias.name for alias in node.names if alias.name in LEVEL)
+        elif isinstance(node, ast.Import):
+            names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("instrument."))
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_import_only_from_their_layer_or_below(path: Path) -> None:
+    module = _module_of(path)
+    assert module in LEVEL, f"{module} is in no layer: add it to LAYERS"
+    above = {name for name in _imported(path) - {module} if LEVEL.get(name, -1) > LEVEL[module]}
+    assert not above, f"{path.relative_to(PACKAGE)} imports {sorted(above)} from a layer above it"
