@@ -152,14 +152,13 @@ def reset_scope(token: contextvars.Token[dict[str, object]]) -> None:
 
 def current_scope() -> Mapping[str, object]:
     """The scope fields bound in the current context, as a read-only mapping."""
-    return MappingProxyType({k: v for k, v in _get().items() if v is not None})
+    return MappingProxyType({k: v for k, v in _get().items() if v is not None and k is not _TOKEN})
 
 
-# Every analytics_scope block currently entered, by the id of the dict it bound: one instance may be
-# entered by several threads or tasks at once (a module-level ``scope = analytics_scope(...)`` used
-# with ``async with scope:``), and the dict the exiting context still sees bound identifies the token
-# to reset. A bound dict is alive while it is bound, so its id is unique among the entries.
-_entries: dict[int, tuple[contextvars.Token[dict[str, object]], dict[str, object], AnalyticsScope]] = {}
+# Where a dict bound by an analytics_scope block keeps (token, block) of the binding: the dict the
+# exiting context still sees bound says which token to reset, even when one scope object is entered by
+# several threads or tasks at once. Not a str, so it never meets a field name; current_scope() hides it.
+_TOKEN: Any = object()
 
 
 class AnalyticsScope(tuple):  # type: ignore[type-arg]
@@ -176,40 +175,42 @@ class AnalyticsScope(tuple):  # type: ignore[type-arg]
         fields: dict[str, object] = self[0]
         return fields
 
-    def __enter__(self) -> Mapping[str, object]:
+    def __enter__(self) -> None:
         merged = {**_get(), **self[0]}
-        _entries[id(merged)] = (_set(merged), merged, self)
-        return MappingProxyType(merged)
+        merged[_TOKEN] = (_set(merged), self)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        entry = _entries.pop(id(_get()), None)
-        if entry is not None and entry[2] is self:
-            _reset(entry[0])  # the bound dict is ours, so this context made the token
-            return
-        if entry is not None:  # pragma: no cover - another instance's dict: put it back
-            _entries[id(entry[1])] = entry
+        entry: Any = _get().get(_TOKEN)
+        if entry is not None and entry[1] is self:
+            try:
+                _reset(entry[0])
+                return
+            except (ValueError, RuntimeError):  # made in another context, or already used
+                pass
         self._exit_unusual()
 
     def _exit_unusual(self) -> None:
-        # Something bound inside the block was not reset (a bind_scope without reset_scope): the
-        # innermost entry this context can reset is ours. Tokens of other contexts refuse (ValueError).
-        for key, (token, _, owner) in reversed(list(_entries.items())):
-            if owner is not self:
-                continue
-            try:
-                _reset(token)
-            except (ValueError, RuntimeError):
-                continue
-            _entries.pop(key, None)
-            return
-        # Entered in one context and left in another (a generator resumed elsewhere): the other
-        # context's value is not ours to reset, and raising here would break the caller.
+        # What is bound now is not this block's dict: something bound inside the block was not reset (a
+        # bind_scope without reset_scope), or the block is left in another context than it was entered
+        # in (a generator resumed elsewhere). Walk back through the bindings of this context to this
+        # block's own and reset that: exactly what was bound before the block comes back.
+        value: object = _get()
+        while isinstance(value, dict) and (entry := value.get(_TOKEN)) is not None:
+            token, owner = entry
+            if owner is self:
+                try:
+                    _reset(token)
+                    return
+                except (ValueError, RuntimeError):
+                    break
+            value = token.old_value
+        # Not this context's to reset, and raising here would break the caller.
         logger.warning("analytics_scope exited in a different context than it was entered in")
 
-    async def __aenter__(self) -> Mapping[str, object]:
-        return self.__enter__()
+    async def __aenter__(self) -> None:
+        self.__enter__()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -254,9 +255,8 @@ def analytics_scope(**fields: object) -> AnalyticsScope:
 
     ``with analytics_scope(user_id=1, project_id=2):`` (also ``async with``, and ``@analytics_scope(...)``).
     Nested blocks merge and the inner value wins; leaving the block restores exactly what was bound
-    before, also on exceptions. A value of None unbinds that field (``current_scope()`` leaves it out;
-    the mapping ``with ... as bound`` gives shows it as None). Raises ScopeError for a field no scope
-    defines.
+    before, also on exceptions. A value of None unbinds that field. ``current_scope()`` shows what is
+    bound. Raises ScopeError for a field no scope defines.
     """
     if not _known_fields.issuperset(fields):
         raise _unknown(fields, "analytics_scope")
