@@ -175,20 +175,27 @@ class AnalyticsScope(tuple):  # type: ignore[type-arg]
         fields: dict[str, object] = self[0]
         return fields
 
-    def __enter__(self) -> None:
+    # The default arguments make the module's functions locals: this pair runs on every request.
+    def __enter__(self, _get: Any = _get, _set: Any = _set, _key: Any = _TOKEN) -> None:
         merged = {**_get(), **self[0]}
-        merged[_TOKEN] = (_set(merged), self)
+        merged[_key] = (_set(merged), self)
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        _get: Any = _get,
+        _reset: Any = _reset,
+        _key: Any = _TOKEN,
     ) -> None:
-        entry: Any = _get().get(_TOKEN)
-        if entry is not None and entry[1] is self:
-            try:
-                _reset(entry[0])
+        try:
+            token, owner = _get()[_key]
+            if owner is self:
+                _reset(token)
                 return
-            except (ValueError, RuntimeError):  # made in another context, or already used
-                pass
+        except (KeyError, ValueError, RuntimeError):  # nothing of ours bound, or a token of another context
+            pass
         self._exit_unusual()
 
     def _exit_unusual(self) -> None:
