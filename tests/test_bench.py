@@ -82,3 +82,21 @@ def test_quick_benchmark_e2e_received_every_event(quick_run: subprocess.Complete
     assert len(e2e) == 2
     for cells in e2e:
         assert "received 20,000/20,000 unique" in cells[7], cells
+
+
+def test_soak_quick_delivers_every_recorded_event_exactly_once() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "soak.py"), "--quick"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = dict(line.split(None, 1) for line in done.stdout.splitlines() if " " in line)
+    assert lines["recorded"].strip() == "20,000"
+    assert lines["delivered"].startswith("20,000 unique messageIds (20,000 messages")
+    assert lines["dropped"].strip() == "0 {}"
+    assert done.stdout.strip().endswith("OK")
