@@ -122,13 +122,9 @@ class Client:
             "analytics event dropped: instrument is not configured (call instrument.configure() with a "
             "write key, or set SEGMENT_WRITE_KEY)"
         )
-        if not self._warned_unconfigured:
-            self._warned_unconfigured = True
-            return self.dispatcher.drop(error, reason="not_configured")
-        self.dispatcher.counters.add_dropped("not_configured")
-        with self.dispatcher._lock:
-            self.dispatcher._refused += 1
-        return EmitResult(False, error)
+        # Warned once, not logged on every call (the seed's package logged each one at error level).
+        first, self._warned_unconfigured = not self._warned_unconfigured, True
+        return self.dispatcher.drop(error, report=first)
 
     def _report(self, error: AnalyticsError) -> None:
         handler = self.on_error

@@ -160,8 +160,6 @@ class _Emitter:
             failure_spec = spec_of(failure_cls)
             self.failure_plan = _Plan(func, failure_spec.field_names)
             self.failure_sets_error = "error" in failure_spec.by_name or failure_spec.free_form
-        needs_call = props is not None
-        self.needs_call = needs_call
 
     def success(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         try:

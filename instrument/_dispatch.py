@@ -20,6 +20,7 @@ from instrument._errors import (
     ClosedError,
     DeliveryError,
     EncodingError,
+    NotConfiguredError,
     OversizeError,
     QueueFullError,
 )
@@ -75,6 +76,8 @@ def drop_reason(error: BaseException) -> str:
         return "closed"
     if isinstance(error, DeliveryError):
         return "delivery_failed"
+    if isinstance(error, NotConfiguredError):
+        return "not_configured"
     return "invalid"
 
 
@@ -224,13 +227,13 @@ class Dispatcher:
             return OK
         return self.drop(QueueFullError(f"queue full ({self._cap}): event dropped", track=_name(item)))
 
-    def drop(self, error: AnalyticsError, *, counted: bool = True, reason: str | None = None) -> EmitResult:
-        """Count and report an event that will not be sent; return the failed result."""
-        if counted:
-            with self._lock:
-                self._refused += 1
-            self.counters.add_dropped(reason or drop_reason(error))
-        self._report_error(error)
+    def drop(self, error: AnalyticsError, *, report: bool = True) -> EmitResult:
+        """Count (and unless ``report`` is False, report) an event that will not be sent; return the result."""
+        with self._lock:
+            self._refused += 1
+        self.counters.add_dropped(drop_reason(error))
+        if report:
+            self._report_error(error)
         return EmitResult(False, error)
 
     def _start(self) -> bool:
