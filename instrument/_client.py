@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from instrument import _scopes
+from instrument import _context, _forks, _scopes
 from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
 from instrument._errors import AnalyticsError, ConfigurationError, NotConfiguredError, PropertyError
 from instrument._mode import mode
@@ -69,7 +69,8 @@ class Client:
         self._log_state: dict[str, tuple[float, int]] = {}
 
         def encode(record: Any) -> dict[str, Any]:
-            return to_message(record, self.options)
+            # The context providers' output was captured on the caller's thread (see _emit).
+            return _context.merge_into(to_message(record, self.options), record.__dict__.get("_context"))
 
         kind = SyncDispatcher if sync else Dispatcher
         self.dispatcher = kind(
@@ -108,9 +109,11 @@ class Client:
             if mode.strict:
                 raise error_
             return self.dispatcher.drop(error_)
+        if _context.providers:  # integrations' context (trace ids, the request), read on this thread
+            record.__dict__["_context"] = _context.collect()
         if mode.strict:
             # Strict: every check, the encoder and the size limit run here, so errors raise at the call.
-            item: Any = to_message(record, self.options)
+            item: Any = _context.merge_into(to_message(record, self.options), record.__dict__.get("_context"))
         else:
             item = record
         if not self.configured:
@@ -361,6 +364,8 @@ def _at_exit() -> None:
 def _after_fork_in_child() -> None:
     reset_http_session_after_fork()
     _client.after_fork()
+    # A multiprocessing/billiard child ends through os._exit (no atexit): deliver from its finalizer.
+    _forks.flush_at_child_exit(_at_exit)
 
 
 atexit.register(_at_exit)

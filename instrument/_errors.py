@@ -103,3 +103,16 @@ class DeliveryError(AnalyticsError):
         super().__init__(message)
         self.reason = reason
         self.count = count
+
+
+class PropagationError(AnalyticsError):
+    """The scope could not be carried to where the work runs: a bad or hostile carrier, a resolver that
+    raised, a reset in another context. The work always runs (unbound); strict mode raises this instead.
+
+    ``source`` says where (``"carrier"``, an integration's name), ``field`` the scope field involved, if any.
+    """
+
+    def __init__(self, message: str, *, source: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.field = field

@@ -12,11 +12,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 # Lowest first (see the README's "Design" table).
 LAYERS: list[set[str]] = [
     {"_errors"},
-    {"_events", "_scopes", "_checks", "_encoding", "_mode", "transports", "_endpoint"},
+    {"_events", "_scopes", "_checks", "_encoding", "_mode", "transports", "_endpoint", "_forks", "_context"},
     {"_tracks", "_dispatch"},
     {"_client"},
-    {"_decorator"},
-    {"__init__", "testing", "pytest_plugin"},
+    {"_decorator", "_propagation"},
+    {"__init__", "testing", "pytest_plugin", "integrations"},
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 

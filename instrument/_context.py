@@ -1,0 +1,58 @@
+"""Message context from where an event is recorded: providers run on the caller's thread at ``track()``.
+
+Integrations add providers (OpenTelemetry trace ids, a web request's ip/userAgent/page) that read their
+own context variables; delivery runs on another thread, so their values are captured at the call and
+merged into the message's ``context`` object when it is built. With no provider the caller pays one
+truth test.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+logger = logging.getLogger("instrument")
+
+Provider = Callable[[], Mapping[str, Any] | None]
+
+#: The installed providers, in order (later ones win on a clashing key). Replaced, never mutated in place.
+providers: tuple[Provider, ...] = ()
+
+
+def add_provider(provider: Provider) -> None:
+    """Add ``provider`` (idempotent)."""
+    global providers
+    if provider not in providers:
+        providers = (*providers, provider)
+
+
+def remove_provider(provider: Provider) -> None:
+    """Remove ``provider`` if installed."""
+    global providers
+    providers = tuple(p for p in providers if p is not provider)
+
+
+def collect() -> dict[str, Any] | None:
+    """Run every provider on this thread; their merged output, or None if they gave nothing.
+
+    A provider that raises is logged and skipped: context is a nicety, never a reason to lose an event.
+    """
+    merged: dict[str, Any] = {}
+    for provider in providers:
+        try:
+            found = provider()
+        except Exception as error:
+            logger.warning("analytics: a context provider raised %s; its context is left out", type(error).__name__)
+            continue
+        if found:
+            merged.update(found)
+    return merged or None
+
+
+def merge_into(message: dict[str, Any], context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Put ``context`` into ``message["context"]`` (keeping what is there) and return the message."""
+    if context:
+        existing = message.get("context")
+        message["context"] = {**existing, **context} if isinstance(existing, dict) else dict(context)
+    return message
