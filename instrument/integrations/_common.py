@@ -1,0 +1,97 @@
+"""What the web integrations share: resolving ids per request, and Segment's request context."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from instrument import _context
+from instrument._propagation import check_resolvers, extract_scope, resolve
+
+#: A resolver: given the framework's request object, the id of one scope field (None: leave it unbound).
+Resolver = Callable[[Any], object]
+
+# Segment's request context of the request being served ("ip", "userAgent", "page", "locale"), read by the
+# context provider on the caller's thread when an event is recorded.
+REQUEST_CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "instrument_request_context", default=None
+)
+# Long headers (a hostile User-Agent) must not push a message past Segment's 32 KB limit.
+_MAX_TEXT = 1000
+
+
+def _request_context_provider() -> Mapping[str, Any] | None:
+    return REQUEST_CONTEXT.get()
+
+
+def enable_request_context() -> None:
+    """Make every event recorded while a request is served carry that request's context."""
+    _context.add_provider(_request_context_provider)
+
+
+def _locale(accept_language: str | None) -> str | None:
+    if not accept_language:
+        return None
+    first = accept_language.split(",", 1)[0].split(";", 1)[0].strip()
+    if not first or first == "*" or len(first) > 35 or not all(c.isalnum() or c == "-" for c in first):
+        return None
+    return first
+
+
+def request_context(
+    *,
+    ip: str | None,
+    user_agent: str | None,
+    path: str,
+    url: str,
+    referrer: str | None,
+    accept_language: str | None,
+) -> dict[str, Any]:
+    """Segment's ``context`` fields for a request: ip, userAgent, page (path, url, referrer), locale."""
+    page: dict[str, Any] = {"path": path[:_MAX_TEXT], "url": url[:_MAX_TEXT]}
+    if referrer:
+        page["referrer"] = referrer[:_MAX_TEXT]
+    found: dict[str, Any] = {"page": page}
+    if ip:
+        found["ip"] = ip[:64]
+    if user_agent:
+        found["userAgent"] = user_agent[:_MAX_TEXT]
+    locale = _locale(accept_language)
+    if locale:
+        found["locale"] = locale
+    return found
+
+
+class RequestScope:
+    """The configuration of one integration: resolvers, whether to trust a carrier header, request context."""
+
+    def __init__(
+        self,
+        where: str,
+        resolvers: Mapping[str, Resolver] | None,
+        *,
+        trust_carrier: bool,
+        with_request_context: bool,
+    ) -> None:
+        self.where = where
+        self.resolvers = check_resolvers(resolvers or {}, where)
+        self.trust_carrier = trust_carrier
+        self.with_request_context = with_request_context
+        if with_request_context:
+            enable_request_context()
+
+    def fields(self, request: object, headers: Mapping[str, Any] | None) -> dict[str, object]:
+        """The ids to bind for ``request``: the carrier's (if trusted), then the resolvers'.
+
+        A failing resolver (or a bad carrier) is reported (raised in strict mode) and gives no ids at all:
+        the request runs unbound rather than half-bound.
+        """
+        found: dict[str, object] = {}
+        if self.trust_carrier and headers is not None:
+            found.update(extract_scope(headers))
+        resolved = resolve(self.resolvers, request, where=self.where)
+        if resolved is None:
+            return {}
+        found.update(resolved)
+        return found

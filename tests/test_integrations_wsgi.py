@@ -1,0 +1,143 @@
+"""Flask through the WSGI middleware, served by a real single-threaded WSGI server on 127.0.0.1: every
+streamed chunk is scoped, and the next request on the same worker thread sees no scope.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask, Response, request
+from werkzeug.serving import make_server
+
+import instrument
+from instrument import EventName, PropagationError, Track, current_scope
+from instrument.integrations.wsgi import AnalyticsWSGIMiddleware
+from instrument.testing import CapturedEvents
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Events(EventName):
+    CHUNK_STREAMED = "Chunk Streamed"
+
+
+class ChunkStreamed(Track, event=Events.CHUNK_STREAMED, scope="project"):
+    n: int
+
+
+def user_from_header(req: Any) -> object:
+    value = req.headers.get("X-User-Id")
+    if value == "explode":
+        raise RuntimeError("no")
+    return value
+
+
+def make_app() -> Flask:
+    app = Flask(__name__)
+    threads: list[str] = []
+
+    @app.get("/stream")
+    def stream() -> Response:
+        count = int(request.args["count"])
+
+        def chunks() -> Iterator[str]:
+            for n in range(count):
+                # Runs while the server iterates the response, after the view returned.
+                instrument.track(ChunkStreamed(n=n))
+                threads.append(threading.current_thread().name)
+                yield json.dumps(dict(current_scope())) + "\n"
+
+        return Response(chunks(), mimetype="text/plain")
+
+    @app.get("/scope")
+    def scope() -> dict[str, Any]:
+        threads.append(threading.current_thread().name)
+        return dict(current_scope())
+
+    app.config["threads"] = threads
+    app.wsgi_app = AnalyticsWSGIMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, resolvers={"user_id": user_from_header, "project_id": lambda r: r.headers.get("X-Project-Id")}
+    )
+    return app
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[str, Flask]]:
+    app = make_app()
+    server = make_server("127.0.0.1", 0, app, threaded=False)  # one worker thread serves every request
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", app
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+def test_every_streamed_chunk_is_scoped_and_the_next_anonymous_request_sees_no_scope(
+    served: tuple[str, Flask], analytics_events: CapturedEvents
+) -> None:
+    url, app = served
+    for user in ("alice", "bob"):
+        response = requests.get(
+            f"{url}/stream", params={"count": 5}, headers={"X-User-Id": user, "X-Project-Id": "p9"}, timeout=10
+        )
+        assert response.status_code == 200
+        assert [json.loads(line) for line in response.text.splitlines()] == [{"user_id": user, "project_id": "p9"}] * 5
+        anonymous = requests.get(f"{url}/scope", timeout=10)
+        assert anonymous.json() == {}
+    assert len(set(app.config["threads"])) == 1  # really the same worker thread throughout
+    for user in ("alice", "bob"):
+        events = analytics_events.assert_tracked(ChunkStreamed, user_id=user, project_id="p9")
+        assert [e.properties["n"] for e in events] == list(range(5))
+    assert len(analytics_events) == 10
+    assert analytics_events[0]["context"]["page"]["path"] == "/stream"
+    assert analytics_events[0]["context"]["ip"] == "127.0.0.1"
+
+
+@pytest.mark.analytics_lenient
+def test_a_raising_resolver_leaves_the_request_unbound_and_succeeding(
+    served: tuple[str, Flask], analytics_events: CapturedEvents
+) -> None:
+    url, _ = served
+    response = requests.get(f"{url}/scope", headers={"X-User-Id": "explode", "X-Project-Id": "p1"}, timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {}
+    assert [type(e) for e in analytics_events.errors] == [PropagationError]
+
+
+def test_a_response_closed_early_still_runs_its_close_in_the_request_s_scope(analytics_events: CapturedEvents) -> None:
+    closed: list[dict[str, object]] = []
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"a"
+            yield b"b"
+
+        def close(self) -> None:
+            closed.append(dict(current_scope()))
+
+    def app(environ: dict[str, Any], start_response: Any) -> Body:
+        start_response("200 OK", [])
+        return Body()
+
+    middleware = AnalyticsWSGIMiddleware(app, resolvers={"user_id": lambda r: "closer"})
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+    }
+    body = middleware(environ, lambda *a: None)
+    assert next(iter(body)) == b"a"
+    assert current_scope() == {}
+    closer = threading.Thread(target=body.close)  # closed from another thread, as some servers do
+    closer.start()
+    closer.join(10)
+    assert closed == [{"user_id": "closer"}]
