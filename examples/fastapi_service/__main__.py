@@ -1,0 +1,24 @@
+"""Serve the example with uvicorn: ``python -m examples.fastapi_service [--port 8000]``."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+import instrument
+
+from .app import app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    instrument.configure()  # SEGMENT_WRITE_KEY, else events are validated and dropped (warned once)
+    uvicorn.run(app, host="127.0.0.1", port=args.port)
+    instrument.shutdown()
+
+
+if __name__ == "__main__":
+    main()
