@@ -18,6 +18,7 @@ from instrument import (
     EventNameError,
     NotConfiguredError,
     OversizeError,
+    PropagationError,
     PropertyError,
     PropsError,
     QueueFullError,
@@ -46,7 +47,7 @@ def _error_classes() -> list[type[BaseException]]:
 
 def test_every_error_class_is_exported_and_subclasses_analytics_error() -> None:
     classes = _error_classes()
-    assert len(classes) == 13
+    assert len(classes) == 14
     for cls in classes:
         assert issubclass(cls, AnalyticsError), cls
         assert getattr(instrument, cls.__name__) is cls
@@ -78,6 +79,7 @@ def test_errors_that_are_also_builtin_kinds_can_be_caught_as_them() -> None:
         (NotConfiguredError("m"), {"message": "m"}),
         (QueueFullError("m"), {"message": "m"}),
         (ClosedError("m"), {"message": "m"}),
+        (PropagationError("m", source="carrier", field="f"), {"source": "carrier", "field": "f", "track": None}),
         (DeliveryError("m", reason="HTTP 400", count=3), {"reason": "HTTP 400", "count": 3}),
     ],
 )
