@@ -19,9 +19,8 @@ from celery.contrib.testing.worker import start_worker
 
 import instrument
 from instrument import EventName, PropagationError, Track, analytics_scope, current_scope
-from instrument._endpoint import SegmentEndpoint
 from instrument.integrations import celery as instrument_celery
-from instrument.testing import CapturedEvents
+from instrument.testing import CapturedEvents, SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parent.parent

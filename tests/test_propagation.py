@@ -36,8 +36,7 @@ from instrument import (
     run_in_executor,
     scope_snapshot,
 )
-from instrument._endpoint import SegmentEndpoint
-from instrument.testing import CapturedEvents, capture_events
+from instrument.testing import CapturedEvents, SegmentEndpoint, capture_events
 
 pytestmark = pytest.mark.timeout(60)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
