@@ -36,8 +36,10 @@ def flush_at_child_exit(on_exit: Callable[[], None]) -> None:
     """
     global _on_exit
     _on_exit = on_exit
-    util: Any = sys.modules.get("multiprocessing.util")
-    if util is None:
-        return
+    if "multiprocessing" not in sys.modules and "billiard" not in sys.modules:
+        return  # a bare os.fork(): nothing would run the finalizer
+    # billiard imports its util (which is multiprocessing.util's registries) only after the fork.
+    from multiprocessing import util
+
     _register_finalizer()
     util.register_after_fork(_anchor, _register_finalizer)

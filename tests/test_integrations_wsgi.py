@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask, Response, request
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
 import instrument
-from instrument import EventName, PropagationError, Track, current_scope
+from instrument import EventName, PropagationError, Track, analytics_scope, current_scope, inject_scope
 from instrument.integrations.wsgi import AnalyticsWSGIMiddleware
-from instrument.testing import CapturedEvents
+from instrument.testing import CapturedEvents, capture_events
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -141,3 +143,46 @@ def test_a_response_closed_early_still_runs_its_close_in_the_request_s_scope(ana
     closer.start()
     closer.join(10)
     assert closed == [{"user_id": "closer"}]
+
+
+def _call(middleware: AnalyticsWSGIMiddleware, headers: dict[str, str] | None = None) -> list[bytes]:
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/p", "SERVER_NAME": "x", "SERVER_PORT": "80"}
+    environ["wsgi.url_scheme"] = "http"
+    for name, value in (headers or {}).items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    return list(middleware(environ, lambda *a: None))
+
+
+def _scope_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [])
+    return [json.dumps(dict(current_scope()), sort_keys=True).encode()]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.one_of(
+        st.none(),
+        st.integers(),
+        st.text(max_size=20),
+        st.booleans(),
+        st.floats(allow_nan=True),
+        st.lists(st.integers(), max_size=3),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    )
+)
+def test_whatever_a_resolver_returns_the_request_succeeds_bound_only_to_a_real_id(value: Any) -> None:
+    middleware = AnalyticsWSGIMiddleware(_scope_app, resolvers={"user_id": lambda r: value})
+    with capture_events(strict=False) as events:
+        [body] = _call(middleware)
+    is_id = isinstance(value, (int, str)) and not isinstance(value, bool)
+    assert json.loads(body) == ({"user_id": value} if is_id else {})
+    assert len(events.errors) == (0 if is_id or value is None else 1)
+    assert all(isinstance(e, PropagationError) for e in events.errors)
+
+
+def test_a_trusted_carrier_header_from_another_service_binds_its_scope(analytics_events: CapturedEvents) -> None:
+    with analytics_scope(user_id=5, project_id=6):
+        headers = inject_scope({})
+    trusting = AnalyticsWSGIMiddleware(_scope_app, trust_carrier=True)
+    assert json.loads(_call(trusting, headers)[0]) == {"project_id": 6, "user_id": 5}
+    assert json.loads(_call(AnalyticsWSGIMiddleware(_scope_app), headers)[0]) == {}  # not trusted by default

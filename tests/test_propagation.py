@@ -303,12 +303,16 @@ def test_any_carrier_value_gives_known_id_fields_or_nothing_and_never_raises_in_
 # -- fork children ------------------------------------------------------------------------------------
 
 
-def test_events_of_a_multiprocessing_fork_child_are_delivered(tmp_path: Path, endpoint: SegmentEndpoint) -> None:
+@pytest.mark.parametrize("library", ["multiprocessing", "billiard"])
+def test_events_of_a_fork_child_ending_through_os_exit_are_delivered(
+    library: str, tmp_path: Path, endpoint: SegmentEndpoint
+) -> None:
     script = tmp_path / "fork_child.py"
     script.write_text(
         textwrap.dedent(
             """
-            import multiprocessing, sys
+            import sys
+            import LIBRARY as multiprocessing
             import instrument
             from instrument import EventName, Track, analytics_scope
 
@@ -334,7 +338,7 @@ def test_events_of_a_multiprocessing_fork_child_are_delivered(tmp_path: Path, en
                     p.join(30)
                 print([p.exitcode for p in procs])
             """
-        )
+        ).replace("LIBRARY", library)
     )
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     done = subprocess.run(
