@@ -13,14 +13,18 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request, WebSocket
 
 import instrument
 from instrument import EventName, PropagatingExecutor, PropagationError, ScopeError, Track, current_scope
 from instrument.integrations.fastapi import AnalyticsMiddleware, path_param, scope_dependency
 from instrument.testing import CapturedEvents, capture_events
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [
+    pytest.mark.timeout(60),
+    # Starlette's TestClient (the WebSocket test) warns that it wants httpx2; httpx is what it runs on here.
+    pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`"),
+]
 
 
 class Events(EventName):
@@ -195,3 +199,22 @@ def test_a_bound_scope_in_a_plain_def_dependency_is_lost_which_is_why_scope_depe
 
     with capture_events():
         assert asyncio.run(go())["scope"] == {}
+
+
+def test_scope_dependency_binds_path_ids_on_a_websocket_route_too(analytics_events: CapturedEvents) -> None:
+    from starlette.testclient import TestClient
+
+    app = FastAPI()
+
+    @app.websocket(
+        "/ws/{project_id}", dependencies=[Depends(scope_dependency(project_id=path_param("project_id", int)))]
+    )
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json(dict(current_scope()))
+        await websocket.close()
+
+    app.add_middleware(AnalyticsMiddleware, resolvers={"user_id": user_from_header})
+
+    with TestClient(app) as client, client.websocket_connect("/ws/12", headers={"x-user-id": "w"}) as ws:
+        assert ws.receive_json() == {"user_id": "w", "project_id": 12}
