@@ -114,6 +114,8 @@ def test_a_missing_or_garbage_header_leaves_the_task_unbound_and_succeeding(anal
 def test_the_example_s_prefork_worker_recycling_children_loses_nothing(
     tmp_path: Path, endpoint: SegmentEndpoint
 ) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -122,6 +124,7 @@ def test_the_example_s_prefork_worker_recycling_children_loses_nothing(
         "SEGMENT_HOST": endpoint.url,
         # Longer than the test: only the flush at each child's exit can deliver the events.
         "EXAMPLE_FLUSH_INTERVAL": "120",
+        "EXAMPLE_RESULT_BACKEND": results.as_uri(),
     }
     env.pop("INSTRUMENT_STRICT", None)
     producer = subprocess.run(
@@ -136,24 +139,20 @@ def test_the_example_s_prefork_worker_recycling_children_loses_nothing(
     assert producer.returncode == 0, producer.stderr
     command = "-m celery -A examples.celery_worker.app worker -P prefork -c 2 --max-tasks-per-child 4"
     command += " --without-gossip --without-mingle --without-heartbeat -l warning"
-    worker = subprocess.Popen(
-        [sys.executable, *command.split()],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen([sys.executable, *command.split()], cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
-        # 30 tasks over children recycled every 4 tasks: at least 7 children ended through os._exit.
-        # The last child(ren) deliver when the worker is stopped below.
-        deadline = time.monotonic() + 60
-        while endpoint.message_count < 24 and time.monotonic() < deadline and worker.poll() is None:
+        # 30 tasks over children recycled every 4 tasks: at least 7 children end through os._exit. Wait
+        # until every task has run (its result is stored); the last children deliver when stopped below.
+        deadline = time.monotonic() + 75
+        while len(list(results.glob("*"))) < 30 and time.monotonic() < deadline and worker.poll() is None:
             time.sleep(0.2)
-        time.sleep(1.0)
+        assert len(list(results.glob("*"))) == 30
     finally:
         worker.send_signal(signal.SIGTERM)
-        output, _ = worker.communicate(timeout=60)
+        worker.wait(timeout=60)
+        log.close()
+    output = (tmp_path / "worker.log").read_text()
     assert worker.returncode == 0, output
     assert endpoint.wait_for(30, timeout=10), output
     messages = endpoint.messages

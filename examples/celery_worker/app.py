@@ -26,14 +26,17 @@ BROKER_DIR = Path(os.environ.get("EXAMPLE_BROKER_DIR") or Path(tempfile.gettempd
 for sub in ("queue", "processed"):
     (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
 
-app = Celery("reports", broker=os.environ.get("EXAMPLE_BROKER_URL", "filesystem://"))
+# Results are kept only when a backend is named (e.g. file:///tmp/results): the tests wait on them.
+RESULT_BACKEND = os.environ.get("EXAMPLE_RESULT_BACKEND") or None
+
+app = Celery("reports", broker=os.environ.get("EXAMPLE_BROKER_URL", "filesystem://"), backend=RESULT_BACKEND)
 app.conf.update(
     broker_transport_options={
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
     },
-    task_ignore_result=True,
+    task_ignore_result=RESULT_BACKEND is None,
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
 )
