@@ -13,6 +13,7 @@ from instrument._client import (
     ashutdown,
     configure,
     flush,
+    get_client,
     identify,
     is_configured,
     shutdown,
@@ -46,6 +47,7 @@ from instrument._scopes import (
     define_scope,
     reset_scope,
 )
+from instrument._settings import Settings
 from instrument._tracks import Identify, ScopeId, Track, Truncatable, field, to_message
 from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
 
@@ -76,6 +78,7 @@ __all__ = [
     "ScopeError",
     "ScopeId",
     "SegmentTransport",
+    "Settings",
     "Stats",
     "Track",
     "TrackDefinitionError",
@@ -91,6 +94,7 @@ __all__ = [
     "define_scope",
     "field",
     "flush",
+    "get_client",
     "identify",
     "is_configured",
     "reset_scope",

@@ -24,6 +24,7 @@ from instrument._errors import (
     OversizeError,
     QueueFullError,
 )
+from instrument._settings import Settings
 from instrument.transports import Message, Transport
 
 logger = logging.getLogger("instrument")
@@ -146,21 +147,19 @@ class Dispatcher:
     def __init__(
         self,
         transport: Transport,
+        settings: Settings,
         *,
         encode: Callable[[Any], Message],
         report_error: Callable[[AnalyticsError], None],
-        max_queue_size: int = 10_000,
-        drop_oldest: bool = False,
-        flush_interval: float = 0.5,
-        batch_size: int = 100,
     ) -> None:
         self.transport = transport
+        self.settings = settings
         self._encode = encode
         self._report_error = report_error
-        self._cap = max_queue_size
-        self._drop_oldest = drop_oldest
-        self._interval = flush_interval
-        self._batch_size = batch_size
+        self._cap = settings.max_queue_size
+        self._drop_oldest = settings.drop_oldest
+        self._interval = settings.flush_interval
+        self._batch_size = settings.batch_size
         self.counters = Counters()
         transport.bind(_Report(self.counters, report_error))
         self._reset_runtime()

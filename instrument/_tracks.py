@@ -29,7 +29,7 @@ from instrument._errors import (
     TrackDefinitionError,
 )
 from instrument._events import EventName, check_event_name
-from instrument._mode import mode
+from instrument._state import current as _state
 
 if sys.version_info >= (3, 11):
     from typing import dataclass_transform
@@ -362,7 +362,7 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
         "_get": _scopes.get_bound,
         "_time": time.time,
         "_slow": _validate,
-        "_mode": mode,
+        "_state": _state,
     }
     params: list[str] = []
     body: list[str] = []
@@ -391,7 +391,7 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
             suspicious.append(f"{var}.__class__ not in _c{i}")
     suspicious.append("_over")
     suspicious += [f"_ctx.get({f!r}) is None" for f in spec.scope.fields]
-    suspicious.append("_mode.strict")
+    suspicious.append("_state.strict")  # the installed client's strictness
     lines = [
         f"def __init__(self, {'*, ' if params else ''}{', '.join([*params, '**_over'])}):",
         "    _ctx = _get()",
@@ -430,7 +430,7 @@ def _validate(rec: _Record) -> None:
     """The full check, run when the fast test is not sure (or in strict mode)."""
     err = find_error(rec)
     if err is not None:
-        if mode.strict:
+        if _state.strict:
             raise err
         rec._error = err
 

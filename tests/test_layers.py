@@ -12,8 +12,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 # Lowest first (see the README's "Design" table).
 LAYERS: list[set[str]] = [
     {"_errors"},
-    {"_events", "_scopes", "_checks", "_encoding", "_mode", "transports", "_endpoint"},
-    {"_tracks", "_dispatch"},
+    {"_state", "_events", "_scopes", "_checks", "_encoding"},
+    {"_settings", "_reporting"},
+    {"transports", "_tracks", "_dispatch"},
     {"_client"},
     {"_decorator"},
     {"__init__", "testing", "pytest_plugin"},

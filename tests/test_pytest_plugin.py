@@ -12,8 +12,7 @@ import textwrap
 import pytest
 
 import instrument
-from instrument import EncodingError, EventName, ScopeError, Track, _client, analytics_scope
-from instrument._mode import mode
+from instrument import EncodingError, EventName, ScopeError, Track, analytics_scope
 from instrument.testing import CapturedEvents
 
 pytest_plugins = ["pytester"]
@@ -146,13 +145,12 @@ def test_lenient_marker_drops_violations_into_errors(pytester: pytest.Pytester) 
 
         import instrument
         from instrument import ScopeError, EncodingError, analytics_scope
-        from instrument._mode import mode
         from catalog import ClusterProvisioningSuccess, ReportSaved
 
 
         @pytest.mark.analytics_lenient
         def test_lenient(analytics_events):
-            assert mode.strict is False
+            assert instrument.get_client().strict is False
             result = instrument.track(ClusterProvisioningSuccess(infra_id=4, cluster_type="eks"))
             assert not result.ok
             with analytics_scope(user_id=1):
@@ -162,7 +160,7 @@ def test_lenient_marker_drops_violations_into_errors(pytester: pytest.Pytester) 
 
 
         def test_strict_again(analytics_events):
-            assert mode.strict is True
+            assert instrument.get_client().strict is True
         """,
     )
     result = run(pytester, "--strict-markers")
@@ -182,17 +180,15 @@ def test_each_test_starts_from_the_state_before_the_fixture(pytester: pytest.Pyt
 
         import instrument
         from instrument import bind_scope, current_scope
-        from instrument import _client
-        from instrument._mode import mode
         from catalog import ClusterProvisioningSuccess
 
-        ORIGINAL = _client.get_client()
+        ORIGINAL = instrument.get_client()
 
 
         @pytest.mark.parametrize("n", range(6))
         def test_leaky(analytics_events, n):
-            assert _client.get_client() is not ORIGINAL
-            assert mode.strict is True
+            assert instrument.get_client() is not ORIGINAL
+            assert instrument.get_client().strict is True
             assert dict(current_scope()) == {}
             assert len(analytics_events) == 0
             bind_scope(user_id=n, project_id=n, cluster_id=n)  # never reset
@@ -202,8 +198,8 @@ def test_each_test_starts_from_the_state_before_the_fixture(pytester: pytest.Pyt
 
         @pytest.mark.parametrize("n", range(6))
         def test_without_fixture(n):
-            assert _client.get_client() is ORIGINAL
-            assert mode.strict is False
+            assert instrument.get_client() is ORIGINAL
+            assert instrument.get_client().strict is False
             assert dict(current_scope()) == {}
         """,
     )
@@ -221,7 +217,7 @@ def test_nothing_leaves_the_process_even_with_a_write_key(pytester: pytest.Pytes
         """
         import instrument
         from instrument import analytics_scope
-        from instrument._endpoint import SegmentEndpoint
+        from instrument.testing import SegmentEndpoint
         from catalog import ClusterProvisioningSuccess
 
 
@@ -308,8 +304,8 @@ class ProjectArchived(Track, event=Events.PROJECT_ARCHIVED, scope="project"):
 
 
 def test_fixture_in_process_is_strict_and_captures(analytics_events: CapturedEvents) -> None:
-    assert mode.strict is True
-    assert isinstance(_client.get_client().dispatcher.transport, instrument.MemoryTransport)
+    assert instrument.get_client().strict is True
+    assert isinstance(instrument.get_client().dispatcher.transport, instrument.MemoryTransport)
     with analytics_scope(user_id=1, project_id=2):
         instrument.track(ProjectArchived(reason="cleanup"))
     analytics_events.assert_tracked(ProjectArchived, exact=True, reason="cleanup", project_id=2)
@@ -319,7 +315,7 @@ def test_fixture_in_process_is_strict_and_captures(analytics_events: CapturedEve
 
 @pytest.mark.analytics_lenient
 def test_fixture_in_process_lenient(analytics_events: CapturedEvents) -> None:
-    assert mode.strict is False
+    assert instrument.get_client().strict is False
     with analytics_scope(user_id=1, project_id=2):
         result = instrument.track(ProjectArchived(reason=math.nan))  # type: ignore[arg-type]
     assert not result.ok

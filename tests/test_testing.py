@@ -23,16 +23,13 @@ from instrument import (
     PropertyError,
     ScopeError,
     Track,
-    _client,
     analytics_scope,
     bind_scope,
     current_scope,
     field,
     tracks,
 )
-from instrument._endpoint import SegmentEndpoint
-from instrument._mode import mode
-from instrument.testing import ANY, AnalyticsAssertionError, CapturedEvents, capture_events
+from instrument.testing import ANY, AnalyticsAssertionError, CapturedEvents, SegmentEndpoint, capture_events, reset
 from instrument.transports import MemoryTransport
 
 pytestmark = pytest.mark.timeout(60)
@@ -95,14 +92,11 @@ CLUSTER = {"user_id": 1, "project_id": 2, "cluster_id": 3}
 @pytest.fixture
 def fresh_client() -> Iterator[None]:
     """An unconfigured, non-strict global client for the test; the original is put back after."""
-    original = _client.swap_client(_client.Client(None))
-    strict = mode.strict
+    reset()
     try:
         yield
     finally:
-        current = _client.swap_client(original)
-        current.shutdown(0)
-        mode.strict = strict
+        reset()
 
 
 def emit_cluster_success(infra_id: int = 4, cluster_type: str = "eks") -> None:
@@ -206,24 +200,24 @@ def test_clear_forgets_captured_events() -> None:
 
 
 def test_capture_restores_client_strict_mode_and_scope_on_exit(fresh_client: None) -> None:
-    before = _client.get_client()
-    assert mode.strict is False
+    before = instrument.get_client()
+    assert instrument.get_client().strict is False
     token = bind_scope(user_id=5)
     try:
         with capture_events():
-            assert _client.get_client() is not before
-            assert mode.strict is True
+            assert instrument.get_client() is not before
+            assert instrument.get_client().strict is True
             assert current_scope() == {"user_id": 5}  # the bound scope still applies inside
             bind_scope(project_id=6)  # never reset by the code under test
-        assert _client.get_client() is before
-        assert mode.strict is False
+        assert instrument.get_client() is before
+        assert instrument.get_client().strict is False
         assert dict(current_scope()) == {"user_id": 5}
     finally:
         instrument.reset_scope(token)
 
 
 def test_capture_restores_everything_when_the_block_raises(fresh_client: None) -> None:
-    before = _client.get_client()
+    before = instrument.get_client()
 
     def scenario() -> None:
         with capture_events():
@@ -232,26 +226,25 @@ def test_capture_restores_everything_when_the_block_raises(fresh_client: None) -
 
     with pytest.raises(RuntimeError, match="boom"):
         scenario()
-    assert _client.get_client() is before
-    assert mode.strict is False
+    assert instrument.get_client() is before
+    assert instrument.get_client().strict is False
     assert dict(current_scope()) == {}
 
 
 def test_capture_restores_a_strict_previous_client(fresh_client: None) -> None:
-    strict_client = _client.Client(MemoryTransport(), strict=True, sync=True)
-    _client.swap_client(strict_client)
+    strict_client = instrument.configure(transport=MemoryTransport(), strict=True, sync=True)
     with capture_events(strict=False):
-        assert mode.strict is False
-    assert _client.get_client() is strict_client
-    assert mode.strict is True
+        assert instrument.get_client().strict is False
+    assert instrument.get_client() is strict_client
+    assert instrument.get_client().strict is True
 
 
 def test_capture_restores_when_a_strict_violation_raises_inside(fresh_client: None) -> None:
-    before = _client.get_client()
+    before = instrument.get_client()
     with pytest.raises(ScopeError), capture_events():
         instrument.track(ClusterProvisioningSuccess(infra_id=1, cluster_type="eks"))
-    assert _client.get_client() is before
-    assert mode.strict is False
+    assert instrument.get_client() is before
+    assert instrument.get_client().strict is False
 
 
 def test_nested_captures_route_events_to_the_innermost_and_restore_the_outer() -> None:
@@ -293,19 +286,19 @@ def test_nothing_reaches_the_network_while_capturing_and_the_previous_client_sti
     assert instrument.flush(10)
     assert endpoint.wait_for(1, timeout=10)
     assert [m["properties"]["infra_id"] for m in endpoint.messages] == [2]
-    assert _client.get_client() is real
+    assert instrument.get_client() is real
 
 
 def test_configure_called_while_capturing_is_captured_and_undone(fresh_client: None, endpoint: SegmentEndpoint) -> None:
-    before = _client.get_client()
+    before = instrument.get_client()
     with capture_events() as events:
         configured = instrument.configure(
             "key", host=endpoint.url, flush_interval=0.05, wire_keys={"project_id": "proj_id"}
         )
         emit_cluster_success(infra_id=1)
-        assert mode.strict is True
+        assert instrument.get_client().strict is True
         assert instrument.flush(2)
-    assert _client.get_client() is before
+    assert instrument.get_client() is before
     assert events[0].properties == {"infra_id": 1, "cluster_type": "eks", "proj_id": 2, "cluster_id": 3}
     events.assert_tracked(ClusterProvisioningSuccess, project_id=2)
     assert configured.dispatcher._closed
@@ -434,7 +427,7 @@ async def test_encoding_error_raises_at_the_call_of_an_async_tracks_decorated_fu
 
 def test_lenient_capture_drops_violations_and_lists_them_in_errors() -> None:
     with capture_events(strict=False) as events:
-        assert mode.strict is False
+        assert instrument.get_client().strict is False
         result = instrument.track(ClusterProvisioningSuccess(infra_id=1, cluster_type="eks"))
         with analytics_scope(user_id=1):
             instrument.track(ReportSaved(values=[math.nan]))
@@ -484,7 +477,7 @@ def test_decorator_passes_a_fresh_capture_to_each_call(fresh_client: None) -> No
 
     @capture_events()
     def scenario(infra_id: int, events: CapturedEvents) -> int:
-        assert mode.strict is True
+        assert instrument.get_client().strict is True
         emit_cluster_success(infra_id=infra_id)
         seen.append(events)
         return len(events)
@@ -493,24 +486,24 @@ def test_decorator_passes_a_fresh_capture_to_each_call(fresh_client: None) -> No
     assert scenario(2) == 1
     assert [e.properties["infra_id"] for e in seen[0]] == [1]
     assert [e.properties["infra_id"] for e in seen[1]] == [2]
-    assert mode.strict is False
+    assert instrument.get_client().strict is False
 
 
 def test_bare_decorator_and_lenient_decorator() -> None:
     @capture_events
     def strict_scenario(events: CapturedEvents) -> bool:
-        return mode.strict
+        return instrument.get_client().strict
 
     @capture_events(strict=False)
     def lenient_scenario(events: CapturedEvents) -> bool:
-        return mode.strict
+        return instrument.get_client().strict
 
     assert strict_scenario() is True
     assert lenient_scenario() is False
 
 
 def test_decorator_restores_state_when_the_function_raises(fresh_client: None) -> None:
-    before = _client.get_client()
+    before = instrument.get_client()
 
     @capture_events
     def scenario(events: CapturedEvents) -> None:
@@ -519,8 +512,8 @@ def test_decorator_restores_state_when_the_function_raises(fresh_client: None) -
 
     with pytest.raises(KeyError):
         scenario()
-    assert _client.get_client() is before
-    assert mode.strict is False
+    assert instrument.get_client() is before
+    assert instrument.get_client().strict is False
     assert dict(current_scope()) == {}
 
 
@@ -536,7 +529,7 @@ async def test_decorator_on_async_function(fresh_client: None) -> None:
 
     events = await scenario(7)
     assert [e.properties["infra_id"] for e in events] == [7, 7]
-    assert mode.strict is False
+    assert instrument.get_client().strict is False
 
 
 @capture_events

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, Optional, cast
 import pytest
 from dirty_equals import IsStr
 
+import instrument
 from examples.porter.analytics import (
     ApplicationLaunchSuccess,
     ClusterProvisioningSuccess,
@@ -32,7 +33,6 @@ from instrument import (
     field,
     to_message,
 )
-from instrument._mode import mode
 from instrument._tracks import EncodeOptions, adhoc_track, find_error, spec_of
 
 TIMESTAMP = IsStr(regex=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -197,7 +197,7 @@ def test_list_items_are_checked_deeply_by_to_message_not_by_the_fast_path() -> N
 
 
 def test_strict_mode_checks_list_items_at_construction() -> None:
-    mode.strict = True
+    instrument.configure(transport=instrument.MemoryTransport(), sync=True, strict=True)
     with analytics_scope(user_id=1), pytest.raises(PropertyError, match="list\\[str\\]") as info:
         Typed(count=1, ratio=1.0, label="x", tags=["ok", 2])  # type: ignore[list-item]
     assert info.value.field == "tags"
@@ -243,7 +243,7 @@ def test_a_scope_id_of_the_wrong_type_is_a_scope_error_at_encoding() -> None:
 
 
 def test_a_scope_id_of_the_wrong_type_raises_at_construction_in_strict_mode() -> None:
-    mode.strict = True
+    instrument.configure(transport=instrument.MemoryTransport(), sync=True, strict=True)
     with analytics_scope(user_id=True, project_id=2), pytest.raises(ScopeError, match="'user_id'"):
         Typed(count=1, ratio=1.0, label="x")
 
@@ -258,7 +258,7 @@ def test_to_message_raises_the_construction_error() -> None:
 
 
 def test_strict_mode_raises_at_construction() -> None:
-    mode.strict = True
+    instrument.configure(transport=instrument.MemoryTransport(), sync=True, strict=True)
     with analytics_scope(user_id=1, project_id=2), pytest.raises(ScopeError, match="cluster_id"):
         ClusterProvisioningSuccess(cluster_type="EKS", infra_id=1)
     with analytics_scope(user_id=1, project_id=2, cluster_id=3):
