@@ -52,6 +52,14 @@ class Stats:
         """All dropped events, whatever the reason."""
         return sum(self.dropped.values())
 
+    def __repr__(self) -> str:
+        # A plain dict of the reasons that happened (the field is a read-only mappingproxy).
+        dropped = {reason: n for reason, n in self.dropped.items() if n}
+        return (
+            f"Stats(recorded={self.recorded}, sent={self.sent}, retried={self.retried}, pending={self.pending}, "
+            f"dropped={dropped})"
+        )
+
 
 @dataclass(frozen=True)
 class EmitResult:

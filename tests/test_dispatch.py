@@ -26,7 +26,7 @@ from instrument import (
 )
 from instrument._dispatch import DROP_REASONS, Stats
 from instrument.testing import SegmentEndpoint
-from instrument.transports import DeliveryReport, Message
+from instrument.transports import DeliveryReport, MemoryTransport, Message
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -328,3 +328,10 @@ def test_sync_mode_reports_a_failing_redact_hook_instead_of_raising(endpoint: Se
     assert endpoint.message_count == 0
     stats = client.stats()
     assert (stats.recorded, stats.dropped["invalid"], stats.pending) == (1, 1, 0)
+
+
+def test_stats_repr_is_plain_and_shows_the_drops_that_happened(memory: MemoryTransport) -> None:
+    instrument.track("not a track")  # type: ignore[arg-type]
+    text = repr(instrument.stats())
+    assert text == "Stats(recorded=1, sent=0, retried=0, pending=0, dropped={'invalid': 1})"
+    assert "mappingproxy" not in text

@@ -322,3 +322,66 @@ def test_fixture_in_process_lenient(analytics_events: CapturedEvents) -> None:
     assert len(analytics_events.errors) == 1
     assert not isinstance(analytics_events.errors[0], EncodingError)  # a type error, caught before encoding
     analytics_events.assert_nothing_tracked()
+
+
+def test_a_violation_in_a_thread_the_test_never_joins_fails_the_test_once_at_teardown(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(
+        pytester,
+        """
+        import threading
+        import time
+
+        import instrument
+        from instrument import analytics_scope
+        from catalog import ClusterProvisioningSuccess
+
+
+        def emit_without_scope():
+            instrument.track(ClusterProvisioningSuccess(infra_id=4, cluster_type="eks"))  # raises: strict
+
+
+        def test_fire_and_forget(analytics_events):
+            worker = threading.Thread(target=emit_without_scope)
+            worker.start()
+            deadline = time.monotonic() + 30
+            while worker.is_alive() and time.monotonic() < deadline:  # wait without joining or asserting on it
+                time.sleep(0.01)
+        """,
+    )
+    result = run(pytester, "-W", "error::pytest.PytestUnhandledThreadExceptionWarning")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_fire_and_forget*",
+            "1 analytics violation(s) were reported (not raised) while capturing in strict mode*",
+            "  ScopeError: *cluster*",
+        ]
+    )
+    text = result.stdout.str()
+    assert text.count("analytics violation(s) were reported") == 1
+    assert "During handling of the above exception" not in text
+    assert "Exception in thread" not in text + result.stderr.str()
+
+
+def test_instrument_shutdown_in_the_fixture_keeps_capturing(pytester: pytest.Pytester) -> None:
+    make_project(
+        pytester,
+        """
+        import instrument
+        from instrument import analytics_scope
+        from catalog import ClusterProvisioningSuccess
+
+
+        def test_app_lifespan_shuts_down(analytics_events):
+            with analytics_scope(user_id=1, project_id=2, cluster_id=3):
+                instrument.track(ClusterProvisioningSuccess(infra_id=1, cluster_type="eks"))
+                assert instrument.shutdown() == 0  # e.g. the app's lifespan ending inside the test
+                result = instrument.track(ClusterProvisioningSuccess(infra_id=2, cluster_type="eks"))
+            assert result.ok, result.error
+            analytics_events.assert_tracked(ClusterProvisioningSuccess, infra_id=2)
+            assert len(analytics_events) == 2
+        """,
+    )
+    run(pytester).assert_outcomes(passed=1)

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from instrument.testing._assertions import AnalyticsAssertionError, CapturedEvents
+from instrument.testing._assertions import CapturedEvents
 from instrument.testing._capture import capture_events, reset
 from instrument.testing._event import CapturedEvent
-from instrument.testing._matching import ANY
+from instrument.testing._matching import ANY, AnalyticsAssertionError
 
 if TYPE_CHECKING:
     from instrument.testing._endpoint import ReceivedBatch, SegmentEndpoint

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Union
 
 from instrument import _scopes
@@ -12,6 +12,7 @@ from instrument._tracks import EncodeOptions, Identify, Track, spec_of
 from instrument.testing._event import _IDS, CapturedEvent, Message
 from instrument.testing._matching import (
     ANY,
+    AnalyticsAssertionError,
     EventOrTrack,
     _all_match,
     _AnyType,
@@ -21,6 +22,7 @@ from instrument.testing._matching import (
     _one_line,
     _sorted,
     _summary,
+    _unknown_field,
     _with,
 )
 from instrument.transports import MemoryTransport
@@ -28,10 +30,6 @@ from instrument.transports import MemoryTransport
 SequenceItem = Union[EventOrTrack, type[Identify], tuple[Any, Mapping[str, Any]]]  # noqa: UP007
 
 _CLOSEST = 3  # how many near misses a failure message shows
-
-
-class AnalyticsAssertionError(AssertionError):
-    """An analytics assertion failed; the message shows what was expected and the closest captures."""
 
 
 class CapturedEvents:
@@ -126,7 +124,9 @@ class CapturedEvents:
         """
         __tracebackhide__ = True
         name = _event_name(event_or_track)
-        fields = self._expected_fields(event_or_track, {**(props or {}), **expected})
+        wanted = {**(props or {}), **expected}
+        fields = self._expected_fields(event_or_track, wanted)
+        unknown = self._unknown_fields(event_or_track, wanted)
         tracks = self.tracks
         matches = [e for e in tracks if e.event == name and _all_match(e, fields, exact)]
         if (count is None and matches) or (count is not None and len(matches) == count):
@@ -138,14 +138,14 @@ class CapturedEvents:
             others = [e for e in tracks if all(e.index != m.index for m in matches)]
             if count is not None and len(matches) < count and others:
                 head += "\n" + self._closest(others, name, fields, exact)
-            raise AnalyticsAssertionError(head)
+            raise AnalyticsAssertionError(_with_hint(head, unknown))
         same = sum(e.event == name for e in tracks)
         head += (
             f"; {same} track(s) of {name!r} captured, none matches.\n"
             if same
             else f"; no track of {name!r} was captured.\n"
         )
-        raise AnalyticsAssertionError(head + self._closest(tracks, name, fields, exact))
+        raise AnalyticsAssertionError(_with_hint(head + self._closest(tracks, name, fields, exact), unknown))
 
     def assert_not_tracked(
         self, event_or_track: EventOrTrack, *, props: Mapping[str, Any] | None = None, **expected: Any
@@ -153,7 +153,11 @@ class CapturedEvents:
         """Assert no track of ``event_or_track`` matches ``expected`` (any track of it, when none given)."""
         __tracebackhide__ = True
         name = _event_name(event_or_track)
-        fields = self._expected_fields(event_or_track, {**(props or {}), **expected})
+        wanted = {**(props or {}), **expected}
+        unknown = self._unknown_fields(event_or_track, wanted)
+        if unknown:  # it would pass whatever was captured: say so instead
+            raise AnalyticsAssertionError(unknown)
+        fields = self._expected_fields(event_or_track, wanted)
         tracks = self.tracks
         found = [e for e in tracks if e.event == name and _all_match(e, fields, False)]
         if found:
@@ -179,7 +183,9 @@ class CapturedEvents:
         """
         __tracebackhide__ = True
         fields = [_Expected("user_id", None, user_id)] if not isinstance(user_id, _AnyType) else []
-        fields += self._expected_fields(identify, {**(props or {}), **traits}, identify=True)
+        wanted = {**(props or {}), **traits}
+        fields += self._expected_fields(identify, wanted, identify=True)
+        unknown = self._unknown_fields(identify, wanted, identify=True)
         identifies = self.identifies
         matches = [e for e in identifies if _all_match(e, fields, exact)]
         if (count is None and matches) or (count is not None and len(matches) == count):
@@ -188,14 +194,17 @@ class CapturedEvents:
         head = f"expected {what}{_with(fields, exact)}"
         if matches:  # a count was given and not met
             raise AnalyticsAssertionError(
-                f"{head}; {len(matches)} match:\n" + "\n".join(f"  [{m.index}] {_one_line(m)}" for m in matches)
+                _with_hint(
+                    f"{head}; {len(matches)} match:\n" + "\n".join(f"  [{m.index}] {_one_line(m)}" for m in matches),
+                    unknown,
+                )
             )
         head += (
             f"; {len(identifies)} identify call(s) captured, none matches.\n"
             if identifies
             else "; no identify was captured.\n"
         )
-        raise AnalyticsAssertionError(head + self._closest(identifies, None, fields, exact))
+        raise AnalyticsAssertionError(_with_hint(head + self._closest(identifies, None, fields, exact), unknown))
 
     def assert_sequence(self, expected: Sequence[SequenceItem]) -> list[CapturedEvent]:
         """Assert these events were emitted in this order (others may come between); return them.
@@ -256,11 +265,28 @@ class CapturedEvents:
 
     # -- helpers ------------------------------------------------------------------------------------
 
+    def _unknown_fields(self, target: Any, names: Iterable[str], *, identify: bool = False) -> str:
+        """For a Track/Identify class: the text saying which expected names it has no field for, with the
+        closest names (difflib); empty when every name is one of its fields or wire keys."""
+        if not (isinstance(target, type) and issubclass(target, (Track, Identify))):
+            return ""
+        spec = spec_of(target)
+        if spec.free_form:
+            return ""
+        wire_keys = self._options.wire_keys
+        valid = {_scopes.USER_ID, "userId"}
+        for p in spec.properties:
+            valid.update((p.name, p.key))
+        if not identify:
+            scope = spec.scope.property_fields
+            valid.update(scope, (wire_keys.get(f) or _scopes.default_wire_key(f) for f in scope))
+        return "\n".join(_unknown_field(target, name, valid) for name in names if name not in valid)
+
     def _expected_fields(self, target: Any, expected: Mapping[str, Any], *, identify: bool = False) -> list[_Expected]:
         declared: dict[str, str] = {}
+        wire_keys = self._options.wire_keys
         if isinstance(target, type) and issubclass(target, (Track, Identify)):
             declared = {p.name: p.key for p in spec_of(target).properties}
-        wire_keys = self._options.wire_keys
         known = _scopes.known_fields()
         fields: list[_Expected] = []
         for name, value in expected.items():
@@ -293,3 +319,7 @@ class CapturedEvents:
         if len(everything) > len(ranked):
             lines.append(f"All captured: {_summary(everything)}")
         return "\n".join(lines)
+
+
+def _with_hint(text: str, hint: str) -> str:
+    return f"{text}\n{hint}" if hint else text

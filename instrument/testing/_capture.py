@@ -11,7 +11,8 @@ from typing import Any, TypeVar, overload
 
 from instrument import _client, _scopes, _state
 from instrument._errors import AnalyticsError, ClosedError, DeliveryError, NotConfiguredError, QueueFullError
-from instrument.testing._assertions import AnalyticsAssertionError, CapturedEvents
+from instrument.testing._assertions import CapturedEvents
+from instrument.testing._matching import AnalyticsAssertionError
 from instrument.transports import MemoryTransport
 
 R = TypeVar("R")

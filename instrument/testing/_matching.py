@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Union
 
 from instrument._encoding import encode
@@ -11,6 +12,11 @@ from instrument._errors import EncodingError
 from instrument._events import EventName
 from instrument._tracks import Track, spec_of
 from instrument.testing._event import CapturedEvent
+
+
+class AnalyticsAssertionError(AssertionError):
+    """An analytics assertion failed; the message shows what was expected and the closest captures."""
+
 
 EventOrTrack = Union[type[Track], EventName, str]  # noqa: UP007 - a runtime alias, so no `|` on 3.10
 
@@ -118,6 +124,7 @@ def _match(expected: Any, actual: Any) -> bool:
 
 
 def _event_name(target: EventOrTrack) -> str:
+    """The event name of a Track class, a catalog member, or a name (which must be a defined event)."""
     if isinstance(target, type) and issubclass(target, Track):
         event = spec_of(target).event
         if event is None:  # pragma: no cover - spec_of raises for abstract bases
@@ -126,8 +133,37 @@ def _event_name(target: EventOrTrack) -> str:
     if isinstance(target, EventName):
         return str(target.value)
     if isinstance(target, str):
+        known = _known_events()
+        if target not in known:
+            # A typo in a bare string would otherwise make assert_not_tracked pass for ever.
+            close = difflib.get_close_matches(target, sorted(known), n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise AnalyticsAssertionError(
+                f"{target!r} is not an event of any defined catalog (EventName subclass) or Track class{hint}"
+            )
         return target
     raise TypeError(f"expected a Track subclass, an EventName or an event name, got {target!r}")
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    sub: type
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def _known_events() -> set[str]:
+    """Every event name defined so far: the values of every catalog, the events of every Track class."""
+    names = {str(member.value) for catalog in _subclasses(EventName) for member in catalog}  # type: ignore[attr-defined]
+    names.update(event for cls in _subclasses(Track) if isinstance(event := cls.__dict__.get("_event"), str))
+    return names
+
+
+def _unknown_field(cls: type, name: str, valid: set[str]) -> str:
+    """Says that ``cls`` has no field ``name``, suggesting the closest of its fields."""
+    close = difflib.get_close_matches(name, sorted(valid), n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    return f"{cls.__qualname__} has no field {name!r}.{hint} Its fields: {', '.join(sorted(valid))}."
 
 
 def _fmt(value: Any) -> str:
