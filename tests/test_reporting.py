@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +103,36 @@ def test_repeated_configure_calls_keep_the_key_filter_bounded() -> None:
     segment_filters = logging.getLogger("segment").filters
     assert segment_filters.count(_scrubber) == 1
     assert len(segment_filters) == 1
+
+
+def test_the_summary_is_printed_at_interpreter_exit_without_an_explicit_shutdown(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import instrument
+            from instrument import EventName, Track
+
+
+            class Events(EventName):
+                PROJECT_CREATED = "Project Created"
+
+
+            class ProjectCreated(Track, event=Events.PROJECT_CREATED, scope="project"):
+                name: str
+
+
+            instrument.configure(transport=instrument.MemoryTransport())
+            for _ in range(999):
+                instrument.track(ProjectCreated(name="x"))  # no scope bound: each is dropped
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "INSTRUMENT_STRICT"}
+    run = subprocess.run(
+        [sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=60, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("analytics: ScopeError")]
+    assert len(lines) == 2, run.stderr
+    assert lines[1].startswith("analytics: ScopeError: 998 more ScopeError since the last report")

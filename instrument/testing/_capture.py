@@ -150,6 +150,9 @@ class _Capture:
         self._intruders.append(intruder)
         client, events = self._client, self._events
         if client is not None and events is not None:
+            client.settings = client.settings.replace(
+                wire_keys=intruder.settings.wire_keys, redact=intruder.settings.redact
+            )
             client.options = intruder.options
             events._options = intruder.options
 
