@@ -217,6 +217,11 @@ def reset_scope(token: contextvars.Token[dict[str, object]]) -> None:
     _SCOPE.reset(token)
 
 
+def has_bound(bound: Mapping[str, object]) -> bool:
+    """True when ``bound`` (a snapshot of the bound fields) holds at least one field."""
+    return any(value is not None for key, value in bound.items() if key is not _TOKEN)
+
+
 def current_scope() -> Mapping[str, object]:
     """The scope fields bound in the current context, as a read-only mapping."""
     return MappingProxyType({k: v for k, v in _get().items() if v is not None and k is not _TOKEN})

@@ -32,8 +32,9 @@ from instrument import (
     field,
     to_message,
 )
+from instrument._messages import EncodeOptions
 from instrument._mode import mode
-from instrument._tracks import EncodeOptions, adhoc_track, find_error, spec_of
+from instrument._records import adhoc_track, spec_of
 
 TIMESTAMP = IsStr(regex=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 MESSAGE_ID = IsStr(regex=r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -185,14 +186,16 @@ def test_float_accepts_int_and_optional_defaults_and_factories_apply() -> None:
     assert second.note == "n"
 
 
-def test_list_items_are_checked_deeply_by_to_message_not_by_the_fast_path() -> None:
+def test_list_items_are_checked_at_construction() -> None:
     with analytics_scope(user_id=1):
         event = Typed(count=1, ratio=1.0, label="x", tags=["ok", 2])  # type: ignore[list-item]
-    assert event.validation_error is None  # the fast path only looks at the container class
+    error = event.validation_error
+    assert isinstance(error, PropertyError)
+    assert error.field == "tags"
+    assert str(error) == "Typed.tags: expected list[str], got list (2 items)"
     with pytest.raises(PropertyError) as info:
         to_message(event)
-    assert info.value.field == "tags"
-    assert isinstance(find_error(event), PropertyError)
+    assert info.value is error
 
 
 def test_strict_mode_checks_list_items_at_construction() -> None:
@@ -232,13 +235,16 @@ def test_a_missing_scope_field_is_a_scope_error_naming_track_scope_and_field() -
     assert all(word in str(error) for word in ("ClusterProvisioningSuccess", "'cluster'", "'cluster_id'"))
 
 
-def test_a_scope_id_of_the_wrong_type_is_a_scope_error_at_encoding() -> None:
+def test_a_scope_id_of_the_wrong_type_is_a_scope_error_at_construction() -> None:
     with analytics_scope(user_id=1, project_id=2, cluster_id=3.5):
         event = ClusterProvisioningSuccess(cluster_type="EKS", infra_id=1)
-    assert event.validation_error is None  # the fast path only sees that the field is bound
-    with pytest.raises(ScopeError) as info:
+    error = event.validation_error
+    assert isinstance(error, ScopeError)
+    assert (error.field, error.scope) == ("cluster_id", "cluster")
+    assert "got float" in str(error)
+    assert "3.5" not in str(error)
+    with pytest.raises(ScopeError):
         to_message(event)
-    assert (info.value.field, info.value.scope) == ("cluster_id", "cluster")
 
 
 def test_a_scope_id_of_the_wrong_type_raises_at_construction_in_strict_mode() -> None:
