@@ -21,6 +21,7 @@ from instrument._client import (
     track,
 )
 from instrument._decorator import Call, tracks
+from instrument._describe import EventSchema, PropertySchema, ScopeFieldSchema, describe
 from instrument._dispatch import EmitResult, Stats
 from instrument._encoding import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from instrument._errors import (
@@ -39,6 +40,9 @@ from instrument._errors import (
     TrackDefinitionError,
 )
 from instrument._events import EventName
+from instrument._fields import MISSING, ScopeId, Truncatable, field
+from instrument._messages import to_message
+from instrument._records import Identify, Track
 from instrument._scopes import (
     Scope,
     analytics_scope,
@@ -48,7 +52,6 @@ from instrument._scopes import (
     reset_scope,
 )
 from instrument._settings import Settings
-from instrument._tracks import Identify, ScopeId, Track, Truncatable, field, to_message
 from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
 
 __version__ = "0.1.0"
@@ -56,6 +59,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_MESSAGE_BYTES",
+    "MISSING",
     "AnalyticsError",
     "Call",
     "Client",
@@ -67,15 +71,18 @@ __all__ = [
     "EncodingError",
     "EventName",
     "EventNameError",
+    "EventSchema",
     "Identify",
     "MemoryTransport",
     "NotConfiguredError",
     "OversizeError",
     "PropertyError",
+    "PropertySchema",
     "PropsError",
     "QueueFullError",
     "Scope",
     "ScopeError",
+    "ScopeFieldSchema",
     "ScopeId",
     "SegmentTransport",
     "Settings",
@@ -92,6 +99,7 @@ __all__ = [
     "configure",
     "current_scope",
     "define_scope",
+    "describe",
     "field",
     "flush",
     "get_client",

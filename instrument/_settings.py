@@ -144,25 +144,9 @@ def _check_host(host: object) -> None:
 
 
 def _check_wire_keys(wire_keys: object) -> dict[str, str]:
+    """The renames as given, once ``_scopes.check_wire_keys`` has found them valid (known property
+    fields, non-empty keys, no two fields sent under one key). Raises ConfigurationError."""
     if not isinstance(wire_keys, Mapping):
         raise _bad("wire_keys", "must be a mapping of scope field -> wire key", wire_keys)
-    keys = dict(wire_keys)
-    fields = _scopes.known_fields() - {_scopes.USER_ID}
-    for field, key in keys.items():
-        if field not in fields:
-            raise ConfigurationError(
-                f"configure: wire_keys names {field!r}, which is not a scope property field (known: {sorted(fields)})"
-            )
-        if not isinstance(key, str) or not key:
-            raise ConfigurationError(f"configure: wire key for {field!r} must be a non-empty str")
-    # Two fields sent under one key would overwrite each other in every message.
-    sent_as: dict[str, str] = {}
-    for field in sorted(fields):
-        key = keys.get(field) or _scopes.default_wire_key(field)
-        other = sent_as.get(key)
-        if other is not None:
-            raise ConfigurationError(
-                f"configure: wire_keys sends {field!r} as {key!r}, which scope field {other!r} is sent as too"
-            )
-        sent_as[key] = field
-    return keys
+    _scopes.check_wire_keys(wire_keys, "configure")
+    return dict(wire_keys)

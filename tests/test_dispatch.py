@@ -101,9 +101,10 @@ def test_deep_invalid_list_is_accepted_at_the_call_and_dropped_by_the_worker(
         bad = instrument.track(Dispatched(n=2, tags=[1, "two"]))  # type: ignore[list-item]
         good_after = instrument.track(Dispatched(n=3))
 
-    # All accepted at the call: the deep check of the list runs on the worker.
+    # The list's items are checked at construction (one validation path): refused at the call.
     assert good_before.ok
-    assert bad.ok
+    assert not bad.ok
+    assert isinstance(bad.error, PropertyError)
     assert good_after.ok
     assert instrument.flush(5.0)
     assert sent_numbers(endpoint) == [1, 3]

@@ -52,8 +52,9 @@ BAD_ARGUMENTS: list[tuple[dict[str, Any], str]] = [
     ({"host": "http://example.com:99999"}, "host is not a valid URL"),
     ({"wire_keys": "proj_id"}, "wire_keys must be a mapping"),
     ({"wire_keys": {"project_id": ""}}, "wire key for 'project_id' must be a non-empty str"),
-    ({"wire_keys": {"project_id": "cluster_id"}}, "which scope field 'cluster_id' is sent as too"),
-    ({"wire_keys": {"project_id": "id", "cluster_id": "id"}}, "is sent as too"),
+    ({"wire_keys": {"project_id": "cluster_id"}}, "would both be sent as 'cluster_id'"),
+    ({"wire_keys": {"project_id": "id", "cluster_id": "id"}}, "would both be sent as 'id'"),
+    ({"wire_keys": {"project_id": "userId"}}, "would both be sent as 'userId'"),
 ]
 
 

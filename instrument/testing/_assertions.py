@@ -8,7 +8,8 @@ from typing import Any, Union
 
 from instrument import _scopes
 from instrument._errors import AnalyticsError
-from instrument._tracks import EncodeOptions, Identify, Track, spec_of
+from instrument._messages import EncodeOptions
+from instrument._records import Identify, Track, scope_wire_key, spec_of
 from instrument.testing._event import _IDS, CapturedEvent, Message
 from instrument.testing._matching import (
     ANY,
@@ -279,7 +280,7 @@ class CapturedEvents:
             valid.update((p.name, p.key))
         if not identify:
             scope = spec.scope.property_fields
-            valid.update(scope, (wire_keys.get(f) or _scopes.default_wire_key(f) for f in scope))
+            valid.update(scope, (wire_keys.get(f) or scope_wire_key(target, f) for f in scope))
         return "\n".join(_unknown_field(target, name, valid) for name in names if name not in valid)
 
     def _expected_fields(self, target: Any, expected: Mapping[str, Any], *, identify: bool = False) -> list[_Expected]:
@@ -295,7 +296,7 @@ class CapturedEvents:
             elif name in declared:
                 fields.append(_Expected(name, declared[name], value))
             elif name in known and not identify:
-                key = wire_keys.get(name) or _scopes.default_wire_key(name)
+                key = wire_keys.get(name) or scope_wire_key(target, name)
                 fields.append(_Expected(name, key, value))
             else:
                 fields.append(_Expected(name, name, value))

@@ -10,7 +10,7 @@ from typing import Any, Union
 from instrument._encoding import encode
 from instrument._errors import EncodingError
 from instrument._events import EventName
-from instrument._tracks import Track, spec_of
+from instrument._records import Track, spec_of
 from instrument.testing._event import CapturedEvent
 
 
