@@ -127,10 +127,9 @@ def _check_host(host: object) -> None:
         raise _bad("host", "must be an http(s) URL as a str", host)
     try:
         parts = urlsplit(host)
-        port = parts.port  # raises ValueError for a port that is not a number or out of range
+        _ = parts.port  # parsed on access: ValueError for a port that is not a number or out of range
     except ValueError:
         raise ConfigurationError("configure: host is not a valid URL (expected http(s)://host[:port])") from None
-    del port
     if parts.username is not None or parts.password is not None:
         # Never echo the URL: it holds a password. The write key is the credential Segment uses.
         raise ConfigurationError(
