@@ -30,3 +30,11 @@ def test_the_first_snippet_prints_what_its_comment_shows(tmp_path: Path) -> None
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == expected
     assert run.stderr == ""  # no warning either: it works as shown
+
+
+def test_the_readme_points_only_inside_the_repository() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert "../" not in text
+    for path in re.findall(r"`((?:docs|bench|examples)/[\w./-]+\.md)`", text):
+        assert (ROOT / path).exists(), path
+    assert (ROOT / "docs" / "architecture.md").exists()
