@@ -125,21 +125,22 @@ def _check_seconds(name: str, value: object, *, positive: bool) -> None:
 def _check_host(host: object) -> None:
     if not isinstance(host, str):
         raise _bad("host", "must be an http(s) URL as a str", host)
+    if "@" in host:
+        # user:password@ (also without a scheme, where a parser would take the user for the scheme).
+        # Never echo the URL: it holds a password. The write key is the credential Segment uses.
+        raise ConfigurationError(
+            "configure: host must not contain credentials (user:password@); the write key authenticates"
+        )
     try:
         parts = urlsplit(host)
         _ = parts.port  # parsed on access: ValueError for a port that is not a number or out of range
     except ValueError:
         raise ConfigurationError("configure: host is not a valid URL (expected http(s)://host[:port])") from None
-    if parts.username is not None or parts.password is not None:
-        # Never echo the URL: it holds a password. The write key is the credential Segment uses.
-        raise ConfigurationError(
-            "configure: host must not contain credentials (user:password@); the write key authenticates"
-        )
     if parts.scheme not in ("http", "https"):
-        scheme = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
-        raise ConfigurationError(f"configure: host must be an http:// or https:// URL, got {scheme} in {host!r:.100}")
+        scheme = f"scheme {parts.scheme!r:.20}" if parts.scheme else "no scheme"
+        raise ConfigurationError(f"configure: host must be an http:// or https:// URL, got {scheme}")
     if not parts.hostname:
-        raise ConfigurationError(f"configure: host must name a host (http(s)://host[:port]), got {host!r:.100}")
+        raise ConfigurationError("configure: host must name a host (http(s)://host[:port])")
 
 
 def _check_wire_keys(wire_keys: object) -> dict[str, str]:

@@ -143,3 +143,15 @@ def test_client_keywords_are_settings_fields() -> None:
         Client(MemoryTransport(), strictness=True)
     with pytest.raises(ConfigurationError, match="transport must be a Transport"):
         Client("nowhere")  # type: ignore[arg-type]
+
+
+@given(
+    user=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=6, max_size=20),
+    password=st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$*", min_size=8, max_size=40),
+    scheme=st.sampled_from(["http", "https", "ftp", ""]),
+)
+def test_no_credential_in_a_host_is_ever_shown(user: str, password: str, scheme: str) -> None:
+    host = f"{scheme}://{user}:{password}@collector.internal:8443/v1" if scheme else f"{user}:{password}@collector"
+    with pytest.raises(ConfigurationError) as info:
+        Settings(host=host)
+    assert password not in str(info.value)
