@@ -13,6 +13,7 @@ from instrument._client import (
     ashutdown,
     configure,
     flush,
+    get_client,
     identify,
     is_configured,
     shutdown,
@@ -20,6 +21,7 @@ from instrument._client import (
     track,
 )
 from instrument._decorator import Call, tracks
+from instrument._describe import EventSchema, PropertySchema, ScopeFieldSchema, describe
 from instrument._dispatch import EmitResult, Stats
 from instrument._encoding import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from instrument._errors import (
@@ -39,6 +41,8 @@ from instrument._errors import (
     TrackDefinitionError,
 )
 from instrument._events import EventName
+from instrument._fields import MISSING, ScopeId, Truncatable, field
+from instrument._messages import to_message
 from instrument._propagation import (
     SCOPE_HEADER,
     PropagatingExecutor,
@@ -49,6 +53,7 @@ from instrument._propagation import (
     run_in_executor,
     scope_snapshot,
 )
+from instrument._records import Identify, Track
 from instrument._scopes import (
     Scope,
     analytics_scope,
@@ -57,7 +62,7 @@ from instrument._scopes import (
     define_scope,
     reset_scope,
 )
-from instrument._tracks import Identify, ScopeId, Track, Truncatable, field, to_message
+from instrument._settings import Settings
 from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
 
 __version__ = "0.1.0"
@@ -65,6 +70,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_MESSAGE_BYTES",
+    "MISSING",
     "SCOPE_HEADER",
     "AnalyticsError",
     "Call",
@@ -77,6 +83,7 @@ __all__ = [
     "EncodingError",
     "EventName",
     "EventNameError",
+    "EventSchema",
     "Identify",
     "MemoryTransport",
     "NotConfiguredError",
@@ -84,13 +91,16 @@ __all__ = [
     "PropagatingExecutor",
     "PropagationError",
     "PropertyError",
+    "PropertySchema",
     "PropsError",
     "QueueFullError",
     "Scope",
     "ScopeError",
+    "ScopeFieldSchema",
     "ScopeId",
     "ScopeSnapshot",
     "SegmentTransport",
+    "Settings",
     "Stats",
     "Track",
     "TrackDefinitionError",
@@ -104,9 +114,11 @@ __all__ = [
     "configure",
     "current_scope",
     "define_scope",
+    "describe",
     "extract_scope",
     "field",
     "flush",
+    "get_client",
     "identify",
     "inject_scope",
     "is_configured",

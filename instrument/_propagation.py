@@ -19,9 +19,8 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
-from instrument import _client, _scopes
+from instrument import _client, _scopes, _state
 from instrument._errors import AnalyticsError, PropagationError
-from instrument._mode import mode
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,7 +37,7 @@ _MAX_VALUE_CHARS = 512
 
 def report(error: AnalyticsError) -> None:
     """Raise ``error`` in strict mode; otherwise report it like a dropped event (on_error or the rate-limited log)."""
-    if mode.strict:
+    if _state.current.strict:
         raise error
     _client.get_client()._report(error)
 
