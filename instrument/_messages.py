@@ -82,7 +82,7 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
             field=path,
             value_type=type(value).__name__,
         ) from error
-    user_id = str(merged[_scopes.USER_ID])
+    ids = _scopes.message_ids(merged)  # userId and/or anonymousId
     if spec.kind == "track":
         if options.redact is not None:
             try:
@@ -91,10 +91,10 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
                 raise EncodingError(
                     f"{name}: the redact hook raised {error!r}", track=name, field="", value_type=None
                 ) from error
-        message: dict[str, Any] = {"type": "track", "userId": user_id, "event": spec.event, "properties": props}
+        message: dict[str, Any] = {"type": "track", **ids, "event": spec.event, "properties": props}
         body_key = "properties"
     else:
-        message = {"type": "identify", "userId": user_id, "traits": props}
+        message = {"type": "identify", **ids, "traits": props}
         body_key = "traits"
     message["timestamp"] = format_timestamp(rec._ts)
     message["messageId"] = str(uuid.uuid4())

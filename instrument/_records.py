@@ -139,6 +139,7 @@ class Track(_Record):
 
     # The built-in scope fields, declared so type checkers accept them as keyword overrides.
     user_id: ScopeId | None = None
+    anonymous_id: ScopeId | None = None
     project_id: ScopeId | None = None
     cluster_id: ScopeId | None = None
     registry_id: ScopeId | None = None
@@ -157,6 +158,7 @@ class Identify(_Record):
     _kind = "identify"
 
     user_id: ScopeId | None = None
+    anonymous_id: ScopeId | None = None
 
 
 _MACHINERY: tuple[type, ...] = (_Record, Track, Identify)

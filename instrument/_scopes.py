@@ -20,6 +20,10 @@ logger = logging.getLogger("instrument")
 USER_ID = "user_id"
 #: The message key user_id is sent under (never a property).
 USER_WIRE_KEY = "userId"
+#: An anonymous visitor's id: bindable like a scope field, in no scope, sent as the message's
+#: anonymousId. A message needs userId or anonymousId (Segment's rule), so it stands in for user_id.
+ANONYMOUS_ID = "anonymous_id"
+ANONYMOUS_WIRE_KEY = "anonymousId"
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -120,7 +124,7 @@ def define_scope(
     _scopes[name] = scope
     _default_wire_keys.update(mapping)
     global _known_fields
-    _known_fields = frozenset(_default_wire_keys)
+    _known_fields = frozenset(_default_wire_keys) | {ANONYMOUS_ID}
     return scope
 
 
@@ -173,6 +177,18 @@ def scopes() -> Mapping[str, Scope]:
 def known_fields() -> frozenset[str]:
     """Every field name some scope defines."""
     return _known_fields
+
+
+def message_ids(merged: Mapping[str, object]) -> dict[str, str]:
+    """The message's id keys for a record's scope: ``userId`` and/or ``anonymousId`` (text on the wire)."""
+    ids: dict[str, str] = {}
+    user_id = merged.get(USER_ID)
+    if user_id is not None:
+        ids[USER_WIRE_KEY] = str(user_id)
+    anonymous_id = merged.get(ANONYMOUS_ID)
+    if anonymous_id is not None:
+        ids[ANONYMOUS_WIRE_KEY] = str(anonymous_id)
+    return ids
 
 
 def default_wire_key(field: str) -> str:

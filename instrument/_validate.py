@@ -129,7 +129,7 @@ def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
     known = _scopes.known_fields()
     over: Mapping[str, object] = rec._over
     for key in over:
-        if key in scope.fields or (spec.free_form and key not in known):
+        if key in scope.fields or key == _scopes.ANONYMOUS_ID or (spec.free_form and key not in known):
             continue
         if key in known:
             return ScopeError(
@@ -146,11 +146,22 @@ def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
             value_type=type(over[key]).__name__,
         )
     merged = merge_scope(rec._ctx, over)
-    missing = [f for f in scope.fields if merged.get(f) is None]
+    anonymous_id = merged.get(_scopes.ANONYMOUS_ID)
+    # Segment needs userId or anonymousId: an anonymous visitor's id stands in for user_id.
+    missing = [f for f in scope.fields if merged.get(f) is None and (f != _scopes.USER_ID or anonymous_id is None)]
     if missing:
         return _missing_error(spec, missing, nothing_bound=not _scopes.has_bound(rec._ctx))
+    if anonymous_id is not None and not is_valid_id(anonymous_id):
+        return ScopeError(
+            f"{name}: {_scopes.ANONYMOUS_ID!r} must be an int or a non-empty str id, got {value_summary(anonymous_id)}",
+            track=name,
+            scope=scope.name,
+            field=_scopes.ANONYMOUS_ID,
+        )
     for f in scope.fields:
-        value = merged[f]
+        value = merged.get(f)
+        if value is None:  # user_id, with an anonymous id standing in
+            continue
         if f in scope.id_fields and not is_valid_id(value):
             return ScopeError(
                 f"{name}: scope field {f!r} must be an int or a non-empty str id, got {value_summary(value)}",

@@ -4,6 +4,7 @@ subprocess recycling its children (``--max-tasks-per-child``) against a loopback
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -55,12 +56,18 @@ def peek() -> dict[str, object]:
 
 @pytest.fixture(autouse=True)
 def _installed() -> Iterator[None]:
+    # start_worker sets up Celery's logging: the root logger's level and a handler. Other tests' caplog
+    # needs them back.
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
     instrument_celery.install()
     seen_scopes.clear()
     try:
         yield
     finally:
         instrument_celery.uninstall()
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 def test_eager_tasks_keep_the_caller_s_scope_and_leave_it_unchanged(analytics_events: CapturedEvents) -> None:

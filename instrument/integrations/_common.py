@@ -95,3 +95,28 @@ class RequestScope:
             return {}
         found.update(resolved)
         return found
+
+
+def header(name: str) -> Resolver:
+    """A resolver reading request header ``name`` (any framework's request: Starlette, Werkzeug, Django)."""
+
+    def from_header(request: Any) -> object:
+        value: object = request.headers.get(name)
+        return value if value != "" else None
+
+    return from_header
+
+
+def cookie(name: str) -> Resolver:
+    """A resolver reading cookie ``name`` (e.g. analytics.js's ``ajs_anonymous_id``, whose quotes it drops)."""
+
+    def from_cookie(request: Any) -> object:
+        cookies = getattr(request, "cookies", None)
+        if cookies is None:
+            cookies = getattr(request, "COOKIES", {})  # Django
+        value = cookies.get(name)
+        if isinstance(value, str):
+            value = value.strip('"') or None
+        return value
+
+    return from_cookie

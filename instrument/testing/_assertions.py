@@ -275,7 +275,7 @@ class CapturedEvents:
         if spec.free_form:
             return ""
         wire_keys = self._options.wire_keys
-        valid = {_scopes.USER_ID, "userId"}
+        valid = {_scopes.USER_ID, "userId", _scopes.ANONYMOUS_ID, _scopes.ANONYMOUS_WIRE_KEY}
         for p in spec.properties:
             valid.update((p.name, p.key))
         if not identify:
@@ -293,6 +293,8 @@ class CapturedEvents:
         for name, value in expected.items():
             if name in (_scopes.USER_ID, "userId"):
                 fields.append(_Expected(name, None, value))
+            elif name in (_scopes.ANONYMOUS_ID, _scopes.ANONYMOUS_WIRE_KEY):
+                fields.append(_Expected(name, None, value, top=_scopes.ANONYMOUS_WIRE_KEY))
             elif name in declared:
                 fields.append(_Expected(name, declared[name], value))
             elif name in known and not identify:

@@ -46,6 +46,12 @@ class CapturedEvent(dict[str, Any]):
         return str(self.get("userId"))
 
     @property
+    def anonymous_id(self) -> str | None:
+        """The message's ``anonymousId`` (an anonymous visitor's id), or None."""
+        value = self.get("anonymousId")
+        return None if value is None else str(value)
+
+    @property
     def properties(self) -> dict[str, Any]:
         """A track's properties."""
         props: dict[str, Any] = self.get("properties", {})

@@ -45,25 +45,26 @@ ANY: Any = _AnyType()
 class _Expected:
     """One expected field: the name the test gave, where to find it in a message, and the matcher."""
 
-    __slots__ = ("key", "name", "raw", "value")
+    __slots__ = ("key", "name", "raw", "top", "value")
 
-    def __init__(self, name: str, key: str | None, raw: Any) -> None:
+    def __init__(self, name: str, key: str | None, raw: Any, top: str = "userId") -> None:
         self.name = name
-        self.key = key  # the body key; None means the message's userId
+        self.key = key  # the body key; None means the message's own key ``top`` (userId, anonymousId)
+        self.top = top
         self.raw = raw
         value = _normalize(raw, name)
         if key is None and isinstance(value, (int, str)) and not isinstance(value, bool):
-            value = str(value)  # userId is always text on the wire
+            value = str(value)  # userId and anonymousId are always text on the wire
         self.value = value
 
     def label(self) -> str:
         if self.key is None:
-            return f"{self.name} (userId)" if self.name != "userId" else self.name
+            return f"{self.name} ({self.top})" if self.name != self.top else self.name
         return self.name if self.key == self.name else f"{self.name} (sent as {self.key!r})"
 
     def lookup(self, event: CapturedEvent) -> tuple[bool, Any]:
         if self.key is None:
-            return ("userId" in event, event.get("userId"))
+            return (self.top in event, event.get(self.top))
         body = event.body
         return (self.key in body, body.get(self.key))
 

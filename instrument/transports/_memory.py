@@ -87,9 +87,7 @@ def _short(values: dict[str, object]) -> str:
 
 
 def _describe(message: Message) -> str:
+    who = f"userId={message['userId']}" if "userId" in message else f"anonymousId={message.get('anonymousId')}"
     if message.get("type") == "identify":
-        return f"[analytics] identify userId={message['userId']} traits={_short(message['traits'])}"
-    return (
-        f"[analytics] track {message.get('event')!r} userId={message['userId']} "
-        f"properties={_short(message.get('properties', {}))}"
-    )
+        return f"[analytics] identify {who} traits={_short(message['traits'])}"
+    return f"[analytics] track {message.get('event')!r} {who} properties={_short(message.get('properties', {}))}"
