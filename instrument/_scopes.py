@@ -90,6 +90,10 @@ def define_scope(
     for field, key in mapping.items():
         if not isinstance(field, str) or not field.isidentifier():
             raise ConfigurationError(f"define_scope({name!r}): field name must be an identifier, got {field!r}")
+        if field == ANONYMOUS_ID:
+            raise ConfigurationError(
+                f"define_scope({name!r}): {ANONYMOUS_ID!r} is reserved (bound like a scope field, sent as anonymousId)"
+            )
         if not isinstance(key, str) or not key:
             raise ConfigurationError(f"define_scope({name!r}): wire key of {field!r} must be a non-empty str")
         known_key = _default_wire_keys.get(field)

@@ -13,7 +13,17 @@ from django.test import Client as DjangoClient
 from fastapi import FastAPI
 
 import instrument
-from instrument import EventName, Identify, ScopeError, Track, analytics_scope, extract_scope, inject_scope
+from instrument import (
+    ConfigurationError,
+    EventName,
+    Identify,
+    ScopeError,
+    Track,
+    analytics_scope,
+    define_scope,
+    extract_scope,
+    inject_scope,
+)
 from instrument.integrations import cookie, header
 from instrument.integrations.fastapi import AnalyticsMiddleware
 from instrument.testing import CapturedEvents
@@ -81,6 +91,13 @@ def test_an_anonymous_id_must_be_an_id(bad: Any, analytics_events: CapturedEvent
     with analytics_scope(anonymous_id=bad), pytest.raises(ScopeError) as caught:
         PricingViewed(plan="pro")
     assert caught.value.field == "anonymous_id"
+
+
+def test_anonymous_id_is_reserved_for_scopes_and_wire_keys() -> None:
+    with pytest.raises(ConfigurationError, match="reserved"):
+        define_scope("visitor", fields=["anonymous_id"])
+    with pytest.raises(ConfigurationError, match="anonymous_id"):
+        instrument.configure(transport=MemoryTransport(), wire_keys={"anonymous_id": "anon"})
 
 
 def test_a_carrier_carries_the_anonymous_id() -> None:
