@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
 from instrument import _client, _scopes, _state
-from instrument._errors import AnalyticsError, PropagationError
+from instrument._errors import AnalyticsError, ConfigurationError, PropagationError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -354,8 +354,6 @@ def resolve(resolvers: Mapping[str, Callable[..., object]], *args: Any, where: s
 
 def check_resolvers(resolvers: Mapping[str, Callable[..., object]], where: str) -> dict[str, Callable[..., object]]:
     """Validate resolver names and callables when an integration is set up. Raises ConfigurationError."""
-    from instrument._errors import ConfigurationError
-
     checked = dict(resolvers)
     unknown = sorted(set(checked) - _scopes.known_fields())
     if unknown:

@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
 import instrument
-from instrument import EventName, PropagationError, Track, analytics_scope, current_scope, inject_scope
+from instrument import (
+    ConfigurationError,
+    EventName,
+    PropagationError,
+    Track,
+    analytics_scope,
+    current_scope,
+    inject_scope,
+)
 from instrument.integrations.wsgi import AnalyticsWSGIMiddleware
 from instrument.testing import CapturedEvents, capture_events
 
@@ -186,3 +194,10 @@ def test_a_trusted_carrier_header_from_another_service_binds_its_scope(analytics
     trusting = AnalyticsWSGIMiddleware(_scope_app, trust_carrier=True)
     assert json.loads(_call(trusting, headers)[0]) == {"project_id": 6, "user_id": 5}
     assert json.loads(_call(AnalyticsWSGIMiddleware(_scope_app), headers)[0]) == {}  # not trusted by default
+
+
+def test_a_resolver_for_an_unknown_field_or_not_callable_is_refused_at_setup() -> None:
+    with pytest.raises(ConfigurationError, match="password"):
+        AnalyticsWSGIMiddleware(_scope_app, resolvers={"password": lambda r: "x"})
+    with pytest.raises(ConfigurationError, match="not callable"):
+        AnalyticsWSGIMiddleware(_scope_app, resolvers={"user_id": "X-User-Id"})  # type: ignore[dict-item]
