@@ -57,8 +57,7 @@ class Client:
         self._log = RateLimitedLog()
 
         def encode(record: Any) -> dict[str, Any]:
-            # The context providers' output was captured on the caller's thread (see _emit).
-            return _context.merge_into(to_message(record, self.options), record.__dict__.get("_context"))
+            return to_message(record, self.options)
 
         kind = SyncDispatcher if settings.sync else Dispatcher
         self.dispatcher = kind(
@@ -108,7 +107,7 @@ class Client:
             record.__dict__["_context"] = _context.collect()
         if self.strict:
             # Strict: every check, the encoder and the size limit run here, so errors raise at the call.
-            item: Any = _context.merge_into(to_message(record, self.options), record.__dict__.get("_context"))
+            item: Any = to_message(record, self.options)
         else:
             item = record
         if not self.configured:

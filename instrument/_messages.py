@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from dataclasses import field as _dc_field
 from typing import Any
 
-from instrument import _scopes
+from instrument import _context, _scopes
 from instrument._encoding import MAX_MESSAGE_BYTES, encode, encoded_size, format_timestamp, largest_fields
 from instrument._errors import AnalyticsError, EncodingError, OversizeError, PropertyError
 from instrument._records import _Record, _spec
@@ -96,6 +96,8 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
     else:
         message = {"type": "identify", **ids, "traits": props}
         body_key = "traits"
+    # Integrations' context (trace ids, the request), captured on the caller's thread by track().
+    _context.merge_into(message, rec.__dict__.get("_context"))
     message["timestamp"] = format_timestamp(rec._ts)
     message["messageId"] = str(uuid.uuid4())
     size = encoded_size(message)
