@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import uvicorn
 
@@ -15,7 +16,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
-    instrument.configure()  # SEGMENT_WRITE_KEY, else events are validated and dropped (warned once)
+    if os.environ.get("SEGMENT_WRITE_KEY"):
+        instrument.configure()
+    else:  # no key: print every event instead
+        instrument.configure(transport=instrument.ConsoleTransport())
     uvicorn.run(app, host="127.0.0.1", port=args.port)
     instrument.shutdown()
 

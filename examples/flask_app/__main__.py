@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import instrument
 
 from .app import app
 
 if __name__ == "__main__":
-    instrument.configure()  # SEGMENT_WRITE_KEY, else events are validated and dropped (warned once)
+    if os.environ.get("SEGMENT_WRITE_KEY"):
+        instrument.configure()
+    else:  # no key: print every event instead
+        instrument.configure(transport=instrument.ConsoleTransport())
     app.run(host="127.0.0.1", port=5000)
