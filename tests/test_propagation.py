@@ -351,3 +351,21 @@ def test_events_of_a_fork_child_ending_through_os_exit_are_delivered(
     users = Counter(m["userId"] for m in endpoint.messages)
     assert users == {"child-0": 5, "child-1": 5}
     assert endpoint.unique_message_ids == 10
+
+
+ids = st.one_of(st.integers(min_value=-(2**63), max_value=2**63), st.text(min_size=1, max_size=40))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {"user_id": ids},
+        optional={"anonymous_id": ids, "project_id": ids, "cluster_id": ids, "app_name": st.text(max_size=30)},
+    )
+)
+def test_any_bound_scope_of_ids_round_trips_through_a_carrier(fields: dict[str, Any]) -> None:
+    with analytics_scope(**fields):
+        carrier = inject_scope({})
+        assert current_scope() == fields
+    assert carrier[SCOPE_HEADER].isascii()  # fit for an HTTP header or a queue's headers
+    assert extract_scope(carrier) == fields
