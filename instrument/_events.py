@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from instrument._errors import EventNameError
+from instrument._errors import ConfigurationError, EventNameError
 from instrument._scopes import check_wire_keys
 
 # "[Noun] [Verb] [Subverb]": two or more Title Case words (acronyms such as "AWS" and "ID" allowed),
@@ -44,6 +45,53 @@ def check_event_name(name: str, *, catalog: str = "<event>") -> None:
         )
 
 
+# Every scope field some catalog renames: field -> (wire key, the catalog that declared it first).
+_renamed: dict[str, tuple[str, str]] = {}
+
+
+def _inherited_wire_keys(cls_name: str, bases: tuple[type, ...], wire_keys: Mapping[str, str] | None) -> dict[str, str]:
+    """The renames of a catalog: its base catalogs' (``class Events(MyBase)``), then its own.
+
+    A catalog may add renames to its bases' but not change one: raises ConfigurationError.
+    """
+    renames: dict[str, str] = {}
+    for base in bases:
+        renames.update(getattr(base, "__wire_keys__", None) or {})
+    if wire_keys is not None and not isinstance(wire_keys, Mapping):
+        raise ConfigurationError(f"{cls_name}: wire_keys must be a mapping scope field -> wire key")
+    for field, key in (wire_keys or {}).items():
+        if renames.get(field, key) != key:
+            raise ConfigurationError(
+                f"{cls_name}: wire_keys sends {field!r} as {key!r}, but its base catalog sends it as {renames[field]!r}"
+            )
+        renames[field] = key
+    return renames
+
+
+def _check_agreement(renames: Mapping[str, str], catalog: str) -> None:
+    """One process has one wire format: every catalog that renames a field renames it the same way.
+
+    Events of one process go to one Segment source, so a field sent as ``proj_id`` by one catalog and
+    ``project`` by another would split one column in two. Raises ConfigurationError naming both.
+    """
+    with _renamed_lock:
+        for field, key in renames.items():
+            known = _renamed.get(field)
+            if known is not None and known[0] != key and known[1] != catalog:
+                raise ConfigurationError(
+                    f"{catalog}: wire_keys sends {field!r} as {key!r}, but catalog {known[1]} sends it as "
+                    f"{known[0]!r}; one process sends one wire format: declare the wire keys once, on a "
+                    "base catalog the others derive from (class Events(MyCatalogBase): ...)"
+                )
+        for field, key in renames.items():
+            known = _renamed.get(field)
+            if known is None or known[1] == catalog:
+                _renamed[field] = (key, catalog)
+
+
+_renamed_lock = threading.Lock()
+
+
 class _EventNameMeta(enum.EnumMeta):
     def __new__(
         mcls,
@@ -55,11 +103,12 @@ class _EventNameMeta(enum.EnumMeta):
         wire_keys: Mapping[str, str] | None = None,
         **kwds: Any,
     ) -> _EventNameMeta:
-        if wire_keys:
-            check_wire_keys(wire_keys, cls_name)
+        renames = _inherited_wire_keys(cls_name, bases, wire_keys)
+        if renames:
+            check_wire_keys(renames, cls_name)
         cls = super().__new__(mcls, cls_name, bases, classdict, **kwds)
         # type.__setattr__: Enum classes refuse setting attributes that look like members.
-        type.__setattr__(cls, "__wire_keys__", dict(wire_keys or {}))
+        type.__setattr__(cls, "__wire_keys__", renames)
         legacy_names = frozenset(legacy)
         seen: dict[str, str] = {}
         # _member_names_ excludes aliases; the members mapping shows them, so a value given twice
@@ -83,6 +132,8 @@ class _EventNameMeta(enum.EnumMeta):
                 name=sorted(unused)[0],
                 catalog=cls_name,
             )
+        if renames:  # last: a catalog refused above never claims its renames
+            _check_agreement(renames, f"{cls.__module__}.{cls.__qualname__}")
         return cls
 
 
@@ -94,8 +145,12 @@ class EventName(str, enum.Enum, metaclass=_EventNameMeta):
     ``class Events(EventName, legacy={"New Project Event"})``. Raises EventNameError.
 
     ``wire_keys={"project_id": "proj_id"}`` renames scope fields on the wire for every track of this
-    catalog, in every client, capture and console: the wire format is declared once, here. Raises
-    ConfigurationError for an unknown field, user_id, or a key another scope field is sent under.
+    catalog, in every client, capture and console: the wire format is declared once, here. A catalog
+    derived from another (``class Events(MyCatalogBase)``, the base without members) keeps its base's
+    wire keys: declare them once on a base when an app has several catalogs. A catalog that declares
+    none sends the scope's own keys. Raises ConfigurationError for an unknown field, user_id, a key
+    another scope field is sent under, a rename that changes a base's, or one that disagrees with
+    another catalog's rename of the same field (one process sends one wire format).
     """
 
     __wire_keys__: Mapping[str, str]
