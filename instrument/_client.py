@@ -88,7 +88,7 @@ class Client:
         return self._emit(traits, Identify)
 
     def _emit(self, record: Any, kind: type[Track] | type[Identify]) -> EmitResult:
-        if not isinstance(record, kind):
+        if not issubclass(type(record), kind):  # not isinstance: a hostile __class__ may raise
             error = PropertyError(
                 f"{kind.__name__.lower()}() takes a {kind.__name__} instance, got {type(record).__name__}",
                 track=type(record).__name__,
