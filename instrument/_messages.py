@@ -89,7 +89,7 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
                 props = dict(options.redact(spec.event or "", props))
             except Exception as error:  # a user hook: its failure is this event's, never the caller's
                 raise EncodingError(
-                    f"{name}: the redact hook raised {error!r}", track=name, field="", value_type=None
+                    f"{name}: the redact hook raised {type(error).__name__}", track=name, field="", value_type=None
                 ) from error
         message: dict[str, Any] = {"type": "track", "userId": user_id, "event": spec.event, "properties": props}
         body_key = "properties"
