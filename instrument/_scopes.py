@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import keyword
 import logging
 import threading
 import time
@@ -84,8 +85,13 @@ def define_scope(
         )
     mapping = dict(fields) if isinstance(fields, Mapping) else {f: f for f in fields}
     for field, key in mapping.items():
-        if not isinstance(field, str) or not field.isidentifier():
-            raise ConfigurationError(f"define_scope({name!r}): field name must be an identifier, got {field!r}")
+        if not isinstance(field, str) or not field.isidentifier() or keyword.iskeyword(field) or field[0] == "_":
+            # A scope field is a keyword argument of every Track of the scope: a keyword (``class``) or a
+            # private-looking name (``_self``) could not be one.
+            raise ConfigurationError(
+                f"define_scope({name!r}): field name must be an identifier, not a keyword and not starting "
+                f"with '_', got {field!r}"
+            )
         if not isinstance(key, str) or not key:
             raise ConfigurationError(f"define_scope({name!r}): wire key of {field!r} must be a non-empty str")
         known_key = _default_wire_keys.get(field)

@@ -123,6 +123,16 @@ def test_define_scope_rejects_bad_scope_and_field_names(bad: str) -> None:
         define_scope(unique("okname"), fields=[bad])
 
 
+@pytest.mark.parametrize("bad", ["class", "None", "_self", "_private"])
+def test_define_scope_rejects_field_names_no_track_could_take_as_keywords(bad: str) -> None:
+    # Such a field would break every Track of the scope (its generated __init__ and signature).
+    with pytest.raises(ConfigurationError, match=f"not a keyword and not starting with '_', got {bad!r}"):
+        define_scope(unique("kw"), fields=[bad])
+    with pytest.raises(ConfigurationError):
+        define_scope(unique("kw"), fields={bad: "wire"})
+    assert bad not in known_fields()
+
+
 def test_define_scope_rejects_a_field_already_in_the_parent() -> None:
     with pytest.raises(ConfigurationError, match="project_id"):
         define_scope(unique("clash"), parent="cluster", fields=["project_id"])
