@@ -186,6 +186,7 @@ def reset() -> None:
         _current.interceptor = None
         previous: Client = _state.install(default_client())
     _scopes._set(_scopes._EMPTY)
+    _scopes.foreign_exit_log.reset()
     if previous.configured:
         previous.shutdown(0)
 
@@ -327,11 +328,13 @@ def _at_exit() -> None:
         client.shutdown(client.exit_timeout)
     except Exception:  # interpreter exit: report, never raise
         logger.exception("analytics: delivery at exit failed")
+    _scopes.foreign_exit_log.close()  # the count of suppressed reports is never left unsaid
 
 
 def _after_fork_in_child() -> None:
     reset_http_session_after_fork()
     get_client().after_fork()
+    _scopes.foreign_exit_log.after_fork()
 
 
 atexit.register(_at_exit)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import keyword
-import logging
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
@@ -15,8 +12,7 @@ from typing import Any, TypeVar, cast
 import wrapt
 
 from instrument._errors import ConfigurationError, ScopeError
-
-logger = logging.getLogger("instrument")
+from instrument._reporting import RateLimitedLog
 
 USER_ID = "user_id"
 #: The message key user_id is sent under (never a property).
@@ -336,28 +332,23 @@ class AnalyticsScope(tuple):  # type: ignore[type-arg]
 
 #: Seconds between two log lines about analytics_scope blocks left in another context.
 FOREIGN_EXIT_LOG_INTERVAL = 60.0
-_foreign_exits = {"last": -FOREIGN_EXIT_LOG_INTERVAL, "suppressed": 0}
-_foreign_exits_lock = threading.Lock()
+#: Where those lines go: rate-limited like every other report (the first at once, then a summary of
+#: the count once per interval by a timer, and at shutdown and exit: the client flushes it).
+foreign_exit_log = RateLimitedLog(FOREIGN_EXIT_LOG_INTERVAL)
+
+_FOREIGN_EXIT = (
+    "analytics_scope: a `with analytics_scope(...)` block was exited in another context (thread or task) "
+    "than it was entered in, so the binding it made there could not be undone from here; the events "
+    "inside the block were filled normally. This happens when __enter__ and __exit__ run in different "
+    "threads/tasks (e.g. a sync generator dependency of a web framework); bind the scope where the work "
+    "runs (the decorator form, or bind_scope/reset_scope in one context)"
+)
 
 
 def _report_foreign_exit() -> None:
     # One request per occurrence would be thousands of lines (a sync FastAPI dependency runs its
-    # block in a worker thread): log the first, then at most one line per interval with the count.
-    now = time.monotonic()
-    with _foreign_exits_lock:
-        if now - _foreign_exits["last"] < FOREIGN_EXIT_LOG_INTERVAL:
-            _foreign_exits["suppressed"] += 1
-            return
-        suppressed = _foreign_exits["suppressed"]
-        _foreign_exits.update(last=now, suppressed=0)
-    logger.warning(
-        "analytics_scope: a `with analytics_scope(...)` block was exited in another context (thread or "
-        "task) than it was entered in, so the binding it made there could not be undone from here; the "
-        "events inside the block were filled normally. This happens when __enter__ and __exit__ run in "
-        "different threads/tasks (e.g. a sync generator dependency of a web framework); bind the scope "
-        "where the work runs (the decorator form, or bind_scope/reset_scope in one context)%s",
-        f" ({suppressed} more in the last {FOREIGN_EXIT_LOG_INTERVAL:g} s)" if suppressed else "",
-    )
+    # block in a worker thread).
+    foreign_exit_log.report(ScopeError(_FOREIGN_EXIT, field=""))
 
 
 _new_scope = tuple.__new__

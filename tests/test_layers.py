@@ -12,8 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 # Lowest first (see the README's "Design" table).
 LAYERS: list[set[str]] = [
     {"_errors", "_codegen"},
-    {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields"},
-    {"_settings", "_reporting", "_spec", "_validate"},
+    {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields", "_reporting"},
+    {"_settings", "_spec", "_validate"},
     {"transports", "_records", "_dispatch"},
     {"_messages", "_describe"},
     {"_client"},

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 from collections.abc import AsyncIterator, Generator
+from pathlib import Path
 
 import pytest
 
@@ -428,15 +433,8 @@ def test_define_scope_fields_are_ids_unless_listed_otherwise() -> None:
     assert define_scope(unique("allids"), fields=[other]).id_fields == {"user_id", other}
 
 
-def test_exits_in_another_thread_are_logged_once_per_interval_with_what_to_do(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from instrument import _scopes
-
-    monkeypatch.setattr(_scopes, "FOREIGN_EXIT_LOG_INTERVAL", 3600.0)
-    monkeypatch.setitem(_scopes._foreign_exits, "last", -1e9)
-    monkeypatch.setitem(_scopes._foreign_exits, "suppressed", 0)
-    scopes_ = [analytics_scope(user_id=i) for i in range(2000)]
+def _exit_in_another_thread(count: int) -> None:
+    scopes_ = [analytics_scope(user_id=i) for i in range(count)]
 
     def enter_all() -> None:
         for scope in scopes_:
@@ -450,14 +448,53 @@ def test_exits_in_another_thread_are_logged_once_per_interval_with_what_to_do(
         thread = threading.Thread(target=target)
         thread.start()
         thread.join(30)
-    records = [r for r in caplog.records if "analytics_scope" in r.getMessage()]
-    assert len(records) == 1
-    text = records[0].getMessage()
-    assert "exited in another context (thread or task) than it was entered in" in text
-    assert "bind the scope where the work runs" in text
+
+
+def _foreign_exit_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "analytics_scope" in r.getMessage()]
+
+
+def test_exits_in_another_thread_are_logged_once_then_summarised_by_the_timer(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from instrument import _reporting, _scopes
+
+    # 2,000 requests of a sync FastAPI dependency: one line, then one summary after the interval,
+    # printed by the timer although no further exit comes.
+    monkeypatch.setattr(_scopes, "foreign_exit_log", _reporting.RateLimitedLog(interval=0.5))
+    _exit_in_another_thread(2000)
+    lines = _foreign_exit_lines(caplog)
+    assert len(lines) == 1
+    assert "exited in another context (thread or task) than it was entered in" in lines[0]
+    assert "bind the scope where the work runs" in lines[0]
     assert current_scope() == {}
-    monkeypatch.setattr(_scopes, "FOREIGN_EXIT_LOG_INTERVAL", 0.0)
-    scopes_[0].__exit__(None, None, None)
-    records = [r for r in caplog.records if "analytics_scope" in r.getMessage()]
-    assert len(records) == 2
-    assert "(1999 more in the last" in records[1].getMessage()
+    deadline = time.monotonic() + 30
+    while len(_foreign_exit_lines(caplog)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = _foreign_exit_lines(caplog)
+    assert len(lines) == 2
+    assert lines[1].startswith("analytics: ScopeError: 1999 more ScopeError since the last report")
+
+
+def test_the_summary_of_foreign_exits_is_printed_at_interpreter_exit(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import threading
+
+            from instrument import analytics_scope
+
+            scopes = [analytics_scope(user_id=i) for i in range(50)]
+            for action in ("__enter__", "__exit__"):
+                thread = threading.Thread(target=lambda: [getattr(s, action)() if action == "__enter__"
+                                                          else s.__exit__(None, None, None) for s in scopes])
+                thread.start()
+                thread.join(30)
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("exited in another context") == 2, done.stderr  # the first, then the summary
+    assert "49 more ScopeError since the last report" in done.stderr
