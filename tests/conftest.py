@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 import instrument
-from instrument import Client
-from instrument._errors import AnalyticsError
+from instrument import AnalyticsError, Client
 from instrument.testing import SegmentEndpoint, reset
 from instrument.transports import MemoryTransport
 
