@@ -50,6 +50,12 @@ def _class_check(tp: type) -> Check:
     return Check(lambda v: isinstance(v, tp), (tp,), _name(tp))
 
 
+def _arity(tp: object, args: tuple[Any, ...], expected: int) -> None:
+    # ``dict[str]`` and ``list[int, str]`` are accepted by Python at run time, but mean nothing.
+    if args and len(args) != expected:
+        raise UnsupportedAnnotation(f"{_name(tp)} takes {expected} type argument(s), got {len(args)}")
+
+
 def compile_check(tp: Any) -> Check:
     """Compile ``tp`` into a Check. Raises UnsupportedAnnotation for forms it cannot check."""
     if tp is Any:
@@ -76,6 +82,7 @@ def compile_check(tp: Any) -> Check:
             f"Literal[{', '.join(map(repr, allowed))}]",
         )
     if origin in (list, cabc.Sequence, cabc.MutableSequence, set, frozenset, cabc.Set, cabc.Iterable):
+        _arity(tp, args, 1)
         item = compile_check(args[0]) if args else compile_check(Any)
         container: tuple[type, ...] = {
             list: (list,),
@@ -109,6 +116,7 @@ def compile_check(tp: Any) -> Check:
             shallow=True,
         )
     if origin in (dict, cabc.Mapping, cabc.MutableMapping):
+        _arity(tp, args, 2)
         key = compile_check(args[0]) if args else compile_check(Any)
         val = compile_check(args[1]) if args else compile_check(Any)
         key_ok, val_ok = key.ok, val.ok

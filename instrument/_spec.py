@@ -206,6 +206,10 @@ def build_spec(cls: Any, machinery: tuple[type, ...]) -> Spec:
             check = compile_check(annotation)
         except UnsupportedAnnotation as exc:
             raise TrackDefinitionError(f"{name}.{pname}: {exc}", track=name) from None
+        except Exception as exc:  # an annotation object no supported form foresaw: still a definition error
+            raise TrackDefinitionError(
+                f"{name}.{pname}: cannot check values against {annotation!r} ({type(exc).__name__})", track=name
+            ) from exc
         props.append(
             PropertySpec(
                 pname, info.key or pname, check, info.default, info.default_factory, truncatable, info.doc, annotation

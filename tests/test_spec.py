@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -90,6 +90,28 @@ def test_an_unsupported_annotation_is_refused_at_definition() -> None:
 
         class Weird(Track, event="Weird Thing Happened"):
             x: Callable[[], int]
+
+
+class _HostileAnnotation:
+    """An annotation object that raises on any attribute look-up it does not define."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(name)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "match"),
+    [
+        (dict[str], r"dict takes 2 type argument\(s\), got 1"),  # type: ignore[misc]
+        (Mapping[str], r"Mapping takes 2 type argument\(s\), got 1"),  # type: ignore[misc]
+        (list[int, str], r"list takes 1 type argument\(s\), got 2"),  # type: ignore[misc]
+        (_HostileAnnotation(), r"cannot check values against .* \(RuntimeError\)"),
+    ],
+    ids=["dict-one-arg", "mapping-one-arg", "list-two-args", "hostile-object"],
+)
+def test_a_malformed_annotation_is_a_definition_error_never_another_exception(annotation: Any, match: str) -> None:
+    with pytest.raises(TrackDefinitionError, match=match):
+        type("Malformed", (Track,), {"__annotations__": {"value": annotation}}, event="Malformed Thing Happened")
 
 
 def test_field_rejects_bad_arguments() -> None:
