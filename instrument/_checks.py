@@ -24,8 +24,8 @@ class Check:
     ok: Predicate
     exact: tuple[type, ...] | None  # value.__class__ in exact -> passes the hot path's test
     text: str
-    # True when an exact class only passes the hot path: the items still need ok() (done in strict
-    # mode at construction, else on the background worker before encoding).
+    # True when the exact class is not enough (a container): its items need ok() too, so the generated
+    # __init__ calls ok() instead of comparing the class.
     shallow: bool = False
 
 

@@ -106,6 +106,8 @@ class _Plan:
         ns: dict[str, Any] = {"_cls": cls, "_extract": self.extract, "_len": len}
         if self.extra:
             lines = ["def build(_instance, _args, _kwargs):", "    return _cls(**_extract(_instance, _args, _kwargs))"]
+        elif not self.entries:  # no parameter feeds a field: nothing to look up
+            lines = ["def build(_instance, _args, _kwargs):", "    return _cls()"]
         else:
             parts = []
             for i, (name, position, default) in enumerate(self.entries):

@@ -309,7 +309,7 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
         what="__init__",
         module=cls.__module__,
         qualname=cls.__qualname__,
-        doc=f"Build a {cls.__qualname__}: check its properties and fill its scope (see Track).",
+        doc=f"Make a {cls.__qualname__} record: check its properties and fill its scope (see Track).",
     )
     init.__signature__ = _signature(spec)  # type: ignore[attr-defined]
     return init
