@@ -219,10 +219,11 @@ def configure(
     points the Segment transport elsewhere (an http(s) URL: self-hosted, RudderStack, a local endpoint;
     no credentials in it). ``strict`` (default: INSTRUMENT_STRICT) makes programmer errors raise at the
     call. ``on_error`` receives every AnalyticsError instead of the ``instrument`` logger. ``wire_keys``
-    renames scope fields on the wire (``{"project_id": "proj_id"}``). ``redact(event, properties)``
-    returns the properties to send. ``max_queue_size`` (events) and ``max_queue_bytes`` (encoded bytes,
-    optional) bound the queue; ``queue_policy`` is "drop_newest" or "drop_oldest" when it is full.
-    ``flush_interval``, ``timeout``, ``exit_timeout`` (delivery at interpreter exit) and
+    renames scope fields on the wire for this client (``{"project_id": "proj_id"}``; deprecated: declare
+    them once with the catalog, ``EventName(..., wire_keys=...)``, which they must agree with).
+    ``redact(event, properties)`` returns the properties to send. ``max_queue_size`` (events) and
+    ``max_queue_bytes`` (encoded bytes, optional) bound the queue; ``queue_policy`` is "drop_newest" or
+    "drop_oldest" when it is full. ``flush_interval``, ``timeout``, ``exit_timeout`` (delivery at interpreter exit) and
     ``retry_window`` are finite seconds. Every argument is validated here (types, ranges, URL):
     raises ConfigurationError naming the argument, never showing a secret.
     """

@@ -68,21 +68,24 @@ def _inherited_wire_keys(cls_name: str, bases: tuple[type, ...], wire_keys: Mapp
     return renames
 
 
-def _check_agreement(renames: Mapping[str, str], catalog: str) -> None:
-    """One process has one wire format: every catalog that renames a field renames it the same way.
+def check_agreement(renames: Mapping[str, str], where: str, *, catalog: str | None = None) -> None:
+    """One process has one wire format: every rename of a field (by a catalog, or ``configure``) is the same.
 
     Events of one process go to one Segment source, so a field sent as ``proj_id`` by one catalog and
-    ``project`` by another would split one column in two. Raises ConfigurationError naming both.
+    ``project`` by another would split one column in two. A ``catalog``'s renames are recorded for the
+    next check. Raises ConfigurationError naming both.
     """
     with _renamed_lock:
         for field, key in renames.items():
             known = _renamed.get(field)
             if known is not None and known[0] != key and known[1] != catalog:
                 raise ConfigurationError(
-                    f"{catalog}: wire_keys sends {field!r} as {key!r}, but catalog {known[1]} sends it as "
+                    f"{where}: wire_keys sends {field!r} as {key!r}, but catalog {known[1]} sends it as "
                     f"{known[0]!r}; one process sends one wire format: declare the wire keys once, on a "
                     "base catalog the others derive from (class Events(MyCatalogBase): ...)"
                 )
+        if catalog is None:
+            return
         for field, key in renames.items():
             known = _renamed.get(field)
             if known is None or known[1] == catalog:
@@ -133,7 +136,8 @@ class _EventNameMeta(enum.EnumMeta):
                 catalog=cls_name,
             )
         if renames:  # last: a catalog refused above never claims its renames
-            _check_agreement(renames, f"{cls.__module__}.{cls.__qualname__}")
+            name = f"{cls.__module__}.{cls.__qualname__}"
+            check_agreement(renames, name, catalog=name)
         return cls
 
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import instrument
-from instrument import Client, ConfigurationError, MemoryTransport, SegmentTransport, Settings
+from instrument import Client, ConfigurationError, EventName, MemoryTransport, SegmentTransport, Settings
 
 SECRET = "hunter2-s3cret"
 
@@ -155,3 +155,15 @@ def test_no_credential_in_a_host_is_ever_shown(user: str, password: str, scheme:
     with pytest.raises(ConfigurationError) as info:
         Settings(host=host)
     assert password not in str(info.value)
+
+
+def test_configure_wire_keys_that_disagree_with_a_catalogs_are_a_configuration_error() -> None:
+    class RegistryEvents(EventName, wire_keys={"registry_id": "reg_id"}):
+        REGISTRY_SCANNED = "Registry Scanned"
+
+    with pytest.raises(ConfigurationError) as info:
+        instrument.configure(transport=MemoryTransport(), wire_keys={"registry_id": "registry"})
+    assert "configure: wire_keys sends 'registry_id' as 'registry', but catalog " in str(info.value)
+    assert "RegistryEvents sends it as 'reg_id'" in str(info.value)
+    client = instrument.configure(transport=MemoryTransport(), wire_keys={"registry_id": "reg_id"})  # agrees
+    assert client.settings.wire_keys == {"registry_id": "reg_id"}
