@@ -7,6 +7,7 @@ import sys
 import time
 import typing
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from instrument import _scopes
@@ -316,6 +317,7 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
 
 
 _adhoc: dict[tuple[str, str, tuple[tuple[str, str], ...]], type[Track]] = {}
+_NO_RENAMES: Mapping[str, str] = MappingProxyType({})
 
 
 def adhoc_track(event: str, scope: str = "user") -> type[Track]:
@@ -332,8 +334,12 @@ def adhoc_track(event: str, scope: str = "user") -> type[Track]:
     return cls
 
 
-def scope_wire_key(target: object, field: str) -> str:
-    """The wire key scope ``field`` is sent under by ``target`` (a Track class, a catalog member or a name)."""
+def scope_wire_key(target: object, field: str, overrides: Mapping[str, str] = _NO_RENAMES) -> str:
+    """The wire key scope ``field`` is sent under by ``target`` (a Track class, a catalog member or a name),
+    ``overrides`` (a client's ``wire_keys``) first."""
+    override = overrides.get(field)
+    if override:
+        return override
     if isinstance(target, type) and issubclass(target, _Record):
         keys: Mapping[str, str] = target._wire_keys
     elif isinstance(target, EventName):
