@@ -88,7 +88,11 @@ class Client:
         return self._emit(traits, Identify)
 
     def _emit(self, record: Any, kind: type[Track] | type[Identify]) -> EmitResult:
-        if not issubclass(type(record), kind):  # not isinstance: a hostile __class__ may raise
+        try:
+            right_kind = isinstance(record, kind)
+        except Exception:  # a hostile object whose __class__ raises
+            right_kind = False
+        if not right_kind:
             error = PropertyError(
                 f"{kind.__name__.lower()}() takes a {kind.__name__} instance, got {type(record).__name__}",
                 track=type(record).__name__,

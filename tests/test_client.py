@@ -234,3 +234,19 @@ def test_the_catalogs_wire_keys_reach_every_transport_and_the_capture_without_co
     with capture_events() as events:
         emit()
     assert [e.properties for e in events] == [expected]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_track_given_an_object_whose_class_attribute_raises_is_a_property_error(strict: bool) -> None:
+    class Impostor:
+        @property
+        def __class__(self) -> type:  # type: ignore[override]
+            raise RuntimeError("no class for you")
+
+    client = instrument.Client(MemoryTransport(), strict=strict, sync=True)
+    if strict:
+        with pytest.raises(PropertyError, match=r"track\(\) takes a Track instance, got Impostor"):
+            client.track(Impostor())  # type: ignore[arg-type]
+    else:
+        result = client.track(Impostor())  # type: ignore[arg-type]
+        assert isinstance(result.error, PropertyError)
