@@ -272,6 +272,8 @@ def _no_secret(error: BaseException) -> None:
 @example(given_fields={"mapping": hostile_values.self_containing("dict")}, strict_mode=False)
 @example(given_fields={"unknown_one": SECRET, "n": SECRET}, strict_mode=True)
 @example(given_fields={"project_id": [SECRET]}, strict_mode=False)
+@example(given_fields={"s": SECRET * 2_000, "n": 1}, strict_mode=True)  # oversize: the text names keys and sizes
+@example(given_fields={"s": SECRET * 2_000, "n": 1}, strict_mode=False)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     given_fields=st.dictionaries(st.sampled_from(_FIELDS), hostile_values.values, max_size=4), strict_mode=st.booleans()
