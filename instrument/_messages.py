@@ -98,7 +98,12 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
         body_key = "traits"
     message["timestamp"] = format_timestamp(rec._ts)
     message["messageId"] = str(uuid.uuid4())
-    size = encoded_size(message)
+    try:
+        size = encoded_size(message)
+    except Exception as error:  # a value that claims to be encodable (a lying __class__), redact's output
+        raise EncodingError(
+            f"{name}: serialising the message raised {type(error).__name__}", track=name, field="", value_type=None
+        ) from error
     if size > MAX_MESSAGE_BYTES:
         _shrink(message, body_key, spec, size)
     return message

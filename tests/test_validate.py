@@ -272,6 +272,7 @@ def _no_secret(error: BaseException) -> None:
 @example(given_fields={"mapping": hostile_values.self_containing("dict")}, strict_mode=False)
 @example(given_fields={"unknown_one": SECRET, "n": SECRET}, strict_mode=True)
 @example(given_fields={"project_id": [SECRET]}, strict_mode=False)
+@example(given_fields={"n": 1, "items": [hostile_values.liar(str)]}, strict_mode=True)
 @example(given_fields={"s": SECRET * 2_000, "n": 1}, strict_mode=True)  # oversize: the text names keys and sizes
 @example(given_fields={"s": SECRET * 2_000, "n": 1}, strict_mode=False)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -301,3 +302,22 @@ def test_arbitrary_values_give_only_analytics_errors_without_the_value_in_their_
             _no_secret(error)
     finally:
         reset()
+
+
+@pytest.mark.parametrize("strict_mode", [False, True])
+@pytest.mark.parametrize("claimed", [int, float, bool])
+def test_a_value_lying_about_its_class_is_an_encoding_error_in_both_modes(claimed: type, strict_mode: bool) -> None:
+    # isinstance() believes __class__, so the value passes the checks; serialising it fails: an AnalyticsError.
+    reported: list[AnalyticsError] = []
+    instrument.configure(transport=MemoryTransport(), strict=strict_mode, sync=True, on_error=reported.append)
+    field_name = {int: "n", float: "f", bool: "b"}[claimed]
+    fields: dict[str, Any] = {"n": 1, field_name: hostile_values.liar(claimed)}
+    with analytics_scope(user_id=1, project_id=2):
+        record = Anything(**fields)
+        if strict_mode:
+            with pytest.raises(EncodingError, match="raised TypeError"):
+                instrument.track(record)
+        else:
+            assert isinstance(instrument.track(record).error, EncodingError)
+            [error] = reported
+            assert SECRET not in str(error)
