@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal, Optional, cast
 
 import pytest
@@ -284,18 +283,6 @@ def test_a_bad_event_name_is_an_event_name_error_at_definition() -> None:
 
         class Bad(Track, event="bad thing"):
             value: int
-
-
-def test_an_unsupported_annotation_is_a_definition_error() -> None:
-    with pytest.raises(TrackDefinitionError, match="callback"):
-
-        class Bad(Track, event="Bad Thing Happened"):
-            callback: Callable[[], int]
-
-
-def test_field_with_both_default_and_factory_is_a_definition_error() -> None:
-    with pytest.raises(TrackDefinitionError, match="not both"):
-        field(default=1, default_factory=list)
 
 
 def test_two_properties_with_the_same_wire_key_is_a_definition_error() -> None:

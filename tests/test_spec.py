@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -83,41 +82,3 @@ def test_an_unresolvable_forward_reference_is_a_definition_error_naming_class_an
     instrument.configure(transport=MemoryTransport(), strict=True, sync=True)
     with analytics_scope(user_id=1), pytest.raises(TrackDefinitionError, match=r"Dangling\.when"):
         cls(count=1, when=2)
-
-
-def test_an_unsupported_annotation_is_refused_at_definition() -> None:
-    with pytest.raises(TrackDefinitionError, match=r"Weird\.x"):
-
-        class Weird(Track, event="Weird Thing Happened"):
-            x: Callable[[], int]
-
-
-class _HostileAnnotation:
-    """An annotation object that raises on any attribute look-up it does not define."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(name)
-
-
-@pytest.mark.parametrize(
-    ("annotation", "match"),
-    [
-        (dict[str], r"dict takes 2 type argument\(s\), got 1"),  # type: ignore[misc]
-        (Mapping[str], r"Mapping takes 2 type argument\(s\), got 1"),  # type: ignore[misc]
-        (list[int, str], r"list takes 1 type argument\(s\), got 2"),  # type: ignore[misc]
-        (_HostileAnnotation(), r"cannot check values against .* \(RuntimeError\)"),
-    ],
-    ids=["dict-one-arg", "mapping-one-arg", "list-two-args", "hostile-object"],
-)
-def test_a_malformed_annotation_is_a_definition_error_never_another_exception(annotation: Any, match: str) -> None:
-    with pytest.raises(TrackDefinitionError, match=match):
-        type("Malformed", (Track,), {"__annotations__": {"value": annotation}}, event="Malformed Thing Happened")
-
-
-def test_field_rejects_bad_arguments() -> None:
-    with pytest.raises(TrackDefinitionError, match="default_factory must be callable"):
-        field(default_factory=[])
-    with pytest.raises(TrackDefinitionError, match="key must be a non-empty str"):
-        field(key="")
-    with pytest.raises(TrackDefinitionError, match="doc must be a str"):
-        field(doc=3)  # type: ignore[arg-type]
