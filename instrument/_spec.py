@@ -126,10 +126,12 @@ def check_declaration(cls: Any, machinery: tuple[type, ...]) -> None:
             )
         if pname.startswith("_"):
             raise TrackDefinitionError(f"{where}: property names may not start with '_'", track=name)
+    # Every property, inherited ones too: a subclass may give a base's property a new default.
+    for pname in _declared_names(cls, machinery):
         default = field_info(cls, pname).default
         if default is not MISSING and type(default).__hash__ is None:
             raise TrackDefinitionError(
-                f"{where}: mutable default {type(default).__name__} would be shared by every instance; "
+                f"{name}.{pname}: mutable default {type(default).__name__} would be shared by every instance; "
                 f"use field(default_factory={type(default).__name__})",
                 track=name,
             )

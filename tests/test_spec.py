@@ -23,6 +23,15 @@ def test_a_mutable_default_in_field_is_a_definition_error() -> None:
             tags: list[str] = field(default=[])
 
 
+@pytest.mark.parametrize("override", [[], field(default=[])], ids=["plain", "field"])
+def test_a_subclass_giving_an_inherited_property_a_mutable_default_is_a_definition_error(override: Any) -> None:
+    class Tagged(Track):
+        tags: list[str] = field(default_factory=list)
+
+    with pytest.raises(TrackDefinitionError, match=r"Retagged\.tags: mutable default list"):
+        type("Retagged", (Tagged,), {"tags": override}, event="Retagged Thing Happened")
+
+
 def test_hashable_defaults_are_fine() -> None:
     class Fine(Track, event="Fine Thing Happened"):
         pair: tuple[int, int] = (1, 2)
