@@ -81,17 +81,20 @@ class _Record:
         def __init__(self, **fields: Any) -> None: ...
 
     def __repr__(self) -> str:
-        spec = _spec(type(self))
-        parts = [f"{p.name}={_safe_repr(getattr(self, p.name, MISSING))}" for p in spec.properties]
+        try:
+            properties = _spec(type(self)).properties
+        except TrackDefinitionError:  # annotations that never resolved: repr() must not raise anyway
+            return f"{type(self).__qualname__}(<unresolved annotations>)"
+        parts = [f"{p.name}={_safe_repr(getattr(self, p.name, MISSING))}" for p in properties]
         parts += [f"{k}={_safe_repr(v)}" for k, v in self.scope.items()]
         return f"{type(self).__qualname__}({', '.join(parts)})"
 
     @property
     def scope(self) -> Mapping[str, object]:
         """The scope fields this record carries: the bound scope at construction, then overrides."""
-        spec = _spec(type(self))
         merged = merge_scope(self._ctx, self._over)
-        return {f: merged[f] for f in spec.scope.fields if merged.get(f) is not None}
+        fields = _scopes.get_scope(type(self)._scope_name).fields  # needs no annotation resolved
+        return {f: merged[f] for f in fields if merged.get(f) is not None}
 
     @property
     def properties(self) -> dict[str, object]:

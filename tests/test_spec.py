@@ -88,6 +88,17 @@ def test_an_unresolvable_forward_reference_is_a_definition_error_naming_class_an
         to_message(event)
     with pytest.raises(TrackDefinitionError, match=r"Dangling\.when"):
         describe(cls)
+
+
+def test_a_record_of_a_class_that_never_resolved_still_has_a_repr_and_its_scope() -> None:
+    # Business code may log the record: in production nothing may raise from it.
+    cls: Any = _dangling()
+    with analytics_scope(user_id=1):
+        event = cls(count=1, when=2)
+    assert repr(event) == "_dangling.<locals>.Dangling(<unresolved annotations>)"
+    assert event.scope == {"user_id": 1}
+    result = instrument.track(event)
+    assert isinstance(result.error, TrackDefinitionError)
     instrument.configure(transport=MemoryTransport(), strict=True, sync=True)
     with analytics_scope(user_id=1), pytest.raises(TrackDefinitionError, match=r"Dangling\.when"):
         cls(count=1, when=2)
