@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from instrument import ConfigurationError, EventName, EventNameError, Track, analytics_scope, to_message
+from instrument import ConfigurationError, EventName, EventNameError, Track, analytics_scope, define_scope, to_message
 from instrument._events import check_event_name
 
 
@@ -236,12 +236,14 @@ def test_two_catalogs_renaming_one_field_differently_is_a_configuration_error_na
 
 
 def test_a_catalog_refused_for_its_names_claims_no_wire_key() -> None:
+    # A field of its own, so no other test's catalog renames it (the renames are process-wide).
+    define_scope("refusal", parent="user", fields=["refusal_id"])
     with pytest.raises(EventNameError):
 
-        class Refused(EventName, wire_keys={"cluster_id": "clus"}):
+        class Refused(EventName, wire_keys={"refusal_id": "rid"}):
             BAD = "bad name"
 
-    class Fine(EventName, wire_keys={"cluster_id": "cluster"}):
-        THING_CLUSTERED = "Thing Clustered"
+    class Fine(EventName, wire_keys={"refusal_id": "refusal"}):
+        THING_REFUSED = "Thing Refused"
 
-    assert Fine.__wire_keys__ == {"cluster_id": "cluster"}
+    assert Fine.__wire_keys__ == {"refusal_id": "refusal"}

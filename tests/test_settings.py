@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import instrument
-from instrument import Client, ConfigurationError, EventName, MemoryTransport, SegmentTransport, Settings
+from instrument import Client, ConfigurationError, EventName, MemoryTransport, SegmentTransport, Settings, define_scope
 
 SECRET = "hunter2-s3cret"
 
@@ -158,12 +158,15 @@ def test_no_credential_in_a_host_is_ever_shown(user: str, password: str, scheme:
 
 
 def test_configure_wire_keys_that_disagree_with_a_catalogs_are_a_configuration_error() -> None:
-    class RegistryEvents(EventName, wire_keys={"registry_id": "reg_id"}):
-        REGISTRY_SCANNED = "Registry Scanned"
+    # A field of its own, so no other test's catalog renames it (the renames are process-wide).
+    define_scope("scan", parent="user", fields=["scan_id"])
+
+    class ScanEvents(EventName, wire_keys={"scan_id": "sid"}):
+        SCAN_FINISHED = "Scan Finished"
 
     with pytest.raises(ConfigurationError) as info:
-        instrument.configure(transport=MemoryTransport(), wire_keys={"registry_id": "registry"})
-    assert "configure: wire_keys sends 'registry_id' as 'registry', but catalog " in str(info.value)
-    assert "RegistryEvents sends it as 'reg_id'" in str(info.value)
-    client = instrument.configure(transport=MemoryTransport(), wire_keys={"registry_id": "reg_id"})  # agrees
-    assert client.settings.wire_keys == {"registry_id": "reg_id"}
+        instrument.configure(transport=MemoryTransport(), wire_keys={"scan_id": "scan"})
+    assert "configure: wire_keys sends 'scan_id' as 'scan', but catalog " in str(info.value)
+    assert "ScanEvents sends it as 'sid'" in str(info.value)
+    client = instrument.configure(transport=MemoryTransport(), wire_keys={"scan_id": "sid"})  # agrees
+    assert client.settings.wire_keys == {"scan_id": "sid"}
