@@ -72,14 +72,17 @@ def define_scope(
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigurationError(f"define_scope: scope name must be an identifier, got {name!r}")
-    if parent is not None and parent not in _scopes:
+    if parent is not None and (not isinstance(parent, str) or parent not in _scopes):
         raise ConfigurationError(f"define_scope({name!r}): unknown parent scope {parent!r} (known: {sorted(_scopes)})")
     if isinstance(fields, (str, bytes)):
         raise ConfigurationError(
             f"define_scope({name!r}): fields must be a list of names or a mapping name -> wire key, "
             f"not a bare {type(fields).__name__} (write fields=[{fields!r}])"
         )
-    mapping = dict(fields) if isinstance(fields, Mapping) else {f: f for f in fields}
+    if isinstance(fields, Mapping):
+        mapping = dict(fields)
+    else:  # a list of names: each is sent under its own name
+        mapping = {f: f for f in _names(fields, f"define_scope({name!r}): fields")}
     for field, key in mapping.items():
         if not isinstance(field, str) or not field.isidentifier() or keyword.iskeyword(field) or field[0] == "_":
             # A scope field is a keyword argument of every Track of the scope: a keyword (``class``) or a
@@ -102,7 +105,7 @@ def define_scope(
                 f"define_scope({name!r}): wire key {key!r} of {field!r} is already the wire key of "
                 f"scope field {owner!r}"
             )
-    id_names = frozenset(mapping) if ids is None else frozenset(ids)
+    id_names = frozenset(mapping) if ids is None else frozenset(_names(ids, f"define_scope({name!r}): ids"))
     if isinstance(ids, (str, bytes)) or not id_names <= mapping.keys():
         raise ConfigurationError(
             f"define_scope({name!r}): ids must be a list of the scope's own fields {list(mapping)}"
@@ -124,6 +127,18 @@ def define_scope(
     global _known_fields
     _known_fields = frozenset(_default_wire_keys)
     return scope
+
+
+def _names(values: object, what: str) -> list[str]:
+    """``values`` as a list of str names. Raises ConfigurationError for anything else (``5``, ``[["x"]]``)."""
+    try:
+        names: list[object] = list(values)  # type: ignore[call-overload]
+    except TypeError:
+        raise ConfigurationError(f"{what} must be a list of names, got {type(values).__name__}") from None
+    bad = next((n for n in names if not isinstance(n, str)), None)
+    if bad is not None:
+        raise ConfigurationError(f"{what}: each name must be a str, got {type(bad).__name__}")
+    return [str(n) for n in names]
 
 
 def _field_with_key(key: str, *, exclude: str) -> str | None:

@@ -11,8 +11,11 @@ import threading
 import time
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from instrument import (
     ConfigurationError,
@@ -498,3 +501,17 @@ def test_the_summary_of_foreign_exits_is_printed_at_interpreter_exit(tmp_path: P
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("exited in another context") == 2, done.stderr  # the first, then the summary
     assert "49 more ScopeError since the last report" in done.stderr
+
+
+@given(
+    fields=st.one_of(
+        st.none(), st.integers(), st.lists(st.one_of(st.integers(), st.lists(st.text()), st.none()), min_size=1)
+    ),
+    ids=st.one_of(st.none(), st.integers(), st.lists(st.lists(st.text()), min_size=1)),
+    parent=st.one_of(st.none(), st.just("user"), st.lists(st.text()), st.integers()),
+)
+def test_define_scope_given_anything_raises_only_configuration_errors(fields: Any, ids: Any, parent: Any) -> None:
+    try:
+        define_scope(unique("anything"), parent=parent, fields=fields, ids=ids)
+    except ConfigurationError:
+        pass
