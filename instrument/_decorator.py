@@ -71,7 +71,7 @@ def _resolve(target: EventOrTrack, scope: str | None, role: str) -> type[Track]:
             )
         return target
     if isinstance(target, str):
-        if scope is not None and scope not in scopes():
+        if scope is not None and (not isinstance(scope, str) or scope not in scopes()):
             raise ConfigurationError(f"@tracks: unknown scope {scope!r} (known: {sorted(scopes())})")
         return adhoc_track(target, scope or "user")
     raise ConfigurationError(f"@tracks: {role} must be a Track subclass or an event name, got {target!r}")

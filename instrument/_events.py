@@ -95,6 +95,28 @@ def check_agreement(renames: Mapping[str, str], where: str, *, catalog: str | No
 _renamed_lock = threading.Lock()
 
 
+def _legacy_names(cls_name: str, legacy: object) -> frozenset[str]:
+    """``legacy=`` as a set of names. Raises EventNameError for a bare str or anything but str names."""
+    if isinstance(legacy, (str, bytes)):
+        raise EventNameError(
+            f"{cls_name}: legacy= must be a set of event names, not a bare str (write legacy={{{legacy!r}}})",
+            name=repr(legacy),
+            catalog=cls_name,
+        )
+    try:
+        items: list[object] = list(legacy)  # type: ignore[call-overload]
+    except TypeError:
+        items = [legacy]  # not iterable: refused below
+    bad = next((n for n in items if not isinstance(n, str)), None)
+    if bad is not None:
+        raise EventNameError(
+            f"{cls_name}: legacy= must be a set of event names (str), got {type(bad).__name__}",
+            name=repr(bad),
+            catalog=cls_name,
+        )
+    return frozenset(str(n) for n in items)
+
+
 class _EventNameMeta(enum.EnumMeta):
     def __new__(
         mcls,
@@ -112,7 +134,7 @@ class _EventNameMeta(enum.EnumMeta):
         cls = super().__new__(mcls, cls_name, bases, classdict, **kwds)
         # type.__setattr__: Enum classes refuse setting attributes that look like members.
         type.__setattr__(cls, "__wire_keys__", renames)
-        legacy_names = frozenset(legacy)
+        legacy_names = _legacy_names(cls_name, legacy)
         seen: dict[str, str] = {}
         # _member_names_ excludes aliases; the members mapping shows them, so a value given twice
         # (an alias, which Enum would accept silently) is found here.

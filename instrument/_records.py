@@ -44,7 +44,15 @@ class _Record:
     _error: AnalyticsError | None = None
 
     def __init_subclass__(cls, *, event: str | None = None, scope: str | None = None, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
+        try:
+            super().__init_subclass__(**kw)
+        except TypeError as error:
+            if not kw:
+                raise
+            raise TrackDefinitionError(
+                f"{cls.__qualname__}: unexpected class keyword(s) {sorted(kw)} (a Track takes event= and scope=)",
+                track=cls.__qualname__,
+            ) from error
         cls.__instrument_spec__ = None
         if cls.__name__ in _BASES and cls.__module__ == __name__:
             return
@@ -61,7 +69,7 @@ class _Record:
                 raise TrackDefinitionError(
                     f"{cls.__qualname__}: an Identify is always user-scoped", track=cls.__qualname__
                 )
-            if scope not in _scopes.scopes():
+            if not isinstance(scope, str) or scope not in _scopes.scopes():
                 raise TrackDefinitionError(
                     f"{cls.__qualname__}: unknown scope {scope!r} (known: {sorted(_scopes.scopes())}; "
                     "add one with define_scope)",

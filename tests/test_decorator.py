@@ -713,3 +713,8 @@ def test_an_exception_text_from_props_or_a_factory_is_not_repeated_in_the_error(
     assert texts[1] == "@tracks(ClusterCreated): props raised ValueError"
     assert texts[2] == "Exploding.items: its default_factory raised ZeroDivisionError"
     assert all(isinstance(error.__cause__, (ValueError, ZeroDivisionError)) for error in reported)
+
+
+def test_a_scope_that_is_not_a_str_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown scope \['project'\]"):
+        tracks("Listed Thing Happened", scope=["project"])  # type: ignore[arg-type]

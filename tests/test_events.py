@@ -247,3 +247,18 @@ def test_a_catalog_refused_for_its_names_claims_no_wire_key() -> None:
         THING_REFUSED = "Thing Refused"
 
     assert Fine.__wire_keys__ == {"refusal_id": "refusal"}
+
+
+@pytest.mark.parametrize(
+    ("legacy", "match"),
+    [
+        ("New Project Event", "not a bare str"),
+        (5, "got int"),
+        ([["New Project Event"]], "got list"),
+    ],
+)
+def test_a_malformed_legacy_argument_is_an_event_name_error(legacy: object, match: str) -> None:
+    with pytest.raises(EventNameError, match=match):
+
+        class Legacy(EventName, legacy=legacy):  # type: ignore[call-arg]
+            NEW_PROJECT = "New Project Event"

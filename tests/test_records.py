@@ -348,3 +348,10 @@ def test_adhoc_track_takes_any_property_and_checks_scope_fields() -> None:
     assert isinstance(wrong.validation_error, ScopeError)
     with pytest.raises(EventNameError):
         adhoc_track("not a name")
+
+
+def test_a_malformed_scope_or_an_unknown_class_keyword_is_a_definition_error() -> None:
+    with pytest.raises(TrackDefinitionError, match=r"unknown scope \['project'\]"):
+        type("Listed", (Track,), {}, event="Listed Thing Happened", scope=["project"])
+    with pytest.raises(TrackDefinitionError, match=r"unexpected class keyword\(s\) \['scop'\]"):
+        type("Typo", (Track,), {}, event="Typo Thing Happened", scop="project")
