@@ -46,6 +46,8 @@ class Client:
     def __init__(self, transport: Transport | None, settings: Settings | None = None, /, **changes: Any) -> None:
         if transport is not None and not isinstance(transport, Transport):
             raise ConfigurationError(f"Client: transport must be a Transport or None, got {type(transport).__name__}")
+        if settings is not None and not isinstance(settings, Settings):
+            raise ConfigurationError(f"Client: settings must be a Settings, got {type(settings).__name__}")
         settings = settings or Settings()
         if changes:
             settings = settings.replace(**changes)

@@ -143,6 +143,8 @@ def test_client_keywords_are_settings_fields() -> None:
         Client(MemoryTransport(), strictness=True)
     with pytest.raises(ConfigurationError, match="transport must be a Transport"):
         Client("nowhere")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="settings must be a Settings, got dict"):
+        Client(MemoryTransport(), {"strict": True})  # type: ignore[arg-type]
 
 
 @given(
