@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from instrument import _state
 from instrument._errors import ConfigurationError, EventNameError
 from instrument._scopes import check_wire_keys
 
@@ -86,6 +87,13 @@ def check_agreement(renames: Mapping[str, str], where: str, *, catalog: str | No
                 )
         if catalog is None:
             return
+        client_keys = getattr(getattr(_state.current.client, "settings", None), "wire_keys", None) or {}
+        for field, key in renames.items():  # the installed client's (deprecated) configure(wire_keys=...)
+            if client_keys.get(field, key) != key:
+                raise ConfigurationError(
+                    f"{where}: wire_keys sends {field!r} as {key!r}, but configure(wire_keys=...) sends it as "
+                    f"{client_keys[field]!r}; one process sends one wire format: declare it on the catalog only"
+                )
         for field, key in renames.items():
             known = _renamed.get(field)
             if known is None or known[1] == catalog:

@@ -172,3 +172,17 @@ def test_configure_wire_keys_that_disagree_with_a_catalogs_are_a_configuration_e
     assert "ScanEvents sends it as 'sid'" in str(info.value)
     client = instrument.configure(transport=MemoryTransport(), wire_keys={"scan_id": "sid"})  # agrees
     assert client.settings.wire_keys == {"scan_id": "sid"}
+
+
+def test_a_catalog_defined_after_configure_must_agree_with_its_wire_keys() -> None:
+    define_scope("probe", parent="user", fields=["probe_id"])
+    instrument.configure(transport=MemoryTransport(), wire_keys={"probe_id": "pid"})
+    with pytest.raises(ConfigurationError, match=r"but configure\(wire_keys=\.\.\.\) sends it as 'pid'"):
+
+        class ProbeEvents(EventName, wire_keys={"probe_id": "probe"}):
+            PROBE_SENT = "Probe Sent"
+
+    class AgreeingProbeEvents(EventName, wire_keys={"probe_id": "pid"}):
+        PROBE_RECEIVED = "Probe Received"
+
+    assert AgreeingProbeEvents.__wire_keys__ == {"probe_id": "pid"}
