@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import textwrap
 import threading
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,7 +31,7 @@ from instrument import (
     run_in_executor,
     scope_snapshot,
 )
-from instrument.testing import CapturedEvents, SegmentEndpoint, capture_events
+from instrument.testing import CapturedEvents, capture_events
 
 pytestmark = pytest.mark.timeout(60)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -299,58 +294,6 @@ def test_any_carrier_value_gives_known_id_fields_or_nothing_and_never_raises_in_
     if fields:
         with analytics_scope(**fields):
             assert current_scope() == fields
-
-
-# -- fork children ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("library", ["multiprocessing", "billiard"])
-def test_events_of_a_fork_child_ending_through_os_exit_are_delivered(
-    library: str, tmp_path: Path, endpoint: SegmentEndpoint
-) -> None:
-    script = tmp_path / "fork_child.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import sys
-            import LIBRARY as multiprocessing
-            import instrument
-            from instrument import EventName, Track, analytics_scope
-
-            class Events(EventName):
-                CHILD_WORK_DONE = "Child Work Done"
-
-            class ChildWorkDone(Track, event=Events.CHILD_WORK_DONE):
-                n: int
-
-            def child(user):
-                with analytics_scope(user_id=user):
-                    for n in range(5):
-                        instrument.track(ChildWorkDone(n=n))
-                # returns normally: multiprocessing ends the child with os._exit, atexit never runs
-
-            if __name__ == "__main__":
-                instrument.configure("wk-fork", host=sys.argv[1], flush_interval=30.0, batch_size=1000)
-                ctx = multiprocessing.get_context("fork")
-                procs = [ctx.Process(target=child, args=(f"child-{i}",)) for i in range(2)]
-                for p in procs:
-                    p.start()
-                for p in procs:
-                    p.join(30)
-                print([p.exitcode for p in procs])
-            """
-        ).replace("LIBRARY", library)
-    )
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    done = subprocess.run(
-        [sys.executable, str(script), endpoint.url], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[0, 0]"
-    assert endpoint.wait_for(10, timeout=10)
-    users = Counter(m["userId"] for m in endpoint.messages)
-    assert users == {"child-0": 5, "child-1": 5}
-    assert endpoint.unique_message_ids == 10
 
 
 ids = st.one_of(st.integers(min_value=-(2**63), max_value=2**63), st.text(min_size=1, max_size=40))
