@@ -35,6 +35,8 @@ from instrument._errors import (
     PropsError,
     QueueFullError,
     ScopeError,
+    SpoolError,
+    SpoolFullError,
     TrackDefinitionError,
 )
 from instrument._events import EventName
@@ -46,6 +48,8 @@ from instrument._scopes import (
     define_scope,
     reset_scope,
 )
+from instrument._signals import install_sigterm_handler
+from instrument._spool import Spool
 from instrument._tracks import Identify, ScopeId, Track, Truncatable, field, to_message
 from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
 
@@ -76,6 +80,9 @@ __all__ = [
     "ScopeError",
     "ScopeId",
     "SegmentTransport",
+    "Spool",
+    "SpoolError",
+    "SpoolFullError",
     "Stats",
     "Track",
     "TrackDefinitionError",
@@ -92,6 +99,7 @@ __all__ = [
     "field",
     "flush",
     "identify",
+    "install_sigterm_handler",
     "is_configured",
     "reset_scope",
     "shutdown",

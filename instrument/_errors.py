@@ -103,3 +103,19 @@ class DeliveryError(AnalyticsError):
         super().__init__(message)
         self.reason = reason
         self.count = count
+
+
+class SpoolError(AnalyticsError):
+    """The durable spool could not write or read events (an I/O error, corrupt or torn records).
+
+    ``path`` names the spool file or directory, ``count`` how many messages (or corrupt spans) it concerns.
+    """
+
+    def __init__(self, message: str, *, path: str = "", count: int = 0) -> None:
+        super().__init__(message)
+        self.path = path
+        self.count = count
+
+
+class SpoolFullError(SpoolError):
+    """Messages were dropped because the spool reached its ``spool_max_bytes`` bound."""

@@ -12,10 +12,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 # Lowest first (see the README's "Design" table).
 LAYERS: list[set[str]] = [
     {"_errors"},
-    {"_events", "_scopes", "_checks", "_encoding", "_mode", "transports", "_endpoint"},
+    {"_events", "_scopes", "_checks", "_encoding", "_mode", "transports", "_endpoint", "_spool"},
     {"_tracks", "_dispatch"},
     {"_client"},
-    {"_decorator"},
+    {"_decorator", "_signals"},
     {"__init__", "testing", "pytest_plugin"},
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
