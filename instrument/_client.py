@@ -17,8 +17,9 @@ from typing import Any
 
 from instrument import _scopes
 from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
-from instrument._errors import AnalyticsError, ConfigurationError, NotConfiguredError, PropertyError
+from instrument._errors import AnalyticsError, ConfigurationError, NotConfiguredError, PropertyError, SpoolError
 from instrument._mode import mode
+from instrument._spool import DEFAULT_MAX_BYTES, Spool
 from instrument._tracks import EncodeOptions, Identify, Track, to_message
 from instrument.transports import SegmentTransport, Transport
 from instrument.transports._segment import reset_http_session_after_fork
@@ -58,6 +59,7 @@ class Client:
         flush_interval: float = 0.5,
         batch_size: int = 100,
         exit_timeout: float = 5.0,
+        spool: Spool | None = None,
     ) -> None:
         self.strict = strict
         self.on_error = on_error
@@ -80,6 +82,7 @@ class Client:
             drop_oldest=drop_oldest,
             flush_interval=flush_interval,
             batch_size=batch_size,
+            spool=spool,
         )
 
     # -- emitting ---------------------------------------------------------------------------
@@ -221,6 +224,8 @@ def configure(
     retry_window: float = 300.0,
     gzip: bool = False,
     sync: bool = False,
+    spool: str | os.PathLike[str] | Spool | None = None,
+    spool_max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Client:
     """Set up delivery, replacing (and shutting down) the previous client.
 
@@ -231,7 +236,10 @@ def configure(
     AnalyticsError instead of the ``instrument`` logger. ``wire_keys`` renames scope fields on the wire
     (``{"project_id": "proj_id"}``). ``redact(event, properties)`` returns the properties to send.
     ``queue_policy`` is "drop_newest" or "drop_oldest" when the queue is full. ``exit_timeout`` bounds
-    delivery at interpreter exit. Raises ConfigurationError for a bad argument.
+    delivery at interpreter exit. ``spool`` (a directory, or a ``Spool``) keeps every accepted event
+    on local disk until the endpoint acknowledged it, so the next process using the same spool sends
+    what a crash, kill -9 or SIGTERM left; at most ``spool_max_bytes`` (then batches are dropped as
+    ``spool_full``). Raises ConfigurationError for a bad argument.
     """
     if queue_policy not in ("drop_newest", "drop_oldest"):
         raise ConfigurationError(
@@ -261,6 +269,7 @@ def configure(
             )
         if not isinstance(key, str) or not key:
             raise ConfigurationError(f"configure: wire key for {field!r} must be a non-empty str")
+    spool_ = _make_spool(spool, spool_max_bytes, sync=sync)
     if transport is not None and write_key is not None:
         raise ConfigurationError("configure: give write_key or transport, not both")
     if transport is None:
@@ -295,6 +304,7 @@ def configure(
         flush_interval=flush_interval,
         batch_size=int(batch_size),
         exit_timeout=exit_timeout,
+        spool=spool_,
     )
     interceptor = _interceptor
     if interceptor is not None:
@@ -302,7 +312,26 @@ def configure(
         return client
     previous = swap_client(client)
     previous.shutdown(previous.exit_timeout)
+    if spool_ is not None and client.configured:
+        client.dispatcher.start()  # deliver now what dead processes left in the spool
     return client
+
+
+def _make_spool(spool: str | os.PathLike[str] | Spool | None, max_bytes: int, *, sync: bool) -> Spool | None:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+        raise ConfigurationError(f"configure: spool_max_bytes must be a positive int, not {type(max_bytes).__name__}")
+    if spool is None or isinstance(spool, Spool):
+        made = spool
+    elif isinstance(spool, (str, os.PathLike)):
+        try:
+            made = Spool(spool, max_bytes=max_bytes)
+        except SpoolError as error:
+            raise ConfigurationError(f"configure: spool: {error}") from None
+    else:
+        raise ConfigurationError(f"configure: spool must be a directory path or a Spool, not {type(spool).__name__}")
+    if made is not None and sync:
+        raise ConfigurationError("configure: spool needs the background worker; it cannot be used with sync=True")
+    return made
 
 
 def track(event: Track) -> EmitResult:

@@ -7,6 +7,7 @@ turns records into messages (encoding, checks, size) and hands batches to the tr
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
 import time
@@ -23,21 +24,34 @@ from instrument._errors import (
     NotConfiguredError,
     OversizeError,
     QueueFullError,
+    SpoolError,
+    SpoolFullError,
 )
+from instrument._spool import InFlight, Spool, SpooledMessage, SpoolHandle
 from instrument.transports import Message, Transport
 
 logger = logging.getLogger("instrument")
 
 #: Why an event was dropped; the keys of ``Stats.dropped``.
-DROP_REASONS = ("invalid", "oversize", "queue_full", "not_configured", "closed", "delivery_failed", "shutdown")
+DROP_REASONS = (
+    "invalid",
+    "oversize",
+    "queue_full",
+    "not_configured",
+    "closed",
+    "delivery_failed",
+    "shutdown",
+    "spool_full",
+)
 
 
 @dataclass(frozen=True)
 class Stats:
     """Counters since the client was configured.
 
-    ``recorded`` counts every event handed to track/identify/@tracks; each ends up ``sent``, in
-    ``dropped[reason]``, or still ``pending``. ``retried`` counts messages sent again after a failure.
+    ``recorded`` counts every event handed to track/identify/@tracks (and every event recovered from
+    the spool); each ends up ``sent``, in ``dropped[reason]``, or still ``pending``. ``retried`` counts
+    messages sent again after a failure; ``recovered`` those of ``recorded`` read back from the spool.
     """
 
     recorded: int = 0
@@ -45,6 +59,7 @@ class Stats:
     retried: int = 0
     pending: int = 0
     dropped: Mapping[str, int] = field(default_factory=lambda: MappingProxyType(dict.fromkeys(DROP_REASONS, 0)))
+    recovered: int = 0
 
     @property
     def dropped_total(self) -> int:
@@ -68,6 +83,8 @@ OK = EmitResult(True)
 
 def drop_reason(error: BaseException) -> str:
     """The Stats.dropped key for an error that made an event be dropped."""
+    if isinstance(error, SpoolFullError):
+        return "spool_full"
     if isinstance(error, OversizeError):
         return "oversize"
     if isinstance(error, QueueFullError):
@@ -123,12 +140,19 @@ class Counters:
 class _Report:
     """The DeliveryReport the transport talks to: counts, and reports losses."""
 
-    def __init__(self, counters: Counters, report_error: Callable[[AnalyticsError], None]) -> None:
+    def __init__(
+        self, counters: Counters, report_error: Callable[[AnalyticsError], None], inflight: InFlight | None
+    ) -> None:
         self._counters = counters
         self._report_error = report_error
+        self._inflight = inflight
 
     def sent(self, count: int) -> None:
         self._counters.add_sent(count)
+
+    def acknowledged(self, messages: list[Message]) -> None:
+        if self._inflight is not None:
+            self._inflight.done([message.get("messageId", "") for message in messages])
 
     def retried(self, count: int) -> None:
         self._counters.add_retried(count)
@@ -153,8 +177,12 @@ class Dispatcher:
         drop_oldest: bool = False,
         flush_interval: float = 0.5,
         batch_size: int = 100,
+        spool: Spool | None = None,
     ) -> None:
         self.transport = transport
+        self.spool = spool
+        if spool is not None:
+            spool.report = report_error
         self._encode = encode
         self._report_error = report_error
         self._cap = max_queue_size
@@ -162,8 +190,8 @@ class Dispatcher:
         self._interval = flush_interval
         self._batch_size = batch_size
         self.counters = Counters()
-        transport.bind(_Report(self.counters, report_error))
         self._reset_runtime()
+        transport.bind(_Report(self.counters, report_error, self._inflight))
 
     def _reset_runtime(self) -> None:
         self._q: collections.deque[Any] = collections.deque()
@@ -178,6 +206,11 @@ class Dispatcher:
         self._closed = False
         self._swept = False  # close() has emptied the queue for the last time
         self._stop = False
+        self._recovered = 0  # events read back from the spool (counted as recorded)
+        self._inflight = InFlight(self.spool) if self.spool is not None else None
+        self._recovery_done = threading.Event()  # the worker has handed over what the spool held
+        if self.spool is None:
+            self._recovery_done.set()
 
     # -- the caller's side ------------------------------------------------------------------
 
@@ -257,7 +290,13 @@ class Dispatcher:
 
     # -- the worker's side ------------------------------------------------------------------
 
+    def start(self) -> None:
+        """Start the worker now (with a spool: so what dead processes left is delivered at once)."""
+        self._start()
+
     def _run(self) -> None:
+        if self.spool is not None:
+            self._recover(self.spool)
         while True:
             self._wake.wait(self._interval)
             self._wake.clear()
@@ -284,27 +323,83 @@ class Dispatcher:
                 except Exception as error:  # a bug or a user hook (redact) failing: never kill the worker
                     if counters.pipeline_dropped("invalid"):
                         self._report_error(_encoding_failed(item, error))
+            if batch and self.spool is not None:
+                batch = self._spool_batch(self.spool, batch)
             if batch:
-                try:
-                    self.transport.send(batch)
-                except Exception as error:
-                    if counters.pipeline_dropped("delivery_failed", len(batch)):
-                        self._report_error(
-                            DeliveryError(
-                                f"{len(batch)} message(s) failed in the transport: {error!r}",
-                                reason=repr(error),
-                                count=len(batch),
-                            )
-                        )
+                self._send(batch)
             with self._progress:
                 self._done += len(items)
                 self._progress.notify_all()
+
+    def _send(self, batch: list[Message]) -> None:
+        try:
+            self.transport.send(batch)
+        except Exception as error:
+            if self.counters.pipeline_dropped("delivery_failed", len(batch)):
+                self._report_error(
+                    DeliveryError(
+                        f"{len(batch)} message(s) failed in the transport: {error!r}",
+                        reason=repr(error),
+                        count=len(batch),
+                    )
+                )
+            return
+        inflight = self._inflight
+        if inflight is not None and not self.transport.acknowledges:
+            inflight.done([message["messageId"] for message in batch])  # delivered by send() itself
+
+    # -- the spool ------------------------------------------------------------------------------
+
+    def _spool_batch(self, spool: Spool, batch: list[Message]) -> list[Message]:
+        """Write ``batch`` to the spool before it is sent; return what to send (nothing if full)."""
+        records: list[SpooledMessage] = [(message["messageId"], json.dumps(message).encode()) for message in batch]
+        try:
+            handle = spool.append(records)
+        except SpoolFullError as error:
+            if self.counters.pipeline_dropped("spool_full", len(batch)):
+                self._report_error(error)
+            return []
+        except SpoolError as error:  # the disk refused: send anyway, without the spool's promise
+            self._report_error(error)
+            return batch
+        self._track(handle, records)
+        return batch
+
+    def _track(self, handle: SpoolHandle, records: list[SpooledMessage]) -> None:
+        if self._inflight is not None:
+            self._inflight.add(handle, [message_id for message_id, _ in records])
+
+    def _recover(self, spool: Spool) -> None:
+        """Send (once each, with their messageIds) the events dead processes left in the spool."""
+        try:
+            for handle, records in spool.recover():
+                messages = []
+                for _, data in records:
+                    try:
+                        messages.append(json.loads(data))
+                    except ValueError:  # passed the CRC yet is not JSON: not ours to send
+                        self._report_error(SpoolError("a spooled record is not JSON: skipped", count=1))
+                with self._lock:
+                    self._recovered += len(messages)
+                self._track(handle, records)
+                if messages:
+                    self._send(messages)
+                else:
+                    spool.ack(handle)
+        except Exception as error:  # never kill the worker: what is left stays for the next process
+            self._report_error(SpoolError(f"recovering the spool failed: {error!r}"))
+        finally:
+            self._recovery_done.set()
 
     # -- flush, close, fork -------------------------------------------------------------------
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything recorded so far is handed over and delivered; False on timeout."""
         deadline = time.monotonic() + max(0.0, timeout)
+        if not self._recovery_done.is_set():
+            self._start()
+            if not self._recovery_done.wait(max(0.0, deadline - time.monotonic())):
+                return False
         with self._lock:
             target = self._taken + len(self._q)
         if target > self._done:
@@ -342,6 +437,8 @@ class Dispatcher:
             self._q.clear()
             self._refused += left
         self.transport.close(max(0.0, deadline - time.monotonic()))
+        if self.spool is not None:
+            self.spool.close()  # what was not acknowledged stays for the next process
         return self._settle()
 
     def _settle(self) -> int:
@@ -350,7 +447,7 @@ class Dispatcher:
         with self._lock, c._lock:
             if c.settled:
                 return 0
-            recorded = self._taken + len(self._q) + self._evicted + self._refused
+            recorded = self._taken + len(self._q) + self._evicted + self._refused + self._recovered
             lost = max(0, recorded - c.sent - sum(c.dropped.values()))
             c.dropped["shutdown"] += lost
             c.settled = True
@@ -360,8 +457,10 @@ class Dispatcher:
         """In a forked child: forget the parent's queue, thread and counters; start afresh."""
         self.counters = Counters()
         self.transport.after_fork()
-        self.transport.bind(_Report(self.counters, self._report_error))
+        if self.spool is not None:
+            self.spool.after_fork()
         self._reset_runtime()
+        self.transport.bind(_Report(self.counters, self._report_error, self._inflight))
 
     def stats(self) -> Stats:
         """A snapshot of the counters."""
@@ -369,10 +468,11 @@ class Dispatcher:
         with c._lock:
             sent, retried, dropped = c.sent, c.retried, dict(c.dropped)
         with self._lock:
-            recorded = self._taken + len(self._q) + self._evicted + self._refused
+            recorded = self._taken + len(self._q) + self._evicted + self._refused + self._recovered
+            recovered = self._recovered
         # shutdown losses are counted in dropped and already in `recorded` through _refused/_taken.
         pending = max(0, recorded - sent - sum(dropped.values()))
-        return Stats(recorded, sent, retried, pending, MappingProxyType(dropped))
+        return Stats(recorded, sent, retried, pending, MappingProxyType(dropped), recovered)
 
 
 def _encoding_failed(item: Any, error: Exception) -> EncodingError:

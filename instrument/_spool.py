@@ -492,3 +492,40 @@ def read_spool(directory: str | os.PathLike[str]) -> list[SpooledMessage]:
             if seq not in result.acked:
                 found.extend(result.batches[seq])
     return found
+
+
+class InFlight:
+    """Which spooled batch each message on its way belongs to; acks a batch once all of it is delivered.
+
+    A transport may regroup messages into other batches than the spooled ones: acks go by messageId.
+    """
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self._lock = threading.Lock()
+        self._handle_of: dict[str, SpoolHandle] = {}
+        self._left: dict[SpoolHandle, int] = {}
+
+    def add(self, handle: SpoolHandle, message_ids: Sequence[str]) -> None:
+        """Remember that ``message_ids`` were spooled under ``handle``."""
+        with self._lock:
+            for message_id in message_ids:
+                self._handle_of[message_id] = handle
+            self._left[handle] = self._left.get(handle, 0) + len(message_ids)
+
+    def done(self, message_ids: Iterator[str] | Sequence[str]) -> None:
+        """``message_ids`` were delivered (or refused for good): ack every batch they complete."""
+        complete = []
+        with self._lock:
+            for message_id in message_ids:
+                handle = self._handle_of.pop(message_id, None)
+                if handle is None:
+                    continue
+                left = self._left[handle] - 1
+                if left:
+                    self._left[handle] = left
+                else:
+                    del self._left[handle]
+                    complete.append(handle)
+        for handle in complete:
+            self.spool.ack(handle)

@@ -271,6 +271,7 @@ def test_stats_count_every_outcome_and_keep_the_invariant(
         "closed": 1,
         "delivery_failed": 1,
         "shutdown": 0,
+        "spool_full": 0,
     }
     assert_invariant(stats)
     assert len(errors) == 5

@@ -7,18 +7,35 @@ loopback endpoint: see tests/test_spool_processes.py.
 
 from __future__ import annotations
 
+import json
 import os
+import selectors
+import signal
+import subprocess
+import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from instrument import SpoolError, SpoolFullError
+import instrument
+from instrument import ConfigurationError, EventName, SpoolError, SpoolFullError, Track, analytics_scope
+from instrument._endpoint import SegmentEndpoint
 from instrument._spool import Spool, encode_batch, read_spool, scan
 
 Batch = list[tuple[str, bytes]]
+
+
+class Events(EventName):
+    BEAT_SENT = "Beat Sent"
+
+
+class Beat(Track, event=Events.BEAT_SENT):
+    n: int
 
 
 def make_batch(n: int, tag: str = "e") -> Batch:
@@ -274,3 +291,281 @@ def test_an_unwritable_directory_is_a_spool_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(SpoolError, match="not writable"):
         Spool(blocker / "spool")
+
+
+# -- real processes, a real endpoint ---------------------------------------------------------------
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The child's flush interval, and how long it waits after recording: the documented window is one
+#: flush interval after track() returns; it waits ten, for a loaded machine.
+INTERVAL = 0.1
+WINDOW = 10 * INTERVAL
+
+CHILD_HEAD = f"""
+import json, os, signal, sys, time
+import instrument
+from instrument import EventName, Track, analytics_scope
+
+class Events(EventName):
+    BEAT_SENT = "Beat Sent"
+
+class Beat(Track, event=Events.BEAT_SENT):
+    n: int
+
+URL, SPOOL, TAG, COUNT = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+INTERVAL, WINDOW = {INTERVAL}, {WINDOW}
+
+def record():
+    with analytics_scope(user_id=TAG):
+        for n in range(COUNT):
+            assert instrument.track(Beat(n=n)).ok
+"""
+
+RECORD_THEN_WAIT = """
+instrument.configure("wk-spool", host=URL, spool=SPOOL, flush_interval=INTERVAL, timeout=0.5, on_error=lambda e: None)
+record()
+time.sleep(WINDOW)  # the documented window, not delivery: the endpoint is down
+print("recorded", os.getpid(), flush=True)
+time.sleep(120)  # until killed
+"""
+
+DELIVER = """
+instrument.configure("wk-spool", host=URL, spool=SPOOL, flush_interval=INTERVAL, timeout=2.0)
+delivered = instrument.flush(30.0)
+print(json.dumps({"delivered": delivered, "recovered": instrument.stats().recovered}), flush=True)
+"""
+
+
+def child(tmp_path: Path, body: str, url: str, spool: Path, tag: str = "p1", count: int = 0) -> subprocess.Popen[str]:
+    script = tmp_path / f"child-{uuid.uuid4().hex[:8]}.py"
+    script.write_text(CHILD_HEAD + body)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    env.pop("INSTRUMENT_STRICT", None)
+    return subprocess.Popen(
+        [sys.executable, str(script), url, str(spool), tag, str(count)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    """The child's next stdout line, or fail (killing it) after ``timeout``."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+            pytest.fail(f"the child said nothing within {timeout} s; stderr: {err}")
+    return proc.stdout.readline()
+
+
+def kill(proc: subprocess.Popen[str], signum: int) -> None:
+    proc.send_signal(signum)
+    try:
+        proc.wait(timeout=20)
+    finally:
+        if proc.returncode is None:  # pragma: no cover - a test failure path
+            proc.kill()
+    assert proc.returncode == -signum
+    proc.communicate(timeout=10)
+
+
+def deliver(tmp_path: Path, url: str, spool: Path) -> dict[str, object]:
+    proc = child(tmp_path, DELIVER, url, spool)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+def assert_delivered_once(endpoint: SegmentEndpoint, spooled: list[tuple[str, bytes]], tags: dict[str, int]) -> None:
+    ids = endpoint.message_ids
+    assert len(ids) == len(set(ids)), "no message was sent twice"
+    assert sorted(ids) == sorted(message_id for message_id, _ in spooled), "sent with their original messageIds"
+    by_tag: dict[str, list[int]] = {}
+    for message in endpoint.messages:
+        by_tag.setdefault(message["userId"], []).append(message["properties"]["n"])
+    assert {tag: sorted(ns) for tag, ns in by_tag.items()} == {tag: list(range(n)) for tag, n in tags.items()}
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    return tmp_path / "spool"
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_events_of_a_killed_process_are_delivered_once_by_the_next_one(
+    tmp_path: Path, endpoint: SegmentEndpoint, spool_dir: Path, signum: int
+) -> None:
+    endpoint.stop()  # connection refused on the same port until the next process
+    proc = child(tmp_path, RECORD_THEN_WAIT, endpoint.url, spool_dir, "p1", 1000)
+    assert read_line(proc).startswith("recorded")
+    kill(proc, signum)
+    spooled = read_spool(spool_dir)
+    assert len(spooled) == 1000
+    endpoint.start()
+
+    result = deliver(tmp_path, endpoint.url, spool_dir)
+
+    assert result == {"delivered": True, "recovered": 1000}
+    assert_delivered_once(endpoint, spooled, {"p1": 1000})
+    assert segments(spool_dir) == [], "every acknowledged batch is removed"
+
+
+@pytest.mark.timeout(90)
+def test_processes_sharing_a_spool_forked_or_not_are_all_recovered_once(
+    tmp_path: Path, endpoint: SegmentEndpoint, spool_dir: Path
+) -> None:
+    forking = RECORD_THEN_WAIT.replace(
+        "record()\n",
+        "pid = os.fork()\nTAG = TAG + ('-child' if pid == 0 else '-parent')\nrecord()\n",
+    )
+    endpoint.stop()
+    procs = [child(tmp_path, forking, endpoint.url, spool_dir, "a", 500)]
+    procs.append(child(tmp_path, RECORD_THEN_WAIT, endpoint.url, spool_dir, "b", 700))
+    pids = [int(read_line(procs[0]).split()[1]), int(read_line(procs[0]).split()[1])]
+    assert read_line(procs[1]).startswith("recorded")
+    assert len(segments(spool_dir)) == 3, "one segment per process, the forked child's its own"
+    forked = next(pid for pid in pids if pid != procs[0].pid)
+    os.kill(forked, signal.SIGKILL)
+    kill(procs[0], signal.SIGKILL)
+    kill(procs[1], signal.SIGKILL)
+    spooled = read_spool(spool_dir)
+    endpoint.start()
+
+    result = deliver(tmp_path, endpoint.url, spool_dir)
+
+    assert result == {"delivered": True, "recovered": 1700}
+    assert_delivered_once(endpoint, spooled, {"a-parent": 500, "a-child": 500, "b": 700})
+    assert segments(spool_dir) == []
+
+
+@pytest.mark.timeout(90)
+def test_a_corrupt_record_is_skipped_and_reported_and_the_rest_delivered(
+    tmp_path: Path, endpoint: SegmentEndpoint, spool_dir: Path, configure: Callable[..., Any], errors: list[Any]
+) -> None:
+    endpoint.stop()
+    proc = child(tmp_path, RECORD_THEN_WAIT, endpoint.url, spool_dir, "p1", 300)
+    assert read_line(proc).startswith("recorded")
+    kill(proc, signal.SIGKILL)
+    (path,) = segments(spool_dir)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x55  # one flipped byte in the middle of some record
+    path.write_bytes(bytes(data[:-5]))  # and a torn tail
+    spooled = read_spool(spool_dir)
+    assert len(spooled) == 298
+    endpoint.start()
+
+    configure(spool=spool_dir, timeout=2.0)
+    assert instrument.flush(30.0)
+
+    assert sorted(endpoint.message_ids) == sorted(message_id for message_id, _ in spooled)
+    assert instrument.stats().recovered == 298
+    (error,) = [e for e in errors if isinstance(e, SpoolError)]
+    assert "skipped 2 corrupt or torn record span(s)" in str(error)
+
+
+def test_a_full_spool_drops_newest_counts_and_reports(
+    endpoint: SegmentEndpoint, spool_dir: Path, configure: Callable[..., Any], errors: list[Any]
+) -> None:
+    endpoint.stop()
+    configure(spool=spool_dir, spool_max_bytes=20_000, batch_size=50, flush_interval=30.0)
+    with analytics_scope(user_id="full"):
+        for n in range(400):
+            assert instrument.track(Beat(n=n)).ok
+    instrument.flush(0.5)  # hands everything to the worker; the endpoint is down
+
+    stats = instrument.stats()
+    assert 0 < stats.dropped["spool_full"] < 400
+    assert stats.dropped["spool_full"] % 50 == 0, "whole batches, the newest"
+    full = [e for e in errors if isinstance(e, SpoolFullError)]
+    assert sum(e.count for e in full) == stats.dropped["spool_full"]
+    assert sum(p.stat().st_size for p in segments(spool_dir)) <= 20_000
+    assert stats.recorded == stats.sent + stats.dropped_total + stats.pending
+
+
+def test_without_a_spool_nothing_is_written(
+    endpoint: SegmentEndpoint, tmp_path: Path, configure: Callable[..., Any]
+) -> None:
+    configure()
+    with analytics_scope(user_id="plain"):
+        assert instrument.track(Beat(n=1)).ok
+    assert instrument.flush(10.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_delivered_events_leave_an_empty_spool(
+    endpoint: SegmentEndpoint, spool_dir: Path, configure: Callable[..., Any]
+) -> None:
+    configure(spool=spool_dir)
+    with analytics_scope(user_id="ok"):
+        for n in range(250):
+            assert instrument.track(Beat(n=n)).ok
+    assert instrument.flush(10.0)
+    assert endpoint.unique_message_ids == 250
+    instrument.shutdown(5.0)
+    assert segments(spool_dir) == []
+    assert read_spool(spool_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"spool": 5}, "spool must be a directory path or a Spool"),
+        ({"spool": "x", "spool_max_bytes": 0}, "spool_max_bytes must be a positive int"),
+        ({"spool": "x", "spool_max_bytes": True}, "spool_max_bytes must be a positive int"),
+        ({"spool": "x", "sync": True}, "cannot be used with sync=True"),
+    ],
+)
+def test_configure_refuses_a_bad_spool(tmp_path: Path, options: dict[str, Any], match: str) -> None:
+    if options.get("spool") == "x":
+        options["spool"] = tmp_path / "s"
+    with pytest.raises(ConfigurationError, match=match):
+        instrument.configure("wk", **options)
+
+
+def test_configure_refuses_an_unwritable_spool(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigurationError, match="not writable"):
+        instrument.configure("wk", spool=tmp_path / "file" / "spool")
+
+
+@pytest.mark.timeout(90)
+def test_what_was_acknowledged_before_the_kill_is_not_sent_again(
+    tmp_path: Path, endpoint: SegmentEndpoint, spool_dir: Path
+) -> None:
+    body = """
+instrument.configure("wk-spool", host=URL, spool=SPOOL, flush_interval=INTERVAL, timeout=0.5, on_error=lambda e: None)
+record()
+assert instrument.flush(20.0)
+print("delivered", flush=True)
+sys.stdin.readline()  # the endpoint goes down
+TAG = "after"
+record()
+time.sleep(WINDOW)
+print("recorded", flush=True)
+time.sleep(120)
+"""
+    proc = child(tmp_path, body, endpoint.url, spool_dir, "before", 400)
+    assert read_line(proc).startswith("delivered")
+    endpoint.stop()
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    assert read_line(proc).startswith("recorded")
+    kill(proc, signal.SIGKILL)
+    spooled = read_spool(spool_dir)
+    assert len(spooled) == 400
+    endpoint.start()
+
+    result = deliver(tmp_path, endpoint.url, spool_dir)
+
+    assert result == {"delivered": True, "recovered": 400}
+    ids = endpoint.message_ids
+    assert len(ids) == len(set(ids)) == 800
+    assert sorted(m["properties"]["n"] for m in endpoint.messages if m["userId"] == "after") == list(range(400))

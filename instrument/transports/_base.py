@@ -19,6 +19,9 @@ class DeliveryReport(Protocol):
     def failed(self, count: int, reason: str) -> None:
         """``count`` messages are lost for good, because of ``reason``."""
 
+    def acknowledged(self, messages: list[Message]) -> None:
+        """The endpoint acknowledged ``messages`` (or refused them for good): a spool may forget them."""
+
 
 class _NullReport:
     def sent(self, count: int) -> None:
@@ -30,12 +33,19 @@ class _NullReport:
     def failed(self, count: int, reason: str) -> None:
         pass
 
+    def acknowledged(self, messages: list[Message]) -> None:
+        pass
+
 
 class Transport:
     """Base of transports. ``send`` is called from the background worker only, with a batch of
     encoded messages that each fit Segment's 32 KB limit. It may block (bounded) and may raise: the
     worker counts the batch as failed.
     """
+
+    #: True when the transport tells ``report.acknowledged`` what the endpoint accepted; otherwise a
+    #: ``send`` that returns is taken as delivered.
+    acknowledges = False
 
     def __init__(self) -> None:
         self._report: DeliveryReport = _NullReport()

@@ -55,6 +55,9 @@ class _CountingConsumer(Consumer):  # type: ignore[misc]
 
     def _on_error(self, error: Exception, batch: list[Message]) -> None:
         self._report.failed(len(batch), str(error))
+        status = getattr(error, "status", None)
+        if isinstance(status, int) and 400 <= status < 500 and status != 429:
+            self._report.acknowledged(batch)  # refused for good: sending it again cannot help
 
     def next(self) -> list[Message]:
         q = self.queue
@@ -101,6 +104,7 @@ class _CountingConsumer(Consumer):  # type: ignore[misc]
     def request(self, batch: list[Message]) -> Any:
         response = super().request(batch)
         self._report.sent(len(batch))
+        self._report.acknowledged(batch)
         return response
 
     def _wait(self, seconds: float) -> bool:
@@ -141,6 +145,8 @@ class SegmentTransport(Transport):
     a batch is retried (backoff, or ``Retry-After`` for 429) before it is dropped and reported.
     Raises ConfigurationError for an empty write key. The key is never logged or shown in a repr.
     """
+
+    acknowledges = True
 
     def __init__(
         self,
