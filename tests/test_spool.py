@@ -398,12 +398,19 @@ def spool_dir(tmp_path: Path) -> Path:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+@pytest.mark.parametrize(
+    ("signum", "handler"),
+    [(signal.SIGKILL, False), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+    ids=["kill-9", "sigterm", "sigterm-with-handler"],
+)
 def test_events_of_a_killed_process_are_delivered_once_by_the_next_one(
-    tmp_path: Path, endpoint: SegmentEndpoint, spool_dir: Path, signum: int
+    tmp_path: Path, endpoint: SegmentEndpoint, spool_dir: Path, signum: int, handler: bool
 ) -> None:
     endpoint.stop()  # connection refused on the same port until the next process
-    proc = child(tmp_path, RECORD_THEN_WAIT, endpoint.url, spool_dir, "p1", 1000)
+    body = RECORD_THEN_WAIT
+    if handler:  # it tries to deliver for 0.5 s, then dies by SIGTERM all the same
+        body = body.replace("record()\n", "instrument.install_sigterm_handler(timeout=0.5)\nrecord()\n")
+    proc = child(tmp_path, body, endpoint.url, spool_dir, "p1", 1000)
     assert read_line(proc).startswith("recorded")
     kill(proc, signum)
     spooled = read_spool(spool_dir)
