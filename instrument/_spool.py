@@ -16,9 +16,14 @@ record (empty payload) says batch ``seq`` was acknowledged by the endpoint. A to
 died mid-write), a flipped byte or a foreign file fragment fails the frame or CRC check: the reader
 skips to the next magic, reports what it skipped, and delivers the rest.
 
-What it costs and what it guarantees: records are written with one ``os.write`` per batch into the
-page cache, which survives the death of the process (not of the machine). ``fsync=True`` also
-survives power loss, at the price of one ``fsync`` per batch (see bench/RESULTS.md).
+What it guarantees: the dispatcher's worker appends a batch before handing it to the transport, so
+an event ``track()`` accepted can be lost only until the worker has written it: at most one
+``flush_interval`` after ``track()`` returned while the worker keeps up (a backlog in the in-memory
+queue lengthens it; an endpoint outage does not). Records go into the page cache with one
+``os.write`` per batch, which survives the death of the process (kill -9, OOM kill, SIGTERM,
+``os._exit``), not a kernel crash or power loss before writeback; ``fsync=True`` survives those too,
+at one ``fsync`` per batch on the worker thread (see bench/RESULTS.md). Acks are never fsynced: a
+lost ack means the batch is sent again with the same messageIds (at least once), never lost.
 """
 
 from __future__ import annotations
