@@ -163,7 +163,8 @@ class Client:
         """Flush within ``timeout``, then stop; later events are dropped. Returns how many were lost."""
         lost = self.dispatcher.close(timeout)
         if lost:
-            logger.warning("analytics: %d event(s) could not be delivered before shutdown", lost)
+            kept = " (kept in the spool for the next process)" if self.dispatcher.spool is not None else ""
+            logger.warning("analytics: %d event(s) could not be delivered before shutdown%s", lost, kept)
         return lost
 
     def stats(self) -> Stats:

@@ -45,6 +45,10 @@ DROP_REASONS = (
 )
 
 
+#: Seconds between two looks, while running, for segments dead processes left in the spool.
+RECOVERY_INTERVAL = 30.0
+
+
 @dataclass(frozen=True)
 class Stats:
     """Counters since the client was configured.
@@ -295,14 +299,21 @@ class Dispatcher:
         self._start()
 
     def _run(self) -> None:
-        if self.spool is not None:
-            self._recover(self.spool)
+        spool = self.spool
+        if spool is not None:
+            self._recover(spool)
+        recovered_at = time.monotonic()
         while True:
             self._wake.wait(self._interval)
             self._wake.clear()
             self._drain()
             if self._stop and not self._q:
                 return
+            if spool is not None and time.monotonic() - recovered_at >= RECOVERY_INTERVAL:
+                # Processes sharing the spool die while this one lives (a forked child, a worker
+                # killed and replaced): deliver what they left without waiting for a restart.
+                self._recover(spool)
+                recovered_at = time.monotonic()
 
     def _drain(self) -> None:
         q = self._q

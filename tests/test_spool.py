@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import instrument
-from instrument import ConfigurationError, EventName, SpoolError, SpoolFullError, Track, analytics_scope
+from instrument import ConfigurationError, EventName, SpoolError, SpoolFullError, Track, analytics_scope, to_message
 from instrument._endpoint import SegmentEndpoint
 from instrument._spool import Spool, encode_batch, read_spool, scan
 
@@ -576,3 +576,39 @@ time.sleep(120)
     ids = endpoint.message_ids
     assert len(ids) == len(set(ids)) == 800
     assert sorted(m["properties"]["n"] for m in endpoint.messages if m["userId"] == "after") == list(range(400))
+
+
+def test_a_segment_being_recovered_is_not_taken_by_a_second_recoverer(tmp_path: Path) -> None:
+    dead = Spool(tmp_path)
+    batch = make_batch(3)
+    dead.append(batch)
+    dead.close()
+    first, second = Spool(tmp_path), Spool(tmp_path)
+    taken = list(first.recover())  # taken over, not yet acknowledged
+    assert [b for _, b in taken] == [batch]
+    assert list(second.recover()) == []
+    for handle, _ in taken:
+        first.ack(handle)
+    assert list(second.recover()) == []
+    assert segments(tmp_path) == []
+
+
+def test_what_a_sibling_leaves_while_this_process_runs_is_delivered_too(
+    endpoint: SegmentEndpoint,
+    spool_dir: Path,
+    configure: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("instrument._dispatch.RECOVERY_INTERVAL", 0.2)
+    configure(spool=spool_dir)
+    with analytics_scope(user_id="me"):
+        assert instrument.track(Beat(n=0)).ok
+    assert instrument.flush(10.0)
+    sibling = Spool(spool_dir)  # another process's segment, left behind when it died
+    message = to_message(Beat(n=1, user_id="sibling"))
+    sibling.append([(message["messageId"], json.dumps(message).encode())])
+    sibling.close()
+
+    assert endpoint.wait_for(2, timeout=20.0)
+    assert message["messageId"] in endpoint.message_ids
+    assert instrument.stats().recovered == 1
