@@ -328,6 +328,13 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
             e2e_table, complete, notes = e2e_rows(events, endpoint.url, endpoint, timeout=3600.0)
             rows += e2e_table
+            from bench.spool import run_rows as spool_rows  # the durable spool's cost (bench/spool.py)
+
+            spool_table, spool_complete = spool_rows(
+                endpoint.url, endpoint, 2_000 if quick else 100_000, 1 if quick else 5
+            )
+            rows += spool_table
+            complete = complete and spool_complete
         print()
         print_table(rows)
         print()

@@ -29,6 +29,9 @@ ROWS = [
     "e2e delivered/s, segment Client.track()",
     "e2e peak RSS growth, instrument",
     "e2e peak RSS growth, segment",
+    "process CPU per delivered event, spool off",
+    "process CPU per delivered event, spool on (write, no fsync)",
+    "process CPU per delivered event, spool on, fsync=True",
 ]
 
 
