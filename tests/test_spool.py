@@ -425,6 +425,39 @@ def test_events_of_a_killed_process_are_delivered_once_by_the_next_one(
 
 
 @pytest.mark.timeout(90)
+def test_events_of_a_process_that_called_os_exit_are_delivered_by_the_next_one(
+    tmp_path: Path, endpoint: SegmentEndpoint, spool_dir: Path
+) -> None:
+    endpoint.stop()
+    body = RECORD_THEN_WAIT.replace("time.sleep(120)  # until killed", "os._exit(0)  # no atexit, no flush")
+    proc = child(tmp_path, body, endpoint.url, spool_dir, "p1", 600)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    spooled = read_spool(spool_dir)
+    endpoint.start()
+
+    result = deliver(tmp_path, endpoint.url, spool_dir)
+
+    assert result == {"delivered": True, "recovered": 600}
+    assert_delivered_once(endpoint, spooled, {"p1": 600})
+
+
+@pytest.mark.timeout(90)
+def test_sigterm_with_the_handler_delivers_and_leaves_an_empty_spool(
+    tmp_path: Path, endpoint: SegmentEndpoint, spool_dir: Path
+) -> None:
+    body = RECORD_THEN_WAIT.replace(
+        "record()\n", "instrument.install_sigterm_handler(timeout=20.0)\nrecord()\n"
+    ).replace("flush_interval=INTERVAL", "flush_interval=60.0")  # nothing is sent before the signal
+    proc = child(tmp_path, body, endpoint.url, spool_dir, "p1", 1000)
+    assert read_line(proc).startswith("recorded")
+    kill(proc, signal.SIGTERM)
+
+    assert endpoint.unique_message_ids == endpoint.message_count == 1000
+    assert read_spool(spool_dir) == [], "everything delivered was acknowledged before the process died"
+
+
+@pytest.mark.timeout(90)
 def test_processes_sharing_a_spool_forked_or_not_are_all_recovered_once(
     tmp_path: Path, endpoint: SegmentEndpoint, spool_dir: Path
 ) -> None:
