@@ -212,6 +212,7 @@ def configure(
     wire_keys: Mapping[str, str] | None = None,
     redact: Redactor | None = None,
     max_queue_size: int = 10_000,
+    max_queue_bytes: int = 32 << 20,
     queue_policy: str = "drop_newest",
     flush_interval: float = 0.5,
     batch_size: int = 100,
@@ -230,8 +231,9 @@ def configure(
     (default: INSTRUMENT_STRICT) makes programmer errors raise at the call. ``on_error`` receives every
     AnalyticsError instead of the ``instrument`` logger. ``wire_keys`` renames scope fields on the wire
     (``{"project_id": "proj_id"}``). ``redact(event, properties)`` returns the properties to send.
-    ``queue_policy`` is "drop_newest" or "drop_oldest" when the queue is full. ``exit_timeout`` bounds
-    delivery at interpreter exit. Raises ConfigurationError for a bad argument.
+    ``queue_policy`` is "drop_newest" or "drop_oldest" when the queue is full. ``max_queue_bytes`` bounds
+    the encoded events waiting for the Segment transport (past it they are dropped as queue_full).
+    ``exit_timeout`` bounds delivery at interpreter exit. Raises ConfigurationError for a bad argument.
     """
     if queue_policy not in ("drop_newest", "drop_oldest"):
         raise ConfigurationError(
@@ -276,6 +278,7 @@ def configure(
                 upload_interval=min(flush_interval, 0.5),
                 upload_size=int(batch_size),
                 max_queue_size=max(10_000, 2 * int(batch_size)),
+                max_queue_bytes=int(max_queue_bytes),
             )
         else:
             logger.warning(
