@@ -28,6 +28,7 @@ from instrument._errors import (
     OversizeError,
     QueueFullError,
 )
+from instrument._settings import Settings
 from instrument.transports import Message, Transport
 from instrument.transports._base import EncodedBatch
 
@@ -61,6 +62,14 @@ class Stats:
     def dropped_total(self) -> int:
         """All dropped events, whatever the reason."""
         return sum(self.dropped.values())
+
+    def __repr__(self) -> str:
+        # A plain dict of the reasons that happened (the field is a read-only mappingproxy).
+        dropped = {reason: n for reason, n in self.dropped.items() if n}
+        return (
+            f"Stats(recorded={self.recorded}, sent={self.sent}, retried={self.retried}, pending={self.pending}, "
+            f"dropped={dropped})"
+        )
 
 
 @dataclass(frozen=True)
@@ -190,21 +199,21 @@ class Dispatcher:
     def __init__(
         self,
         transport: Transport,
+        settings: Settings,
         *,
         encode: Callable[[Any], Message],
         report_error: Callable[[AnalyticsError], None],
-        max_queue_size: int = 10_000,
-        drop_oldest: bool = False,
-        flush_interval: float = 0.5,
-        batch_size: int = 100,
+        wire: Callable[[Any], tuple[bytes, str]] | None = None,
     ) -> None:
         self.transport = transport
+        self.settings = settings
         self._encode = encode
+        self._wire = wire if wire is not None else self._wire_from_message
         self._report_error = report_error
-        self._cap = max_queue_size
-        self._drop_oldest = drop_oldest
-        self._interval = flush_interval
-        self._batch_size = batch_size
+        self._cap = settings.max_queue_size
+        self._drop_oldest = settings.drop_oldest
+        self._interval = settings.flush_interval
+        self._batch_size = settings.batch_size
         self.counters = Counters()
         transport.bind(_Report(self.counters, report_error))
         self._reset_runtime()
@@ -346,27 +355,36 @@ class Dispatcher:
                 self._report_error(_encoding_failed(item, error))
         return None
 
+    def _wire_from_message(self, item: Any) -> tuple[bytes, str]:
+        message = self._encode(item)
+        return dumps(message), message["messageId"]
+
     def _encode_batches(self, items: list[Any], limit: int) -> None:
         """Serialise each message once and hand over batches cut before ``limit`` bytes."""
         data: list[bytes] = []
         ids: list[str] = []
         size = -1  # n messages take their bytes plus n - 1 commas
+        wire = self._wire
         for item in items:
-            message = self._message(item)
-            if message is None:
-                continue
             try:
-                encoded = dumps(message)
+                if item.__class__ is dict:  # encoded on the caller's thread (strict mode)
+                    encoded, mid = dumps(item), item["messageId"]
+                else:
+                    encoded, mid = wire(item)
             except AnalyticsError as error:
                 if self.counters.pipeline_dropped(drop_reason(error)):
                     self._report_error(error)
+                continue
+            except Exception as error:  # a bug or a user hook (redact) failing: never kill the worker
+                if self.counters.pipeline_dropped("invalid"):
+                    self._report_error(_encoding_failed(item, error))
                 continue
             grown = size + len(encoded) + 1
             if data and grown > limit:
                 self._hand_over(EncodedBatch(data, ids, size))
                 data, ids, grown = [], [], len(encoded)
             data.append(encoded)
-            ids.append(message["messageId"])
+            ids.append(mid)
             size = grown
         if data:
             self._hand_over(EncodedBatch(data, ids, size))

@@ -155,7 +155,9 @@ def encode(value: object, path: str, track: str | None = None, depth: int = 0) -
             return value
         raise _fail(value, path, track, "NaN and infinity are not valid JSON")
     if depth >= MAX_DEPTH:
-        raise _fail(value, path, track, f"nested deeper than {MAX_DEPTH} levels (a value that contains itself?)")
+        raise _fail(
+            value, path, track, f"nested deeper than {MAX_DEPTH} levels, the recursion limit (does it contain itself?)"
+        )
     if isinstance(value, enum.Enum):
         return encode(value.value, path, track, depth + 1)
     # str and int subclasses that are not enums go out as the plain type.

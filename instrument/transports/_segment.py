@@ -35,6 +35,7 @@ from segment.analytics.version import VERSION
 
 from instrument._encoding import MAX_BATCH_BYTES, dumps, format_timestamp
 from instrument._errors import ConfigurationError
+from instrument._settings import Settings
 from instrument.transports._base import EncodedBatch, Message, Spool, Transport
 from instrument.transports._http import AttemptFailed, Poster, Response, Target
 
@@ -47,6 +48,9 @@ _ENVELOPE_BYTES = 64
 #: A batch whose first attempt failed and that is still not delivered after this many seconds is
 #: reported (rate-limited, at WARNING) with its reason, while it is still being retried.
 TROUBLE_GRACE = 2.0
+
+#: The bound of encoded bytes waiting for the sender when ``Settings.max_queue_bytes`` is None.
+DEFAULT_MAX_QUEUE_BYTES = 32 << 20
 
 #: Longest wait a Retry-After can impose (Segment's client caps it the same way).
 _MAX_BACKOFF = 60.0
@@ -92,16 +96,41 @@ class _Secret:
 
 
 class _ScrubKey(logging.Filter):
-    """Keeps write keys (in every form) out of the ``segment`` logger, for code using its client too."""
+    """Keeps write keys (in every form an echo could take) out of the ``segment`` logger, for code that
+    uses Segment's client too. The sender's own texts are scrubbed where they are built.
+
+    Holds the ``MAX_KEYS`` most recently used keys, so configuring again and again (tests, key
+    rotation) does not grow it without bound; a process uses one or two keys at a time.
+    """
+
+    MAX_KEYS = 32
 
     def __init__(self) -> None:
         super().__init__()
-        self.secrets: list[_Secret] = []
+        self._secrets: dict[str, _Secret] = {}  # insertion-ordered: the oldest first
+        self._lock = threading.Lock()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys scrubbed, oldest first."""
+        with self._lock:
+            return tuple(self._secrets)
+
+    def add(self, key: str) -> _Secret:
+        """Scrub ``key`` from now on (forgetting the least recently added key beyond ``MAX_KEYS``)."""
+        with self._lock:
+            secret = self._secrets.pop(key, None) or _Secret(key)
+            self._secrets[key] = secret
+            while len(self._secrets) > self.MAX_KEYS:
+                del self._secrets[next(iter(self._secrets))]
+            return secret
 
     def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            secrets = list(self._secrets.values())
         text = record.getMessage()
         scrubbed = text
-        for secret in list(self.secrets):
+        for secret in secrets:
             scrubbed = secret.scrub(scrubbed)
         if scrubbed != text:
             record.msg, record.args = scrubbed, None
@@ -115,10 +144,12 @@ logging.getLogger("segment").addFilter(_scrubber)
 class SegmentTransport(Transport):
     """Sends to Segment (or any Segment-compatible ``host``) from a sender thread of its own.
 
-    ``timeout`` bounds each HTTP attempt as a whole (connect, send, full response); ``max_retries`` and
-    ``retry_window`` (seconds) bound how long a batch is retried (backoff, or ``Retry-After`` for 429)
-    before it is dropped and reported. ``max_queue_size`` (messages) and ``max_queue_bytes`` bound what
-    waits for the sender. ``spool`` (optional) keeps batches on disk until acknowledged.
+    Its options come from ``settings`` (keyword arguments are ``Settings`` fields applied over it):
+    ``host``, ``gzip``, ``timeout`` bounds each HTTP attempt as a whole (connect, send, full response),
+    ``max_retries`` and ``retry_window`` (seconds) bound how long a batch is retried (backoff, or
+    ``Retry-After`` for 429) before it is dropped and reported, ``max_queue_bytes`` (default 32 MiB)
+    bounds the encoded bytes waiting for the sender. ``spool`` (optional) keeps batches on disk
+    until acknowledged.
     Raises ConfigurationError for an empty write key or a host that is not an http(s) URL without
     credentials. The key is never logged, shown in a repr or put in an error text.
     """
@@ -126,49 +157,39 @@ class SegmentTransport(Transport):
     accepts_bytes = True
 
     def __init__(
-        self,
-        write_key: str,
-        *,
-        host: str | None = None,
-        gzip: bool = False,
-        timeout: float = 10.0,
-        max_retries: int = 10,
-        retry_window: float = 300.0,
-        upload_interval: float = 0.5,
-        upload_size: int = 100,
-        max_queue_size: int = 10_000,
-        max_queue_bytes: int = 32 << 20,
-        spool: Spool | None = None,
+        self, write_key: str, settings: Settings | None = None, /, *, spool: Spool | None = None, **changes: Any
     ) -> None:
         super().__init__()
         if not isinstance(write_key, str) or not write_key:
             raise ConfigurationError("SegmentTransport: write_key must be a non-empty str")
-        if upload_size < 1 or max_queue_size < 2 * upload_size:
-            raise ConfigurationError("SegmentTransport: need upload_size >= 1 and max_queue_size >= 2 * upload_size")
-        if max_queue_bytes < MAX_BATCH_BYTES:
-            raise ConfigurationError(f"SegmentTransport: max_queue_bytes must be at least {MAX_BATCH_BYTES}")
+        settings = settings or Settings()
+        if changes:
+            settings = settings.replace(**changes)
+        self.settings = settings
+        host = settings.host
         try:
             self._target = Target.parse(host or "https://api.segment.io", "/v1/batch")
         except ConfigurationError as error:
             raise ConfigurationError(f"SegmentTransport: {error}") from None
-        self.host = str(self._target) if host is not None else None
+        self.host = host
         self.__write_key = write_key
-        self.__secret = _Secret(write_key)
-        _scrubber.secrets.append(self.__secret)
+        self.__secret = _scrubber.add(write_key)
         self.__headers = {
             "Content-Type": "application/json",
             "User-Agent": f"analytics-python/{VERSION}",
             "Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode(),
         }
-        if gzip:
+        if settings.gzip:
             self.__headers["Content-Encoding"] = "gzip"
         self.__key_json = dumps({"k": write_key})[5:-1]  # the key as a JSON string, as the body holds it
-        self._gzip = gzip
-        self._timeout = timeout
-        self._retries = max_retries
-        self._window = retry_window
-        self._max_messages = max_queue_size
-        self._max_bytes = max_queue_bytes
+        self._gzip = settings.gzip
+        self._timeout = settings.timeout
+        self._retries = settings.max_retries
+        self._window = settings.retry_window
+        # What waits for the sender: room for two batches at least (the worker waits past it), and
+        # encoded bytes (a batch past them is refused: counted queue_full).
+        self._max_messages = max(10_000, 2 * settings.batch_size)
+        self._max_bytes = settings.max_queue_bytes or DEFAULT_MAX_QUEUE_BYTES
         self._spool = spool
         #: Bytes the messages of one batch may take (joined by commas) so the body stays under 500 KB.
         self.batch_limit = MAX_BATCH_BYTES - _ENVELOPE_BYTES - len(self.__key_json)
