@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--e2e-worker", choices=["instrument", "segment"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--cpu-worker", choices=["segment", "instrument", "instrument-null"], help=argparse.SUPPRESS)
+    parser.add_argument("--cpu-events", type=int, default=None, help="events per CPU run (100,000; quick 10,000)")
+    parser.add_argument("--cpu-only", action="store_true", help="only the process-CPU rows")
     args = parser.parse_args(argv)
 
     from bench import e2e
@@ -297,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.e2e_worker:
         print(json.dumps(e2e.worker(args.e2e_worker, args.url, args.e2e_events)))
+        return 0
+    if args.cpu_worker:
+        from bench import cpu
+
+        print(json.dumps(cpu.measure(args.cpu_worker, args.url, args.e2e_events)))
         return 0
 
     quick = args.quick

@@ -13,6 +13,7 @@ from instrument._client import (
     ashutdown,
     configure,
     flush,
+    get_client,
     identify,
     is_configured,
     shutdown,
@@ -20,6 +21,7 @@ from instrument._client import (
     track,
 )
 from instrument._decorator import Call, tracks
+from instrument._describe import EventSchema, PropertySchema, ScopeFieldSchema, describe
 from instrument._dispatch import EmitResult, Stats
 from instrument._encoding import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from instrument._errors import (
@@ -40,6 +42,9 @@ from instrument._errors import (
     TrackDefinitionError,
 )
 from instrument._events import EventName
+from instrument._fields import MISSING, ScopeId, Truncatable, field
+from instrument._messages import to_message
+from instrument._records import Identify, Track
 from instrument._scopes import (
     Scope,
     analytics_scope,
@@ -48,9 +53,9 @@ from instrument._scopes import (
     define_scope,
     reset_scope,
 )
+from instrument._settings import Settings
 from instrument._signals import install_sigterm_handler
 from instrument._spool import Spool
-from instrument._tracks import Identify, ScopeId, Track, Truncatable, field, to_message
 from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
 
 __version__ = "0.1.0"
@@ -58,6 +63,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_MESSAGE_BYTES",
+    "MISSING",
     "AnalyticsError",
     "Call",
     "Client",
@@ -69,17 +75,21 @@ __all__ = [
     "EncodingError",
     "EventName",
     "EventNameError",
+    "EventSchema",
     "Identify",
     "MemoryTransport",
     "NotConfiguredError",
     "OversizeError",
     "PropertyError",
+    "PropertySchema",
     "PropsError",
     "QueueFullError",
     "Scope",
     "ScopeError",
+    "ScopeFieldSchema",
     "ScopeId",
     "SegmentTransport",
+    "Settings",
     "Spool",
     "SpoolError",
     "SpoolFullError",
@@ -96,8 +106,10 @@ __all__ = [
     "configure",
     "current_scope",
     "define_scope",
+    "describe",
     "field",
     "flush",
+    "get_client",
     "identify",
     "install_sigterm_handler",
     "is_configured",

@@ -1,13 +1,15 @@
 """The dispatcher: a bounded queue the caller appends to, and a worker that encodes and sends.
 
 The caller's thread does one ``deque.append`` (no JSON, no uuid, no I/O, no lock); the worker
-turns records into messages (encoding, checks, size) and hands batches to the transport.
+turns records into messages (encoding, checks, size) and hands batches to the transport. For a
+transport that ships bytes (``accepts_bytes``) each message is serialised once, to JSON bytes, here;
+batches are cut from those bytes (count and Segment's 500 KB body) and only batches cross to the
+transport's thread.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import threading
 import time
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from instrument._encoding import MAX_BATCH_BYTES, dumps
 from instrument._errors import (
     AnalyticsError,
     ClosedError,
@@ -24,38 +27,28 @@ from instrument._errors import (
     NotConfiguredError,
     OversizeError,
     QueueFullError,
-    SpoolError,
-    SpoolFullError,
 )
-from instrument._spool import InFlight, Spool, SpooledMessage, SpoolHandle
+from instrument._settings import Settings
 from instrument.transports import Message, Transport
+from instrument.transports._base import EncodedBatch
 
 logger = logging.getLogger("instrument")
 
 #: Why an event was dropped; the keys of ``Stats.dropped``.
-DROP_REASONS = (
-    "invalid",
-    "oversize",
-    "queue_full",
-    "not_configured",
-    "closed",
-    "delivery_failed",
-    "shutdown",
-    "spool_full",
-)
+DROP_REASONS = ("invalid", "oversize", "queue_full", "not_configured", "closed", "delivery_failed", "shutdown")
 
-
-#: Seconds between two looks, while running, for segments dead processes left in the spool.
-RECOVERY_INTERVAL = 30.0
+#: Seconds between two log lines about delivery trouble (an endpoint failing, still being retried).
+TROUBLE_INTERVAL = 10.0
 
 
 @dataclass(frozen=True)
 class Stats:
     """Counters since the client was configured.
 
-    ``recorded`` counts every event handed to track/identify/@tracks (and every event recovered from
-    the spool); each ends up ``sent``, in ``dropped[reason]``, or still ``pending``. ``retried`` counts
-    messages sent again after a failure; ``recovered`` those of ``recorded`` read back from the spool.
+    ``recorded`` counts every event handed to track/identify/@tracks; each ends up ``sent``, in
+    ``dropped[reason]``, or still ``pending``. ``retried`` counts messages sent again after a failure.
+    ``recovered`` counts messages a durable spool kept from a process that is gone and this one
+    delivered (they were never recorded here).
     """
 
     recorded: int = 0
@@ -69,6 +62,14 @@ class Stats:
     def dropped_total(self) -> int:
         """All dropped events, whatever the reason."""
         return sum(self.dropped.values())
+
+    def __repr__(self) -> str:
+        # A plain dict of the reasons that happened (the field is a read-only mappingproxy).
+        dropped = {reason: n for reason, n in self.dropped.items() if n}
+        return (
+            f"Stats(recorded={self.recorded}, sent={self.sent}, retried={self.retried}, pending={self.pending}, "
+            f"dropped={dropped})"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,6 @@ OK = EmitResult(True)
 
 def drop_reason(error: BaseException) -> str:
     """The Stats.dropped key for an error that made an event be dropped."""
-    if isinstance(error, SpoolFullError):
-        return "spool_full"
     if isinstance(error, OversizeError):
         return "oversize"
     if isinstance(error, QueueFullError):
@@ -114,13 +113,19 @@ class Counters:
         self._lock = threading.Lock()
         self.sent = 0
         self.retried = 0
+        self.recovered = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        #: Accepted events lost to delivery (failed, evicted or refused after acceptance, shutdown):
+        #: what makes ``flush()`` return False.
+        self.lost = 0
         self.settled = False
 
-    def add_dropped(self, reason: str, count: int = 1) -> None:
-        """Count a drop decided on the caller's side (the event never reached the queue)."""
+    def add_dropped(self, reason: str, count: int = 1, *, accepted: bool = False) -> None:
+        """Count a drop decided on the caller's side; ``accepted`` when the event had been accepted."""
         with self._lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
+            if accepted:
+                self.lost += count
 
     def pipeline_dropped(self, reason: str, count: int = 1) -> bool:
         """Count a drop decided by the worker or the transport; False (not counted) once settled."""
@@ -128,6 +133,8 @@ class Counters:
             if self.settled:
                 return False
             self.dropped[reason] = self.dropped.get(reason, 0) + count
+            if reason in _LOSSES:
+                self.lost += count
             return True
 
     def add_sent(self, count: int) -> None:
@@ -140,26 +147,44 @@ class Counters:
             if not self.settled:
                 self.retried += count
 
+    def add_recovered(self, count: int) -> None:
+        with self._lock:
+            self.recovered += count
+
+
+#: Drop reasons of events that had been accepted for delivery and were then lost (not the event's fault).
+_LOSSES = frozenset({"queue_full", "delivery_failed", "shutdown"})
+
 
 class _Report:
     """The DeliveryReport the transport talks to: counts, and reports losses."""
 
-    def __init__(
-        self, counters: Counters, report_error: Callable[[AnalyticsError], None], inflight: InFlight | None
-    ) -> None:
+    def __init__(self, counters: Counters, report_error: Callable[[AnalyticsError], None]) -> None:
         self._counters = counters
         self._report_error = report_error
-        self._inflight = inflight
+        self._trouble_lock = threading.Lock()
+        self._trouble_at = -TROUBLE_INTERVAL
+        self._trouble_suppressed = 0
 
     def sent(self, count: int) -> None:
         self._counters.add_sent(count)
 
-    def acknowledged(self, messages: list[Message]) -> None:
-        if self._inflight is not None:
-            self._inflight.done([message.get("messageId", "") for message in messages])
-
     def retried(self, count: int) -> None:
         self._counters.add_retried(count)
+
+    def recovered(self, count: int) -> None:
+        self._counters.add_recovered(count)
+
+    def trouble(self, count: int, text: str) -> None:
+        """Delivery is failing but not lost yet: log it at once, then at most once per TROUBLE_INTERVAL."""
+        now = time.monotonic()
+        with self._trouble_lock:
+            if now - self._trouble_at < TROUBLE_INTERVAL:
+                self._trouble_suppressed += 1
+                return
+            suppressed, self._trouble_suppressed, self._trouble_at = self._trouble_suppressed, 0, now
+        more = f" ({suppressed} more since the last report)" if suppressed else ""
+        logger.warning("analytics: delivery trouble: %s%s", text, more)
 
     def failed(self, count: int, reason: str) -> None:
         if self._counters.pipeline_dropped("delivery_failed", count):
@@ -174,28 +199,24 @@ class Dispatcher:
     def __init__(
         self,
         transport: Transport,
+        settings: Settings,
         *,
         encode: Callable[[Any], Message],
         report_error: Callable[[AnalyticsError], None],
-        max_queue_size: int = 10_000,
-        drop_oldest: bool = False,
-        flush_interval: float = 0.5,
-        batch_size: int = 100,
-        spool: Spool | None = None,
+        wire: Callable[[Any], tuple[bytes, str]] | None = None,
     ) -> None:
         self.transport = transport
-        self.spool = spool
-        if spool is not None:
-            spool.report = report_error
+        self.settings = settings
         self._encode = encode
+        self._wire = wire if wire is not None else self._wire_from_message
         self._report_error = report_error
-        self._cap = max_queue_size
-        self._drop_oldest = drop_oldest
-        self._interval = flush_interval
-        self._batch_size = batch_size
+        self._cap = settings.max_queue_size
+        self._drop_oldest = settings.drop_oldest
+        self._interval = settings.flush_interval
+        self._batch_size = settings.batch_size
         self.counters = Counters()
+        transport.bind(_Report(self.counters, report_error))
         self._reset_runtime()
-        transport.bind(_Report(self.counters, report_error, self._inflight))
 
     def _reset_runtime(self) -> None:
         self._q: collections.deque[Any] = collections.deque()
@@ -210,11 +231,7 @@ class Dispatcher:
         self._closed = False
         self._swept = False  # close() has emptied the queue for the last time
         self._stop = False
-        self._recovered = 0  # events read back from the spool (counted as recorded)
-        self._inflight = InFlight(self.spool) if self.spool is not None else None
-        self._recovery_done = threading.Event()  # the worker has handed over what the spool held
-        if self.spool is None:
-            self._recovery_done.set()
+        self._lost_seen = 0  # counters.lost when the last flush returned
 
     # -- the caller's side ------------------------------------------------------------------
 
@@ -257,7 +274,7 @@ class Dispatcher:
                     self._evicted += 1
                 self._q.append(item)
             if oldest is not None:
-                self.counters.add_dropped("queue_full")
+                self.counters.add_dropped("queue_full", accepted=True)
                 self._report_error(
                     QueueFullError(f"queue full ({self._cap}): dropped the oldest event", track=_name(oldest))
                 )
@@ -294,125 +311,119 @@ class Dispatcher:
 
     # -- the worker's side ------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the worker now (with a spool: so what dead processes left is delivered at once)."""
-        self._start()
-
     def _run(self) -> None:
-        spool = self.spool
-        if spool is not None:
-            self._recover(spool)
-        recovered_at = time.monotonic()
         while True:
             self._wake.wait(self._interval)
             self._wake.clear()
             self._drain()
             if self._stop and not self._q:
                 return
-            if spool is not None and time.monotonic() - recovered_at >= RECOVERY_INTERVAL:
-                # Processes sharing the spool die while this one lives (a forked child, a worker
-                # killed and replaced): deliver what they left without waiting for a restart.
-                self._recover(spool)
-                recovered_at = time.monotonic()
 
     def _drain(self) -> None:
         q = self._q
-        counters = self.counters
+        as_bytes = self.transport.accepts_bytes
+        limit = int(getattr(self.transport, "batch_limit", MAX_BATCH_BYTES - 1_000))
         while q:
             with self._lock:
                 items: list[Any] = []
                 while q and len(items) < self._batch_size:
                     items.append(q.popleft())
                 self._taken += len(items)
-            batch: list[Message] = []
-            for item in items:
-                try:
-                    batch.append(item if item.__class__ is dict else self._encode(item))
-                except AnalyticsError as error:
-                    if counters.pipeline_dropped(drop_reason(error)):
-                        self._report_error(error)
-                except Exception as error:  # a bug or a user hook (redact) failing: never kill the worker
-                    if counters.pipeline_dropped("invalid"):
-                        self._report_error(_encoding_failed(item, error))
-            if batch and self.spool is not None:
-                batch = self._spool_batch(self.spool, batch)
-            if batch:
-                self._send(batch)
+            if as_bytes:
+                self._encode_batches(items, limit)
+            else:
+                batch: list[Message] = []
+                for item in items:
+                    message = self._message(item)
+                    if message is not None:
+                        batch.append(message)
+                if batch:
+                    self._hand_over(batch)
             with self._progress:
                 self._done += len(items)
                 self._progress.notify_all()
 
-    def _send(self, batch: list[Message]) -> None:
+    def _message(self, item: Any) -> Message | None:
+        """The message of a record (or the message itself); None when it failed (counted, reported)."""
         try:
-            self.transport.send(batch)
+            return item if item.__class__ is dict else self._encode(item)
+        except AnalyticsError as error:
+            if self.counters.pipeline_dropped(drop_reason(error)):
+                self._report_error(error)
+        except Exception as error:  # a bug or a user hook (redact) failing: never kill the worker
+            if self.counters.pipeline_dropped("invalid"):
+                self._report_error(_encoding_failed(item, error))
+        return None
+
+    def _wire_from_message(self, item: Any) -> tuple[bytes, str]:
+        message = self._encode(item)
+        return dumps(message), message["messageId"]
+
+    def _encode_batches(self, items: list[Any], limit: int) -> None:
+        """Serialise each message once and hand over batches cut before ``limit`` bytes."""
+        data: list[bytes] = []
+        ids: list[str] = []
+        size = -1  # n messages take their bytes plus n - 1 commas
+        wire = self._wire
+        for item in items:
+            try:
+                if item.__class__ is dict:  # encoded on the caller's thread (strict mode)
+                    encoded, mid = dumps(item), item["messageId"]
+                else:
+                    encoded, mid = wire(item)
+            except AnalyticsError as error:
+                if self.counters.pipeline_dropped(drop_reason(error)):
+                    self._report_error(error)
+                continue
+            except Exception as error:  # a bug or a user hook (redact) failing: never kill the worker
+                if self.counters.pipeline_dropped("invalid"):
+                    self._report_error(_encoding_failed(item, error))
+                continue
+            grown = size + len(encoded) + 1
+            if data and grown > limit:
+                self._hand_over(EncodedBatch(data, ids, size))
+                data, ids, grown = [], [], len(encoded)
+            data.append(encoded)
+            ids.append(mid)
+            size = grown
+        if data:
+            self._hand_over(EncodedBatch(data, ids, size))
+
+    def _hand_over(self, batch: list[Message] | EncodedBatch) -> None:
+        counters = self.counters
+        try:
+            if isinstance(batch, EncodedBatch):
+                # Refused past the transport's byte bound, so memory stays bounded whatever the events.
+                if not self.transport.send_batch(batch) and counters.pipeline_dropped("queue_full", len(batch)):
+                    self._report_error(
+                        QueueFullError(f"queue full (bytes waiting for delivery): {len(batch)} event(s) dropped")
+                    )
+            else:
+                self.transport.send(batch)
         except Exception as error:
-            if self.counters.pipeline_dropped("delivery_failed", len(batch)):
+            if counters.pipeline_dropped("delivery_failed", len(batch)):
                 self._report_error(
                     DeliveryError(
-                        f"{len(batch)} message(s) failed in the transport: {error!r}",
-                        reason=repr(error),
+                        f"{len(batch)} message(s) failed in the transport: {type(error).__name__}",
+                        reason=type(error).__name__,
                         count=len(batch),
                     )
                 )
-            return
-        inflight = self._inflight
-        if inflight is not None and not self.transport.acknowledges:
-            inflight.done([message["messageId"] for message in batch])  # delivered by send() itself
-
-    # -- the spool ------------------------------------------------------------------------------
-
-    def _spool_batch(self, spool: Spool, batch: list[Message]) -> list[Message]:
-        """Write ``batch`` to the spool before it is sent; return what to send (nothing if full)."""
-        records: list[SpooledMessage] = [(message["messageId"], json.dumps(message).encode()) for message in batch]
-        try:
-            handle = spool.append(records)
-        except SpoolFullError as error:
-            if self.counters.pipeline_dropped("spool_full", len(batch)):
-                self._report_error(error)
-            return []
-        except SpoolError as error:  # the disk refused: send anyway, without the spool's promise
-            self._report_error(error)
-            return batch
-        self._track(handle, records)
-        return batch
-
-    def _track(self, handle: SpoolHandle, records: list[SpooledMessage]) -> None:
-        if self._inflight is not None:
-            self._inflight.add(handle, [message_id for message_id, _ in records])
-
-    def _recover(self, spool: Spool) -> None:
-        """Send (once each, with their messageIds) the events dead processes left in the spool."""
-        try:
-            for handle, records in spool.recover():
-                messages = []
-                for _, data in records:
-                    try:
-                        messages.append(json.loads(data))
-                    except ValueError:  # passed the CRC yet is not JSON: not ours to send
-                        self._report_error(SpoolError("a spooled record is not JSON: skipped", count=1))
-                with self._lock:
-                    self._recovered += len(messages)
-                self._track(handle, records)
-                if messages:
-                    self._send(messages)
-                else:
-                    spool.ack(handle)
-        except Exception as error:  # never kill the worker: what is left stays for the next process
-            self._report_error(SpoolError(f"recovering the spool failed: {error!r}"))
-        finally:
-            self._recovery_done.set()
 
     # -- flush, close, fork -------------------------------------------------------------------
 
     def flush(self, timeout: float) -> bool:
-        """Wait until everything recorded so far is handed over and delivered; False on timeout."""
+        """Wait until everything recorded so far is handed over and delivered.
+
+        True only if it all was *delivered*: False on timeout, and False when an accepted event was
+        lost to delivery (given up on, refused after acceptance, evicted) since the last flush.
+        Events dropped for their own errors (invalid, oversize) were never deliverable: they are
+        reported on their own and do not make flush False.
+        """
         deadline = time.monotonic() + max(0.0, timeout)
-        if not self._recovery_done.is_set():
-            self._start()
-            if not self._recovery_done.wait(max(0.0, deadline - time.monotonic())):
-                return False
         with self._lock:
             target = self._taken + len(self._q)
+        done = True
         if target > self._done:
             if not self._start():
                 self._drain()  # no thread can be started (interpreter exit): hand over on this thread
@@ -421,9 +432,19 @@ class Dispatcher:
                 while self._done < target:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        return False
+                        done = False
+                        break
                     self._progress.wait(remaining)
-        return self.transport.flush(max(0.0, deadline - time.monotonic()))
+        done = done and self.transport.flush(max(0.0, deadline - time.monotonic()))
+        return self._nothing_lost() and done
+
+    def _nothing_lost(self) -> bool:
+        """True if no accepted event was lost since the last call (flush's "delivered" half)."""
+        c = self.counters
+        with c._lock:
+            lost = c.lost
+        seen, self._lost_seen = self._lost_seen, lost
+        return lost == seen
 
     def close(self, timeout: float) -> int:
         """Refuse new events, deliver what is queued within ``timeout``, stop; return how many were lost.
@@ -448,8 +469,6 @@ class Dispatcher:
             self._q.clear()
             self._refused += left
         self.transport.close(max(0.0, deadline - time.monotonic()))
-        if self.spool is not None:
-            self.spool.close()  # what was not acknowledged stays for the next process
         return self._settle()
 
     def _settle(self) -> int:
@@ -458,7 +477,7 @@ class Dispatcher:
         with self._lock, c._lock:
             if c.settled:
                 return 0
-            recorded = self._taken + len(self._q) + self._evicted + self._refused + self._recovered
+            recorded = self._taken + len(self._q) + self._evicted + self._refused
             lost = max(0, recorded - c.sent - sum(c.dropped.values()))
             c.dropped["shutdown"] += lost
             c.settled = True
@@ -468,19 +487,16 @@ class Dispatcher:
         """In a forked child: forget the parent's queue, thread and counters; start afresh."""
         self.counters = Counters()
         self.transport.after_fork()
-        if self.spool is not None:
-            self.spool.after_fork()
+        self.transport.bind(_Report(self.counters, self._report_error))
         self._reset_runtime()
-        self.transport.bind(_Report(self.counters, self._report_error, self._inflight))
 
     def stats(self) -> Stats:
         """A snapshot of the counters."""
         c = self.counters
         with c._lock:
-            sent, retried, dropped = c.sent, c.retried, dict(c.dropped)
+            sent, retried, recovered, dropped = c.sent, c.retried, c.recovered, dict(c.dropped)
         with self._lock:
-            recorded = self._taken + len(self._q) + self._evicted + self._refused + self._recovered
-            recovered = self._recovered
+            recorded = self._taken + len(self._q) + self._evicted + self._refused
         # shutdown losses are counted in dropped and already in `recorded` through _refused/_taken.
         pending = max(0, recorded - sent - sum(dropped.values()))
         return Stats(recorded, sent, retried, pending, MappingProxyType(dropped), recovered)
@@ -489,7 +505,7 @@ class Dispatcher:
 def _encoding_failed(item: Any, error: Exception) -> EncodingError:
     """The error reported when encoding raised something that is not an AnalyticsError (a redact hook)."""
     name = _name(item)
-    failure = EncodingError(f"{name}: encoding failed: {error!r}", track=name, field="")
+    failure = EncodingError(f"{name}: encoding failed: {type(error).__name__}", track=name, field="")
     failure.__cause__ = error
     return failure
 
@@ -526,7 +542,8 @@ class SyncDispatcher(Dispatcher):
                 self.transport.send([message])
             except Exception as error:
                 self.counters.pipeline_dropped("delivery_failed")
-                failure = DeliveryError(f"the transport failed: {error!r}", reason=repr(error), count=1)
+                kind = type(error).__name__
+                failure = DeliveryError(f"the transport failed: {kind}", reason=kind, count=1)
                 self._report_error(failure)
                 return EmitResult(False, failure)
             finally:
@@ -534,4 +551,5 @@ class SyncDispatcher(Dispatcher):
         return OK
 
     def flush(self, timeout: float) -> bool:
-        return self.transport.flush(timeout)
+        done = self.transport.flush(timeout)
+        return self._nothing_lost() and done

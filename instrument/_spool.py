@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from instrument._errors import AnalyticsError, SpoolError, SpoolFullError
+from instrument.transports._base import EncodedBatch
 
 #: One spooled message: its messageId and its encoded JSON bytes.
 SpooledMessage = tuple[str, bytes]
@@ -157,26 +158,35 @@ class SpoolHandle:
 
 @dataclass
 class SpoolStats:
-    """Counters of one spool since it was opened (this process)."""
+    """Counters of one spool since it was opened (this process).
 
-    appended: int = 0  # messages written
-    acked: int = 0  # messages acknowledged (removed)
-    recovered: int = 0  # messages read back from dead processes' segments
-    full: int = 0  # messages refused because the spool was full
-    corrupt_records: int = 0  # corrupt or torn spans skipped while recovering
+    ``appended``: messages written; ``acked``: messages acknowledged (removed); ``recovered``: messages
+    read back from dead processes' segments; ``unspooled``: messages sent without being kept because
+    the spool was full or the disk refused them; ``corrupt_records``/``corrupt_bytes``: corrupt or
+    torn spans skipped while recovering.
+    """
+
+    appended: int = 0
+    acked: int = 0
+    recovered: int = 0
+    unspooled: int = 0
+    corrupt_records: int = 0
     corrupt_bytes: int = 0
 
 
 class Spool:
     """A directory of append-only segment files that keeps accepted events until they are acknowledged.
 
-    ``append(batch)`` writes a batch of ``(messageId, bytes)`` before it is sent and returns a handle;
-    ``ack(handle)`` records that the endpoint accepted it. ``recover()`` takes over the segments of
-    processes that died and yields their unacknowledged batches (with their original messageIds), to
-    be sent and acked like new ones. ``max_bytes`` bounds the directory (all processes): a batch that
-    would pass it raises SpoolFullError. ``fsync`` makes each append survive power loss too (slower).
-    Only for a local filesystem (``flock`` is not reliable over NFS). Raises SpoolError (a
-    ConfigurationError is raised by ``configure``) when the directory cannot be created or written.
+    The pipeline (``SegmentTransport(..., spool=)``, or ``configure(spool=)``) calls ``append(batch)``
+    before a batch's first send attempt and ``ack(handle)`` once the endpoint accepted it (or refused
+    it for good). ``recover()`` takes over the segments of processes that died and yields their
+    unacknowledged batches, with their original messageIds, to be sent and acked like new ones.
+    ``max_bytes`` bounds the directory (all processes together): a batch that would pass it is not
+    kept, but still sent; it is counted (``stats.unspooled``) and reported as a SpoolFullError.
+    ``fsync`` makes each append survive power loss too (slower). ``report`` receives every
+    SpoolError (set by ``configure`` to the client's ``on_error`` or log). Only for a local filesystem
+    (``flock`` is not reliable over NFS). Raises SpoolError when the directory cannot be created or
+    written.
     """
 
     def __init__(
@@ -215,12 +225,22 @@ class Spool:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def append(self, batch: Sequence[SpooledMessage]) -> SpoolHandle:
-        """Write ``batch`` durably (one write); return the handle to ack it with.
+    def append(self, batch: EncodedBatch) -> SpoolHandle | None:
+        """Write ``batch`` (one ``write``) before it is sent; the handle to ack it with, or None if not kept.
 
-        Raises SpoolFullError when the spool would pass ``max_bytes`` (nothing is written), and
-        SpoolError when the disk refuses the write (nothing valid is left behind).
+        Never raises: a full spool (SpoolFullError) or a disk that refuses the write (SpoolError; no
+        torn record is left behind) is counted in ``stats.unspooled`` and reported, and the batch goes
+        on without the spool.
         """
+        try:
+            return self.write(list(zip(batch.ids, batch.messages, strict=True)))
+        except SpoolError as error:
+            self.stats.unspooled += len(batch)
+            self.report(error)
+            return None
+
+    def write(self, batch: Sequence[SpooledMessage]) -> SpoolHandle:
+        """``append`` for a batch of ``(messageId, bytes)``; raises SpoolFullError or SpoolError instead."""
         with self._lock:
             if self._closed:
                 raise SpoolError("the spool is closed")
@@ -234,9 +254,8 @@ class Spool:
                 seq = segment.next_seq
                 data = encode_batch(seq, batch)
             if self._used() + len(data) > self.max_bytes:
-                self.stats.full += len(batch)
                 raise SpoolFullError(
-                    f"spool full ({self.max_bytes} bytes): {len(batch)} message(s) dropped",
+                    f"spool full ({self.max_bytes} bytes): {len(batch)} message(s) sent without being kept",
                     path=str(self.directory),
                     count=len(batch),
                 )
@@ -246,8 +265,10 @@ class Spool:
             self.stats.appended += len(batch)
             return SpoolHandle(segment, seq, len(batch))
 
-    def ack(self, handle: SpoolHandle) -> None:
-        """Record that ``handle``'s batch was delivered; its segment goes once all of it is. Never raises."""
+    def ack(self, handle: object) -> None:
+        """Record that ``handle``'s batch is finished; its segment goes once all of it is. Never raises."""
+        if not isinstance(handle, SpoolHandle):
+            return
         with self._lock:
             segment = handle.segment
             if handle.seq not in segment.outstanding or segment not in self._segments:
@@ -339,13 +360,13 @@ class Spool:
 
     # -- recovery ---------------------------------------------------------------------------
 
-    def recover(self) -> Iterator[tuple[SpoolHandle, list[SpooledMessage]]]:
+    def recover(self) -> Iterator[EncodedBatch]:
         """Take over the segments of dead processes and yield their unacknowledged batches.
 
-        Each batch comes with a handle to ``ack`` once it is delivered; a segment is deleted when all
-        of its batches are acked (if this process dies first, the next one takes it over). Corrupt
-        or torn records are skipped and reported (SpoolError), never fatal. Segments of live
-        processes are left alone.
+        Each batch has its ``handle`` set (to ``ack`` once delivered) and ``recovered`` True; a
+        segment is deleted when all of its batches are acked (if this process dies first, the next
+        one takes it over). Corrupt or torn records are skipped and reported (SpoolError), never
+        fatal. Segments of live processes are left alone.
         """
         for path in self._candidates():
             taken = self._take_over(path)
@@ -357,7 +378,9 @@ class Spool:
                     if segment not in self._segments or seq not in segment.outstanding:  # closed, forked
                         return
                     self.stats.recovered += len(batch)
-                yield SpoolHandle(segment, seq, len(batch)), batch
+                encoded = EncodedBatch([data for _, data in batch], [ident for ident, _ in batch], recovered=True)
+                encoded.handle = SpoolHandle(segment, seq, len(batch))
+                yield encoded
 
     def _candidates(self) -> list[Path]:
         with self._lock:
@@ -497,40 +520,3 @@ def read_spool(directory: str | os.PathLike[str]) -> list[SpooledMessage]:
             if seq not in result.acked:
                 found.extend(result.batches[seq])
     return found
-
-
-class InFlight:
-    """Which spooled batch each message on its way belongs to; acks a batch once all of it is delivered.
-
-    A transport may regroup messages into other batches than the spooled ones: acks go by messageId.
-    """
-
-    def __init__(self, spool: Spool) -> None:
-        self.spool = spool
-        self._lock = threading.Lock()
-        self._handle_of: dict[str, SpoolHandle] = {}
-        self._left: dict[SpoolHandle, int] = {}
-
-    def add(self, handle: SpoolHandle, message_ids: Sequence[str]) -> None:
-        """Remember that ``message_ids`` were spooled under ``handle``."""
-        with self._lock:
-            for message_id in message_ids:
-                self._handle_of[message_id] = handle
-            self._left[handle] = self._left.get(handle, 0) + len(message_ids)
-
-    def done(self, message_ids: Iterator[str] | Sequence[str]) -> None:
-        """``message_ids`` were delivered (or refused for good): ack every batch they complete."""
-        complete = []
-        with self._lock:
-            for message_id in message_ids:
-                handle = self._handle_of.pop(message_id, None)
-                if handle is None:
-                    continue
-                left = self._left[handle] - 1
-                if left:
-                    self._left[handle] = left
-                else:
-                    del self._left[handle]
-                    complete.append(handle)
-        for handle in complete:
-            self.spool.ack(handle)

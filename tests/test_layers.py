@@ -11,9 +11,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 
 # Lowest first (see the README's "Design" table).
 LAYERS: list[set[str]] = [
-    {"_errors"},
-    {"_events", "_scopes", "_checks", "_encoding", "_mode", "transports", "_endpoint", "_spool"},
-    {"_tracks", "_dispatch"},
+    {"_errors", "_codegen"},
+    {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields"},
+    {"_settings", "_reporting", "_spec", "_validate"},
+    {"transports", "_records", "_dispatch", "_spool"},
+    {"_messages", "_describe"},
     {"_client"},
     {"_decorator", "_signals"},
     {"__init__", "testing", "pytest_plugin"},

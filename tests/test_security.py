@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import instrument
-from instrument import AnalyticsError, DeliveryError, EventName, SegmentTransport, Track, _client, analytics_scope
-from instrument._endpoint import SegmentEndpoint
+from instrument import AnalyticsError, Client, DeliveryError, EventName, SegmentTransport, Track, analytics_scope
+from instrument.testing import SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,7 +72,7 @@ def assert_no_key(text: str) -> None:
 
 
 def test_write_key_never_appears_in_logs_reprs_errors_or_stats(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], all_logs: _Everything
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], all_logs: _Everything
 ) -> None:
     errors: list[AnalyticsError] = []
     client = configure(max_retries=1, on_error=errors.append)
@@ -82,14 +82,14 @@ def test_write_key_never_appears_in_logs_reprs_errors_or_stats(
         assert instrument.flush(5.0)
         endpoint.fail_next(2, 500)  # given up on: an error log and a DeliveryError
         instrument.track(AccountUpdated(plan="team"))
-        assert instrument.flush(5.0)
+        assert not instrument.flush(5.0)  # finished, not delivered
         endpoint.fail_next(1, 400)
         instrument.track(AccountUpdated(plan="free"))
-        assert instrument.flush(5.0)
+        assert not instrument.flush(5.0)
     instrument.shutdown(2.0)
 
-    segment_debug = [r for r in all_logs.records if r.name == "segment" and r.levelno == logging.DEBUG]
-    assert any("making request" in r.getMessage() for r in segment_debug)  # bodies were logged, scrubbed
+    debug = [r for r in all_logs.records if r.name == "instrument" and r.levelno == logging.DEBUG]
+    assert any("making request" in r.getMessage() for r in debug)  # requests were logged at debug
     assert endpoint.message_count == 1
     assert len([e for e in errors if isinstance(e, DeliveryError)]) == 2
     for text in all_logs.texts:
@@ -111,7 +111,7 @@ def test_segment_transport_repr_hides_the_key() -> None:
 
 
 def test_write_key_is_sent_as_basic_auth_to_the_configured_host_only(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client]
 ) -> None:
     with SegmentEndpoint() as elsewhere:
         configure()
@@ -128,7 +128,7 @@ def test_write_key_is_sent_as_basic_auth_to_the_configured_host_only(
 
 
 def test_redact_hook_keeps_personal_data_out_of_track_properties(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client]
 ) -> None:
     personal = {"email", "name", "company"}
     calls: list[str] = []
@@ -150,7 +150,7 @@ def test_redact_hook_keeps_personal_data_out_of_track_properties(
 
 
 def test_failing_redact_hook_drops_the_event_rather_than_sending_it_unredacted(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client]
 ) -> None:
     errors: list[AnalyticsError] = []
 

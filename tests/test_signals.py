@@ -18,7 +18,7 @@ import pytest
 
 import instrument
 from instrument import ConfigurationError
-from instrument._endpoint import SegmentEndpoint
+from instrument.testing import SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import instrument
-from instrument import ConfigurationError, EventName, SpoolError, SpoolFullError, Track, analytics_scope, to_message
-from instrument._endpoint import SegmentEndpoint
+from instrument import ConfigurationError, EventName, SpoolError, SpoolFullError, Track, analytics_scope
 from instrument._spool import Spool, encode_batch, read_spool, scan
+from instrument.testing import SegmentEndpoint
+from instrument.transports._base import EncodedBatch
 
 Batch = list[tuple[str, bytes]]
 
@@ -48,9 +50,10 @@ def segments(directory: Path) -> list[Path]:
 
 def recover_all(spool: Spool) -> list[Batch]:
     got = []
-    for handle, batch in spool.recover():
-        got.append(batch)
-        spool.ack(handle)
+    for batch in spool.recover():
+        assert batch.recovered
+        got.append(list(zip(batch.ids, batch.messages, strict=True)))
+        spool.ack(batch.handle)
     return got
 
 
@@ -59,7 +62,7 @@ def recover_all(spool: Spool) -> list[Batch]:
 
 def test_an_acked_batch_is_not_recovered_and_its_segment_goes_at_close(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    handle = spool.append(make_batch(3))
+    handle = spool.write(make_batch(3))
     assert len(segments(tmp_path)) == 1
     spool.ack(handle)
     assert spool.pending() == 0
@@ -71,8 +74,8 @@ def test_an_acked_batch_is_not_recovered_and_its_segment_goes_at_close(tmp_path:
 def test_an_unacked_batch_is_recovered_by_the_next_spool_with_its_ids_and_bytes(tmp_path: Path) -> None:
     first = Spool(tmp_path)
     kept, delivered = make_batch(5, "kept"), make_batch(4, "delivered")
-    first.append(kept)
-    first.ack(first.append(delivered))
+    first.write(kept)
+    first.ack(first.write(delivered))
     first.close()  # the owner is gone: its lock is free, the unacked batch stays
     assert len(segments(tmp_path)) == 1
     second = Spool(tmp_path)
@@ -85,17 +88,17 @@ def test_an_unacked_batch_is_recovered_by_the_next_spool_with_its_ids_and_bytes(
 def test_a_recovered_batch_not_acked_stays_for_the_process_after(tmp_path: Path) -> None:
     first = Spool(tmp_path)
     batch = make_batch(2)
-    first.append(batch)
+    first.write(batch)
     first.close()
     second = Spool(tmp_path)
-    assert [b for _, b in second.recover()] == [batch]
+    assert [list(zip(b.ids, b.messages, strict=True)) for b in second.recover()] == [batch]
     second.close()  # died before the endpoint acknowledged it
     assert recover_all(Spool(tmp_path)) == [batch]
 
 
 def test_a_live_owners_segment_is_never_taken_over(tmp_path: Path) -> None:
     owner = Spool(tmp_path)
-    owner.append(make_batch(3))
+    owner.write(make_batch(3))
     other = Spool(tmp_path)
     assert recover_all(other) == []
     assert len(segments(tmp_path)) == 1
@@ -106,7 +109,7 @@ def test_a_live_owners_segment_is_never_taken_over(tmp_path: Path) -> None:
 
 def test_segments_rotate_and_fully_acked_ones_are_deleted(tmp_path: Path) -> None:
     spool = Spool(tmp_path, segment_bytes=2_000)
-    handles = [spool.append(make_batch(10)) for _ in range(6)]
+    handles = [spool.write(make_batch(10)) for _ in range(6)]
     assert len(segments(tmp_path)) >= 3
     for handle in handles[:-1]:
         spool.ack(handle)
@@ -118,14 +121,14 @@ def test_segments_rotate_and_fully_acked_ones_are_deleted(tmp_path: Path) -> Non
 
 def test_acking_twice_or_after_close_does_nothing(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    handle = spool.append(make_batch(1))
+    handle = spool.write(make_batch(1))
     spool.ack(handle)
     spool.ack(handle)
     assert spool.stats.acked == 1
     spool.close()
     spool.ack(handle)
     with pytest.raises(SpoolError):
-        spool.append(make_batch(1))
+        spool.write(make_batch(1))
 
 
 # -- the size bound ----------------------------------------------------------------------------
@@ -133,22 +136,35 @@ def test_acking_twice_or_after_close_does_nothing(tmp_path: Path) -> None:
 
 def test_a_batch_that_would_pass_max_bytes_is_refused_counted_and_not_written(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=3_000)
-    spool.append(make_batch(20))
+    spool.write(make_batch(20))
     size = sum(p.stat().st_size for p in segments(tmp_path))
     with pytest.raises(SpoolFullError) as raised:
-        spool.append(make_batch(20))
+        spool.write(make_batch(20))
     assert raised.value.count == 20
-    assert spool.stats.full == 20
     assert sum(p.stat().st_size for p in segments(tmp_path)) == size
+
+
+def test_append_never_raises_a_batch_it_cannot_keep_is_counted_and_reported(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=3_000)
+    reported: list[Exception] = []
+    spool.report = reported.append
+    kept = make_batch(20)
+    assert spool.append(EncodedBatch([m for _, m in kept], [i for i, _ in kept])) is not None
+    refused = make_batch(20)
+    assert spool.append(EncodedBatch([m for _, m in refused], [i for i, _ in refused])) is None
+    assert spool.stats.unspooled == 20
+    assert spool.stats.appended == 20
+    assert len(reported) == 1
+    assert isinstance(reported[0], SpoolFullError)
 
 
 def test_the_bound_counts_other_processes_segments(tmp_path: Path) -> None:
     dead = Spool(tmp_path)
-    dead.append(make_batch(20))
+    dead.write(make_batch(20))
     dead.close()
     spool = Spool(tmp_path, max_bytes=3_000)
     with pytest.raises(SpoolFullError):
-        spool.append(make_batch(20))
+        spool.write(make_batch(20))
 
 
 # -- corruption --------------------------------------------------------------------------------
@@ -157,7 +173,7 @@ def test_the_bound_counts_other_processes_segments(tmp_path: Path) -> None:
 def _spool_with(tmp_path: Path, batches: list[Batch]) -> Path:
     spool = Spool(tmp_path)
     for batch in batches:
-        spool.append(batch)
+        spool.write(batch)
     spool.close()
     (path,) = segments(tmp_path)
     return path
@@ -255,7 +271,7 @@ def test_any_damage_is_survived_and_every_untouched_record_comes_back(
 
 def test_a_forked_child_writes_its_own_segment_and_leaves_the_parents_alone(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    spool.append(make_batch(2, "parent"))
+    spool.write(make_batch(2, "parent"))
     (parent_segment,) = segments(tmp_path)
     before = parent_segment.read_bytes()
     pid = os.fork()
@@ -263,7 +279,7 @@ def test_a_forked_child_writes_its_own_segment_and_leaves_the_parents_alone(tmp_
         code = 1
         try:
             spool.after_fork()
-            spool.append(make_batch(3, "child"))
+            spool.write(make_batch(3, "child"))
             # the parent still holds its segment: the child cannot take it over
             code = 0 if recover_all(spool) == [] else 2
         finally:
@@ -280,7 +296,7 @@ def test_a_forked_child_writes_its_own_segment_and_leaves_the_parents_alone(tmp_
 
 def test_spool_files_are_private(tmp_path: Path) -> None:
     directory = tmp_path / "spool"
-    Spool(directory).append(make_batch(1))
+    Spool(directory).write(make_batch(1))
     assert directory.stat().st_mode & 0o777 == 0o700
     (path,) = segments(directory)
     assert path.stat().st_mode & 0o777 == 0o600
@@ -291,6 +307,15 @@ def test_an_unwritable_directory_is_a_spool_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(SpoolError, match="not writable"):
         Spool(blocker / "spool")
+
+
+def read_spool_now(directory: Path) -> list[tuple[str, bytes]]:
+    """Every unacknowledged message in the spool's segments, the live owner's too (a test's look inside)."""
+    found = []
+    for path in segments(directory):
+        result = scan(path.read_bytes())
+        found += [m for seq, batch in result.batches.items() if seq not in result.acked for m in batch]
+    return found
 
 
 # -- real processes, a real endpoint ---------------------------------------------------------------
@@ -351,16 +376,35 @@ def child(tmp_path: Path, body: str, url: str, spool: Path, tag: str = "p1", cou
     )
 
 
+_lines: dict[int, queue.Queue[str]] = {}
+
+
 def read_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
-    """The child's next stdout line, or fail (killing it) after ``timeout``."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            proc.kill()
-            _, err = proc.communicate(timeout=10)
-            pytest.fail(f"the child said nothing within {timeout} s; stderr: {err}")
-    return proc.stdout.readline()
+    """The child's next stdout line, or fail (killing it) after ``timeout``; read by a thread, so
+    lines that arrive together are never left waiting in a buffer."""
+    lines = _lines.get(proc.pid)
+    if lines is None:
+        lines = _lines[proc.pid] = queue.Queue()
+        stream = proc.stdout
+        assert stream is not None
+
+        def pump(into: queue.Queue[str] = lines) -> None:
+            with stream:
+                for line in stream:
+                    into.put(line)
+            into.put("")  # end of output
+
+        threading.Thread(target=pump, daemon=True).start()
+    try:
+        line = lines.get(timeout=timeout)
+    except queue.Empty:
+        proc.kill()
+        pytest.fail(f"the child said nothing within {timeout} s; stderr: {proc.communicate(timeout=10)[1]}")
+    if not line:
+        proc.wait(10)
+        assert proc.stderr is not None
+        pytest.fail(f"the child exited ({proc.returncode}); stderr: {proc.stderr.read()}")
+    return line
 
 
 def kill(proc: subprocess.Popen[str], signum: int) -> None:
@@ -371,7 +415,9 @@ def kill(proc: subprocess.Popen[str], signum: int) -> None:
         if proc.returncode is None:  # pragma: no cover - a test failure path
             proc.kill()
     assert proc.returncode == -signum
-    proc.communicate(timeout=10)
+    for stream in (proc.stdin, proc.stderr):  # stdout is the line reader's
+        if stream is not None:
+            stream.close()
 
 
 def deliver(tmp_path: Path, url: str, spool: Path) -> dict[str, object]:
@@ -468,7 +514,9 @@ def test_processes_sharing_a_spool_forked_or_not_are_all_recovered_once(
     endpoint.stop()
     procs = [child(tmp_path, forking, endpoint.url, spool_dir, "a", 500)]
     procs.append(child(tmp_path, RECORD_THEN_WAIT, endpoint.url, spool_dir, "b", 700))
-    pids = [int(read_line(procs[0]).split()[1]), int(read_line(procs[0]).split()[1])]
+    lines = [read_line(procs[0]), read_line(procs[0])]
+    assert all(line.startswith("recorded ") for line in lines), lines
+    pids = [int(line.split()[1]) for line in lines]
     assert read_line(procs[1]).startswith("recorded")
     assert len(segments(spool_dir)) == 3, "one segment per process, the forked child's its own"
     forked = next(pid for pid in pids if pid != procs[0].pid)
@@ -510,23 +558,27 @@ def test_a_corrupt_record_is_skipped_and_reported_and_the_rest_delivered(
     assert "skipped 2 corrupt or torn record span(s)" in str(error)
 
 
-def test_a_full_spool_drops_newest_counts_and_reports(
+def test_a_full_spool_sends_without_keeping_and_counts_and_reports(
     endpoint: SegmentEndpoint, spool_dir: Path, configure: Callable[..., Any], errors: list[Any]
 ) -> None:
     endpoint.stop()
-    configure(spool=spool_dir, spool_max_bytes=20_000, batch_size=50, flush_interval=30.0)
+    client = configure(spool=spool_dir, spool_max_bytes=20_000, batch_size=50, flush_interval=30.0)
     with analytics_scope(user_id="full"):
         for n in range(400):
             assert instrument.track(Beat(n=n)).ok
-    instrument.flush(0.5)  # hands everything to the worker; the endpoint is down
+    assert not instrument.flush(0.5)  # hands everything to the sender; the endpoint is down
 
-    stats = instrument.stats()
-    assert 0 < stats.dropped["spool_full"] < 400
-    assert stats.dropped["spool_full"] % 50 == 0, "whole batches, the newest"
+    unspooled = client.spool.stats.unspooled
+    assert 0 < unspooled < 400
+    assert unspooled % 50 == 0, "whole batches, the newest"
     full = [e for e in errors if isinstance(e, SpoolFullError)]
-    assert sum(e.count for e in full) == stats.dropped["spool_full"]
+    assert sum(e.count for e in full) == unspooled
     assert sum(p.stat().st_size for p in segments(spool_dir)) <= 20_000
-    assert stats.recorded == stats.sent + stats.dropped_total + stats.pending
+    assert len(read_spool_now(spool_dir)) == 400 - unspooled
+
+    endpoint.start()  # the process lived: every event is delivered, kept or not
+    assert instrument.flush(30.0)
+    assert endpoint.unique_message_ids == 400
 
 
 def test_without_a_spool_nothing_is_written(
@@ -559,14 +611,15 @@ def test_delivered_events_leave_an_empty_spool(
         ({"spool": 5}, "spool must be a directory path or a Spool"),
         ({"spool": "x", "spool_max_bytes": 0}, "spool_max_bytes must be a positive int"),
         ({"spool": "x", "spool_max_bytes": True}, "spool_max_bytes must be a positive int"),
-        ({"spool": "x", "sync": True}, "cannot be used with sync=True"),
+        ({"spool": "x", "transport": instrument.MemoryTransport()}, "spool applies to the Segment transport"),
     ],
 )
 def test_configure_refuses_a_bad_spool(tmp_path: Path, options: dict[str, Any], match: str) -> None:
     if options.get("spool") == "x":
         options["spool"] = tmp_path / "s"
+    write_key = None if "transport" in options else "wk"
     with pytest.raises(ConfigurationError, match=match):
-        instrument.configure("wk", **options)
+        instrument.configure(write_key, **options)
 
 
 def test_configure_refuses_an_unwritable_spool(tmp_path: Path) -> None:
@@ -614,34 +667,13 @@ time.sleep(120)
 def test_a_segment_being_recovered_is_not_taken_by_a_second_recoverer(tmp_path: Path) -> None:
     dead = Spool(tmp_path)
     batch = make_batch(3)
-    dead.append(batch)
+    dead.write(batch)
     dead.close()
     first, second = Spool(tmp_path), Spool(tmp_path)
     taken = list(first.recover())  # taken over, not yet acknowledged
-    assert [b for _, b in taken] == [batch]
+    assert [list(zip(b.ids, b.messages, strict=True)) for b in taken] == [batch]
     assert list(second.recover()) == []
-    for handle, _ in taken:
-        first.ack(handle)
+    for b in taken:
+        first.ack(b.handle)
     assert list(second.recover()) == []
     assert segments(tmp_path) == []
-
-
-def test_what_a_sibling_leaves_while_this_process_runs_is_delivered_too(
-    endpoint: SegmentEndpoint,
-    spool_dir: Path,
-    configure: Callable[..., Any],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("instrument._dispatch.RECOVERY_INTERVAL", 0.2)
-    configure(spool=spool_dir)
-    with analytics_scope(user_id="me"):
-        assert instrument.track(Beat(n=0)).ok
-    assert instrument.flush(10.0)
-    sibling = Spool(spool_dir)  # another process's segment, left behind when it died
-    message = to_message(Beat(n=1, user_id="sibling"))
-    sibling.append([(message["messageId"], json.dumps(message).encode())])
-    sibling.close()
-
-    assert endpoint.wait_for(2, timeout=20.0)
-    assert message["messageId"] in endpoint.message_ids
-    assert instrument.stats().recovered == 1

@@ -1,10 +1,71 @@
-"""The transport contract: what the dispatcher's worker hands encoded messages to."""
+"""The transport contract: what the dispatcher's worker hands messages (or encoded batches) to.
+
+Two shapes cross from the worker to a transport:
+
+- ``send(messages)``: decoded messages (dicts), for transports that look at them (memory, console,
+  your own);
+- ``send_batch(batch)``: an :class:`EncodedBatch`, each message already serialised to JSON bytes once,
+  for transports that ship bytes (Segment). A transport says which it takes with ``accepts_bytes``.
+
+A durable spool (:class:`Spool`) plugs in between the encoded batch and its first send attempt.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 Message = dict[str, Any]
+
+
+class EncodedBatch:
+    """Messages serialised once to JSON bytes, each under 32 KB, whose body fits Segment's 500 KB.
+
+    ``messages[i]`` is one message's JSON (UTF-8), ``ids[i]`` its messageId; ``size`` is the bytes of
+    the messages joined with commas (the body adds a fixed envelope). ``handle`` is what a spool's
+    ``append`` returned (None: not spooled). ``recovered`` marks a batch read back from a spool that
+    a dead process left behind: its events were never recorded by this process, so its delivery is
+    counted in ``Stats.recovered``, not ``sent``.
+    """
+
+    __slots__ = ("handle", "ids", "messages", "recovered", "size")
+
+    def __init__(self, messages: list[bytes], ids: list[str], size: int | None = None, *, recovered: bool = False):
+        self.messages = messages
+        self.ids = ids
+        self.size = size if size is not None else sum(map(len, messages)) + max(0, len(messages) - 1)
+        self.handle: object | None = None
+        self.recovered = recovered
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def __repr__(self) -> str:
+        return f"EncodedBatch({len(self.messages)} messages, {self.size} bytes, recovered={self.recovered})"
+
+
+class Spool(Protocol):
+    """A durable store for encoded batches (see SPOOL-HOOK.md): written before the first send attempt,
+    removed once the endpoint acknowledged the batch, replayed by the next process after a crash.
+
+    Every method is called from the pipeline's background threads (never a caller's) and must not raise
+    for I/O trouble: it reports it (``on_error``) and degrades to not spooling.
+    """
+
+    def append(self, batch: EncodedBatch) -> object | None:
+        """Persist ``batch`` (messages and ids) durably; return a handle for ``ack``, or None if not kept."""
+
+    def ack(self, handle: object) -> None:
+        """The batch of ``handle`` is finished for good (delivered, or refused by a non-retryable status)."""
+
+    def recover(self) -> Iterable[EncodedBatch]:
+        """Batches left by processes that are gone (each with its ``handle`` set and ``recovered`` True)."""
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's open files and locks."""
+
+    def close(self) -> None:
+        """Release files and locks; batches not acked stay for the next process."""
 
 
 class DeliveryReport(Protocol):
@@ -19,9 +80,6 @@ class DeliveryReport(Protocol):
     def failed(self, count: int, reason: str) -> None:
         """``count`` messages are lost for good, because of ``reason``."""
 
-    def acknowledged(self, messages: list[Message]) -> None:
-        """The endpoint acknowledged ``messages`` (or refused them for good): a spool may forget them."""
-
 
 class _NullReport:
     def sent(self, count: int) -> None:
@@ -33,19 +91,15 @@ class _NullReport:
     def failed(self, count: int, reason: str) -> None:
         pass
 
-    def acknowledged(self, messages: list[Message]) -> None:
-        pass
-
 
 class Transport:
-    """Base of transports. ``send`` is called from the background worker only, with a batch of
-    encoded messages that each fit Segment's 32 KB limit. It may block (bounded) and may raise: the
-    worker counts the batch as failed.
+    """Base of transports. ``send`` (or ``send_batch`` when ``accepts_bytes``) is called from the
+    background worker only, with messages that each fit Segment's 32 KB limit. It may block (bounded)
+    and may raise: the worker counts the batch as failed.
     """
 
-    #: True when the transport tells ``report.acknowledged`` what the endpoint accepted; otherwise a
-    #: ``send`` that returns is taken as delivered.
-    acknowledges = False
+    #: True when the transport takes EncodedBatch objects (``send_batch``) instead of dicts (``send``).
+    accepts_bytes = False
 
     def __init__(self) -> None:
         self._report: DeliveryReport = _NullReport()
@@ -63,6 +117,13 @@ class Transport:
 
     def send(self, messages: list[Message]) -> None:
         """Deliver (or queue for delivery) ``messages``."""
+        raise NotImplementedError
+
+    def send_batch(self, batch: EncodedBatch) -> bool:
+        """Deliver (or queue for delivery) an encoded batch; False if it was refused (queue full).
+
+        Only called when ``accepts_bytes`` is True.
+        """
         raise NotImplementedError
 
     def flush(self, timeout: float) -> bool:
