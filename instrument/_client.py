@@ -16,7 +16,7 @@ from typing import Any
 
 from instrument import _scopes, _state
 from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
-from instrument._errors import AnalyticsError, ConfigurationError, NotConfiguredError, PropertyError
+from instrument._errors import AnalyticsError, ConfigurationError, DeliveryError, NotConfiguredError, PropertyError
 from instrument._messages import EncodeOptions, to_message, to_wire
 from instrument._records import Identify, Track
 from instrument._reporting import RateLimitedLog
@@ -152,6 +152,9 @@ class Client:
         lost = self.dispatcher.close(timeout)
         if lost:
             logger.warning("analytics: %d event(s) could not be delivered before shutdown", lost)
+            if self.settings.on_error is not None:  # every loss reaches the handler too
+                text = f"{lost} event(s) could not be delivered before shutdown"
+                self._report(DeliveryError(text, reason="shutdown", count=lost))
         self._log.close()
         return lost
 
