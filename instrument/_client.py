@@ -16,7 +16,14 @@ from typing import Any
 
 from instrument import _scopes, _state
 from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
-from instrument._errors import AnalyticsError, ConfigurationError, NotConfiguredError, PropertyError, SpoolError
+from instrument._errors import (
+    AnalyticsError,
+    ConfigurationError,
+    DeliveryError,
+    NotConfiguredError,
+    PropertyError,
+    SpoolError,
+)
 from instrument._messages import EncodeOptions, to_message, to_wire
 from instrument._records import Identify, Track
 from instrument._reporting import RateLimitedLog
@@ -156,6 +163,9 @@ class Client:
         if lost:
             kept = " (kept in the spool for the next process)" if self.spool is not None else ""
             logger.warning("analytics: %d event(s) could not be delivered before shutdown%s", lost, kept)
+            if self.settings.on_error is not None:  # every loss reaches the handler too
+                text = f"{lost} event(s) could not be delivered before shutdown{kept}"
+                self._report(DeliveryError(text, reason="shutdown", count=lost))
         self._log.close()
         return lost
 

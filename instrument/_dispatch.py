@@ -381,13 +381,13 @@ class Dispatcher:
                 continue
             grown = size + len(encoded) + 1
             if data and grown > limit:
-                self._hand_over(EncodedBatch(data, ids, size))
+                self._hand_over(EncodedBatch(data, ids))
                 data, ids, grown = [], [], len(encoded)
             data.append(encoded)
             ids.append(mid)
             size = grown
         if data:
-            self._hand_over(EncodedBatch(data, ids, size))
+            self._hand_over(EncodedBatch(data, ids))
 
     def _hand_over(self, batch: list[Message] | EncodedBatch) -> None:
         counters = self.counters

@@ -23,6 +23,9 @@ from instrument.testing import SegmentEndpoint
 pytestmark = pytest.mark.timeout(90)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Fewer than a batch (100): the worker is not woken before its 60 s interval, so nothing is sent
+#: before the signal unless the handler flushes.
+EVENTS = 50
 
 HEAD = """
 import os, signal, sys, time
@@ -40,9 +43,9 @@ URL = sys.argv[1]
 instrument.configure("wk-sigterm", host=URL, flush_interval=60.0, timeout=1.0)
 """
 
-RECORD = """
+RECORD = f"""
 with analytics_scope(user_id="term"):
-    for n in range(500):
+    for n in range({EVENTS}):
         assert instrument.track(Beat(n=n)).ok
 print("ready", flush=True)
 deadline = time.monotonic() + 60
@@ -83,8 +86,8 @@ def test_default_action_delivers_then_dies_by_sigterm(tmp_path: Path, endpoint: 
     out, err = terminate_when_ready(proc)
     assert proc.returncode == -signal.SIGTERM, err
     assert "survived" not in out
-    assert endpoint.unique_message_ids == 500
-    assert sorted(m["properties"]["n"] for m in endpoint.messages) == list(range(500))
+    assert endpoint.unique_message_ids == EVENTS
+    assert sorted(m["properties"]["n"] for m in endpoint.messages) == list(range(EVENTS))
 
 
 def test_without_the_handler_sigterm_loses_what_was_queued(tmp_path: Path, endpoint: SegmentEndpoint) -> None:
@@ -107,8 +110,8 @@ instrument.install_sigterm_handler()
     proc = start(tmp_path, body, endpoint.url)
     out, err = terminate_when_ready(proc)
     assert proc.returncode == 3, err
-    assert f"previous {int(signal.SIGTERM)} 500" in out
-    assert endpoint.unique_message_ids == 500
+    assert f"previous {int(signal.SIGTERM)} {EVENTS}" in out
+    assert endpoint.unique_message_ids == EVENTS
 
 
 def test_an_ignored_sigterm_stays_ignored(tmp_path: Path, endpoint: SegmentEndpoint) -> None:
@@ -121,7 +124,7 @@ instrument.install_sigterm_handler()
     thread = threading.Thread(target=lambda: proc_out.extend(terminate_when_ready(proc)))
     thread.start()
     try:
-        assert endpoint.wait_for(500, timeout=30), "delivered on SIGTERM"
+        assert endpoint.wait_for(EVENTS, timeout=30), "delivered on SIGTERM"
         time.sleep(0.5)
         assert proc.poll() is None, "the process lives on, as SIG_IGN says"
     finally:

@@ -21,27 +21,47 @@ Message = dict[str, Any]
 class EncodedBatch:
     """Messages serialised once to JSON bytes, each under 32 KB, whose body fits Segment's 500 KB.
 
-    ``messages[i]`` is one message's JSON (UTF-8), ``ids[i]`` its messageId; ``size`` is the bytes of
-    the messages joined with commas (the body adds a fixed envelope). ``handle`` is what a spool's
-    ``append`` returned (None: not spooled). ``recovered`` marks a batch read back from a spool that
-    a dead process left behind: its events were never recorded by this process, so its delivery is
-    counted in ``Stats.recovered``, not ``sent``.
+    ``joined`` is the messages' JSON (UTF-8) joined by commas, as the body holds them; ``messages``
+    gives them one by one (slices of ``joined``), ``ids[i]`` is the messageId of ``messages[i]``.
+    ``size`` is ``len(joined)``. ``handle`` is what a spool's ``append`` returned (None: not
+    spooled). ``recovered`` marks a batch read back from a spool that a dead process left behind:
+    its events were never recorded by this process, so its delivery is counted in
+    ``Stats.recovered``, not ``sent``.
+
+    The messages are joined when the batch is made: the serialiser's own buffers (several KB each,
+    whatever the message's size) are released at once, so what waits for the sender costs its size.
     """
 
-    __slots__ = ("handle", "ids", "messages", "recovered", "size")
+    __slots__ = ("handle", "ids", "joined", "lengths", "recovered")
 
-    def __init__(self, messages: list[bytes], ids: list[str], size: int | None = None, *, recovered: bool = False):
-        self.messages = messages
+    def __init__(self, messages: list[bytes], ids: list[str], *, recovered: bool = False) -> None:
+        self.joined = b",".join(messages)
+        self.lengths = [len(m) for m in messages]
         self.ids = ids
-        self.size = size if size is not None else sum(map(len, messages)) + max(0, len(messages) - 1)
         self.handle: object | None = None
         self.recovered = recovered
 
+    @property
+    def size(self) -> int:
+        """Bytes of the joined messages."""
+        return len(self.joined)
+
+    @property
+    def messages(self) -> list[bytes]:
+        """Each message's JSON bytes, in order."""
+        out = []
+        at = 0
+        joined = self.joined
+        for n in self.lengths:
+            out.append(joined[at : at + n])
+            at += n + 1
+        return out
+
     def __len__(self) -> int:
-        return len(self.messages)
+        return len(self.lengths)
 
     def __repr__(self) -> str:
-        return f"EncodedBatch({len(self.messages)} messages, {self.size} bytes, recovered={self.recovered})"
+        return f"EncodedBatch({len(self)} messages, {self.size} bytes, recovered={self.recovered})"
 
 
 class Spool(Protocol):

@@ -193,7 +193,6 @@ class Poster:
         deadline = time.monotonic() + timeout
         conn = self._connection(timeout)
         token = self._watchdog.arm(deadline, conn)
-        cut = False
         try:
             conn.request("POST", self.target.path, body, dict(headers))
             _remaining(conn, deadline)
@@ -203,6 +202,8 @@ class Poster:
                 _remaining(conn, deadline)
                 chunk = response.read1(65536) if response.length != 0 else b""
                 if not chunk:
+                    if response.length:  # the connection ended before the body did (or was cut)
+                        raise http.client.IncompleteRead(bytes(data), response.length)
                     response.read()  # marks the response done, so the connection can be reused
                     break
                 if len(data) < MAX_RESPONSE_BYTES:
@@ -221,8 +222,12 @@ class Poster:
                     f"no complete response within {timeout:g} s (the endpoint is stuck or too slow)", stuck=True
                 ) from None
             raise AttemptFailed(_describe(error)) from None
-        # Cut just as the response completed (the connection is gone), or the server closes it.
-        if self._watchdog.disarm(token) or response.will_close:
+        if self._watchdog.disarm(token):  # cut at the deadline: whatever was read is not the response
+            self.reset()
+            raise AttemptFailed(
+                f"no complete response within {timeout:g} s (the endpoint is stuck or too slow)", stuck=True
+            )
+        if response.will_close:
             self.reset()
         return result
 

@@ -245,13 +245,13 @@ class SegmentTransport(Transport):
         for message in messages:
             data = dumps(message)
             if batch and size + len(data) + 1 > self.batch_limit:
-                self.send_batch(EncodedBatch(batch, ids, size))
+                self.send_batch(EncodedBatch(batch, ids))
                 batch, ids, size = [], [], 0
             size += len(data) + (1 if batch else 0)
             batch.append(data)
             ids.append(str(message.get("messageId", "")))
         if batch:
-            self.send_batch(EncodedBatch(batch, ids, size))
+            self.send_batch(EncodedBatch(batch, ids))
 
     def send_batch(self, batch: EncodedBatch) -> bool:
         """Queue an encoded batch for the sender; False (nothing queued) past ``max_queue_bytes``.
@@ -347,7 +347,7 @@ class SegmentTransport(Transport):
         poster = self._poster
         if poster is None:  # pragma: no cover - start() made it
             poster = self._poster = Poster(self._target, self._timeout)
-        joined = b",".join(batch.messages)
+        joined = batch.joined
         count = len(batch)
         started = time.monotonic()
         first_failure = self._episode  # a batch starting in a long outage does not get a window of its own
