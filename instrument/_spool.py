@@ -488,6 +488,7 @@ class Spool:
                 os.close(segment.fd)  # the parent's copy keeps its lock
             except OSError:
                 pass
+        self.stats = SpoolStats()
         self._reset()
 
 
@@ -498,7 +499,8 @@ def _no_report(error: AnalyticsError) -> None:
 def read_spool(directory: str | os.PathLike[str]) -> list[SpooledMessage]:
     """The unacknowledged messages in the segments of ``directory`` no live process holds (read-only).
 
-    For inspection and tests: nothing is taken over or removed.
+    For inspection and tests: nothing is taken over or removed. Each segment is held with a shared
+    lock while it is read, so a process starting at that moment leaves it for the next one.
     """
     found: list[SpooledMessage] = []
     for path in sorted(Path(directory).glob("*" + _SUFFIX)):
