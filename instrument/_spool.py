@@ -187,6 +187,10 @@ class Spool:
     SpoolError (set by ``configure`` to the client's ``on_error`` or log). Only for a local filesystem
     (``flock`` is not reliable over NFS). Raises SpoolError when the directory cannot be created or
     written.
+
+    What can still be lost with it: an event between ``track()`` returning and its batch's
+    ``append`` (at most one ``flush_interval`` while the worker keeps up), and, without ``fsync``,
+    what the kernel had not written back when the machine (not the process) died.
     """
 
     def __init__(
