@@ -504,6 +504,34 @@ def test_sigterm_with_the_handler_delivers_and_leaves_an_empty_spool(
 
 
 @pytest.mark.timeout(90)
+def test_a_long_outage_does_not_leave_accepted_events_off_disk(
+    tmp_path: Path, endpoint: SegmentEndpoint, spool_dir: Path
+) -> None:
+    # More events than the sender holds in memory (10,000): without a spool the worker would wait
+    # for room, leaving the rest in the dispatcher's queue, accepted but not on disk.
+    endpoint.stop()
+    body = RECORD_THEN_WAIT.replace(
+        "record()\n",
+        "with analytics_scope(user_id=TAG):\n"
+        "    for n in range(COUNT):\n"
+        "        assert instrument.track(Beat(n=n)).ok\n"
+        "        if n % 2000 == 1999:\n"
+        "            time.sleep(INTERVAL)  # paced: the dispatcher's queue never fills\n",
+    )
+    proc = child(tmp_path, body, endpoint.url, spool_dir, "long", 14_000)
+    assert read_line(proc, timeout=60).startswith("recorded")
+    kill(proc, signal.SIGKILL)
+    spooled = read_spool(spool_dir)
+    assert len(spooled) == 14_000
+    endpoint.start()
+
+    result = deliver(tmp_path, endpoint.url, spool_dir)
+
+    assert result == {"delivered": True, "recovered": 14_000}
+    assert_delivered_once(endpoint, spooled, {"long": 14_000})
+
+
+@pytest.mark.timeout(90)
 def test_processes_sharing_a_spool_forked_or_not_are_all_recovered_once(
     tmp_path: Path, endpoint: SegmentEndpoint, spool_dir: Path
 ) -> None:

@@ -257,12 +257,15 @@ class SegmentTransport(Transport):
         """Queue an encoded batch for the sender; False (nothing queued) past ``max_queue_bytes``.
 
         Waits (the dispatcher's worker, never a caller) while the sender holds ``max_queue_size``
-        messages, so a slow endpoint shows as a full queue at the recording side.
+        messages, so a slow endpoint shows as a full queue at the recording side. Not with a spool:
+        events waiting in the dispatcher's queue are not on disk yet, so the worker keeps writing
+        batches to the spool (bounded by ``max_queue_bytes`` in memory and the spool's own bound).
         """
         with self._cond:
             self._start_locked()
             while (
                 self._queued_messages + len(batch) > self._max_messages
+                and self._spool is None
                 and self._queue
                 and not self._closed
                 and not self._inline
