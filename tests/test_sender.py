@@ -488,3 +488,26 @@ def test_batches_recovered_from_the_spool_are_delivered_with_their_ids_and_count
     assert (stats.recorded, stats.sent, stats.recovered) == (1, 1, 2)
     assert set(spool.acked) == {"old-0", 1}
     assert_invariant()
+
+
+# -- the wire: Segment's body and headers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+def test_the_body_and_headers_are_segments(
+    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], write_key: str, gzip: bool
+) -> None:
+    configure(gzip=gzip, flush_interval=ONE_BATCH)
+    emit(3)
+    assert instrument.flush(5.0)
+
+    [batch] = endpoint.batches
+    assert set(batch.body) == {"batch", "sentAt", "writeKey"}
+    assert batch.body["writeKey"] == write_key == batch.write_key
+    assert batch.headers["Content-Type"] == "application/json"
+    assert batch.headers["User-Agent"].startswith("analytics-python/")
+    assert batch.headers.get("Content-Encoding") == ("gzip" if gzip else None)
+    assert [m["properties"]["n"] for m in batch.messages] == [0, 1, 2]
+    for message in batch.messages:
+        assert set(message) == {"type", "userId", "event", "properties", "timestamp", "messageId"}
+        assert message["timestamp"].endswith("Z")
