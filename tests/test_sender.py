@@ -511,3 +511,23 @@ def test_the_body_and_headers_are_segments(
     for message in batch.messages:
         assert set(message) == {"type", "userId", "event", "properties", "timestamp", "messageId"}
         assert message["timestamp"].endswith("Z")
+
+
+def test_suppressed_trouble_reports_are_summed_up_at_shutdown(
+    endpoint: SegmentEndpoint,
+    configure: Callable[..., _client.Client],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("instrument.transports._segment.TROUBLE_GRACE", 0.0)
+    configure(batch_size=2, flush_interval=ONE_BATCH, max_retries=0)
+    endpoint.fail_next(3, 503)  # three batches, each failing once (no retries): three trouble reports
+
+    with caplog.at_level(logging.WARNING, logger="instrument"):
+        emit(6)
+        assert not instrument.flush(10.0)
+        instrument.shutdown(1.0)
+
+    trouble = [r.getMessage() for r in caplog.records if "delivery trouble" in r.getMessage()]
+    assert len(trouble) == 2, trouble  # the first at once, the rest summed up at shutdown
+    assert trouble[1].endswith("2 more report(s) since the last one")
