@@ -186,6 +186,13 @@ class _Report:
         more = f" ({suppressed} more since the last report)" if suppressed else ""
         logger.warning("analytics: delivery trouble: %s%s", text, more)
 
+    def close(self) -> None:
+        """Say how many trouble reports were suppressed since the last one (at shutdown: none stays unsaid)."""
+        with self._trouble_lock:
+            suppressed, self._trouble_suppressed = self._trouble_suppressed, 0
+        if suppressed:
+            logger.warning("analytics: delivery trouble: %d more report(s) since the last one", suppressed)
+
     def failed(self, count: int, reason: str) -> None:
         if self._counters.pipeline_dropped("delivery_failed", count):
             self._report_error(
@@ -215,7 +222,8 @@ class Dispatcher:
         self._interval = settings.flush_interval
         self._batch_size = settings.batch_size
         self.counters = Counters()
-        transport.bind(_Report(self.counters, report_error))
+        self._delivery = _Report(self.counters, report_error)
+        transport.bind(self._delivery)
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
@@ -469,6 +477,7 @@ class Dispatcher:
             self._q.clear()
             self._refused += left
         self.transport.close(max(0.0, deadline - time.monotonic()))
+        self._delivery.close()
         return self._settle()
 
     def _settle(self) -> int:
@@ -487,7 +496,8 @@ class Dispatcher:
         """In a forked child: forget the parent's queue, thread and counters; start afresh."""
         self.counters = Counters()
         self.transport.after_fork()
-        self.transport.bind(_Report(self.counters, self._report_error))
+        self._delivery = _Report(self.counters, self._report_error)
+        self.transport.bind(self._delivery)
         self._reset_runtime()
 
     def stats(self) -> Stats:

@@ -488,3 +488,46 @@ def test_batches_recovered_from_the_spool_are_delivered_with_their_ids_and_count
     assert (stats.recorded, stats.sent, stats.recovered) == (1, 1, 2)
     assert set(spool.acked) == {"old-0", 1}
     assert_invariant()
+
+
+# -- the wire: Segment's body and headers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+def test_the_body_and_headers_are_segments(
+    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], write_key: str, gzip: bool
+) -> None:
+    configure(gzip=gzip, flush_interval=ONE_BATCH)
+    emit(3)
+    assert instrument.flush(5.0)
+
+    [batch] = endpoint.batches
+    assert set(batch.body) == {"batch", "sentAt", "writeKey"}
+    assert batch.body["writeKey"] == write_key == batch.write_key
+    assert batch.headers["Content-Type"] == "application/json"
+    assert batch.headers["User-Agent"].startswith("analytics-python/")
+    assert batch.headers.get("Content-Encoding") == ("gzip" if gzip else None)
+    assert [m["properties"]["n"] for m in batch.messages] == [0, 1, 2]
+    for message in batch.messages:
+        assert set(message) == {"type", "userId", "event", "properties", "timestamp", "messageId"}
+        assert message["timestamp"].endswith("Z")
+
+
+def test_suppressed_trouble_reports_are_summed_up_at_shutdown(
+    endpoint: SegmentEndpoint,
+    configure: Callable[..., _client.Client],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("instrument.transports._segment.TROUBLE_GRACE", 0.0)
+    configure(batch_size=2, flush_interval=ONE_BATCH, max_retries=0)
+    endpoint.fail_next(3, 503)  # three batches, each failing once (no retries): three trouble reports
+
+    with caplog.at_level(logging.WARNING, logger="instrument"):
+        emit(6)
+        assert not instrument.flush(10.0)
+        instrument.shutdown(1.0)
+
+    trouble = [r.getMessage() for r in caplog.records if "delivery trouble" in r.getMessage()]
+    assert len(trouble) == 2, trouble  # the first at once, the rest summed up at shutdown
+    assert trouble[1].endswith("2 more report(s) since the last one")
