@@ -239,9 +239,12 @@ class Spool:
         try:
             return self.write(list(zip(batch.ids, batch.messages, strict=True)))
         except SpoolError as error:
-            self.stats.unspooled += len(batch)
-            self.report(error)
-            return None
+            failure = error
+        except OSError as error:  # a lock or a directory the system refuses
+            failure = SpoolError(f"spool write failed: {error.strerror or error}", path=str(self.directory))
+        self.stats.unspooled += len(batch)
+        self.report(failure)
+        return None
 
     def write(self, batch: Sequence[SpooledMessage]) -> SpoolHandle:
         """``append`` for a batch of ``(messageId, bytes)``; raises SpoolFullError or SpoolError instead."""
@@ -325,6 +328,8 @@ class Spool:
             except FileNotFoundError:  # a recovery removed it as a stale temporary: try another name
                 os.close(fd)
                 continue
+            if self.fsync:
+                self._sync_directory()  # the new name itself must survive a power loss too
             segment = _Segment(path, fd, 0, own=True)
             segment.current = True
             self._segments.append(segment)
@@ -335,6 +340,13 @@ class Spool:
                     self._release(old, unlink=True)
             return segment
         raise SpoolError("cannot create a spool segment", path=str(self.directory), count=0)
+
+    def _sync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _release(self, segment: _Segment, *, unlink: bool) -> None:
         if segment in self._segments:

@@ -705,3 +705,30 @@ def test_a_segment_being_recovered_is_not_taken_by_a_second_recoverer(tmp_path: 
         first.ack(b.handle)
     assert list(second.recover()) == []
     assert segments(tmp_path) == []
+
+
+def test_with_fsync_every_batch_is_kept_and_recovered(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, fsync=True, segment_bytes=1_000)
+    batches = [make_batch(5, f"s{k}") for k in range(4)]
+    for batch in batches:
+        spool.write(batch)
+    spool.close()
+    assert recover_all(Spool(tmp_path)) == batches
+
+
+def test_a_disk_that_refuses_a_write_is_reported_and_the_batch_goes_on(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    reported: list[Exception] = []
+    spool.report = reported.append
+    assert spool.write(make_batch(1)) is not None
+    (path,) = segments(tmp_path)
+    segment = spool._current
+    assert segment is not None
+    os.close(segment.fd)
+    segment.fd = os.open(path, os.O_RDONLY)  # the disk refuses writes from now on
+    batch = make_batch(3)
+    assert spool.append(EncodedBatch([m for _, m in batch], [i for i, _ in batch])) is None
+    assert spool.stats.unspooled == 3
+    assert len(reported) == 1
+    assert isinstance(reported[0], SpoolError)
+    assert "write" in str(reported[0])
