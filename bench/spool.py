@@ -45,6 +45,7 @@ def worker(variant: str, url: str, events: int) -> dict[str, Any]:
             spool = Spool(directory, max_bytes=1 << 30, fsync=variant == "fsync")
         instrument.configure(cases.WRITE_KEY, host=url, flush_interval=0.5, spool=spool, on_error=lambda error: None)
         cls, ct, infra = cases.ClusterProvisioningSuccess, cases.CLUSTER_TYPE, cases.INFRA_ID
+        refused = 0
         cpu, wall = time.process_time(), time.perf_counter()
         with analytics_scope(user_id=cases.USER_ID, project_id=cases.PROJECT_ID, cluster_id=cases.CLUSTER_ID):
             for _ in range(events):
@@ -52,6 +53,7 @@ def worker(variant: str, url: str, events: int) -> dict[str, Any]:
                 while not (result := instrument.track(event)).ok:
                     if not isinstance(result.error, QueueFullError):
                         raise RuntimeError(f"refused: {result.error!r}")
+                    refused += 1
                     time.sleep(0.001)
         if not instrument.flush(600.0):
             raise RuntimeError("flush timed out")
@@ -59,7 +61,8 @@ def worker(variant: str, url: str, events: int) -> dict[str, Any]:
         stats = instrument.stats()
         left = sorted(p.name for p in Path(directory).iterdir())
         instrument.shutdown(10.0)
-        return {"variant": variant, "events": events, "cpu": cpu, "wall": wall, "sent": stats.sent, "left": left}
+        report = {"variant": variant, "events": events, "cpu": cpu, "wall": wall, "sent": stats.sent, "left": left}
+        return {**report, "retried": stats.retried, "refused": refused}
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
