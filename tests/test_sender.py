@@ -23,12 +23,12 @@ from instrument import (
     EventName,
     QueueFullError,
     SegmentTransport,
+    Settings,
     Track,
     Truncatable,
     _client,
     analytics_scope,
 )
-from instrument._settings import Settings
 from instrument.testing import SegmentEndpoint
 from instrument.transports._base import EncodedBatch
 from instrument.transports._segment import _Secret
