@@ -226,24 +226,24 @@ def encode_mapping(value: Mapping[Any, Any], path: str, track: str | None = None
     return _encode_mapping(value, path, track, 1)
 
 
-def dumps(message: Mapping[str, Any]) -> bytes:
+def dumps(message: Mapping[str, Any], track: str | None = None) -> bytes:
     """``message`` (already JSON-native, e.g. from ``encode``) as compact UTF-8 JSON bytes, once.
 
     orjson does it at C speed; what it refuses but JSON allows (ints beyond 64 bits, lone surrogates
     in text) goes through the standard library instead, ASCII-escaped, so the output is always valid
-    JSON. Raises EncodingError if neither can (a message that did not come from the encoder).
+    JSON. Raises EncodingError if neither can (a message that did not come from the encoder, or a
+    value that only claims to be a str/int/float through ``__class__``), naming ``track``.
     """
     try:
         return orjson.dumps(message)
     except TypeError:
         pass
+    name = track or str(message.get("event") or message.get("type") or "message")
     try:
         return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("ascii")
-    except (TypeError, ValueError, RecursionError) as error:
+    except Exception as error:
         raise EncodingError(
-            f"message is not JSON-serialisable: {type(error).__name__}",
-            track=str(message.get("event") or message.get("type") or ""),
-            field="",
+            f"{name}: serialising the message raised {type(error).__name__}", track=name, field=""
         ) from None
 
 

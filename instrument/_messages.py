@@ -46,10 +46,20 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
     refuses, and OversizeError past 32 KB (after cutting truncatable fields).
     """
     message, body_key, spec = _build(rec, options)
-    size = encoded_size(message)
+    size = _measured(message, spec.cls_name)
     if size > MAX_MESSAGE_BYTES:
         _shrink(message, body_key, spec, size)
     return message
+
+
+def _measured(message: dict[str, Any], name: str) -> int:
+    """Segment's measure of ``message``; EncodingError for a value that only claims to be encodable."""
+    try:
+        return encoded_size(message)
+    except Exception as error:  # a value that claims to be encodable (a lying __class__)
+        raise EncodingError(
+            f"{name}: serialising the message raised {type(error).__name__}", track=name, field="", value_type=None
+        ) from error
 
 
 #: A message whose compact UTF-8 JSON is at most this long is under 32 KB as Segment's client measures
@@ -64,12 +74,12 @@ def to_wire(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> tuple[byt
     client measures it (and cut or refused as ``to_message`` does). Raises as ``to_message``.
     """
     message, body_key, spec = _build(rec, options)
-    data = dumps(message)
+    data = dumps(message, spec.cls_name)
     if len(data) > _SURELY_SMALL:
-        size = encoded_size(message)
+        size = _measured(message, spec.cls_name)
         if size > MAX_MESSAGE_BYTES:
             _shrink(message, body_key, spec, size)
-            data = dumps(message)
+            data = dumps(message, spec.cls_name)
     return data, message["messageId"]
 
 
@@ -130,7 +140,7 @@ def _build(rec: _Record, options: EncodeOptions) -> tuple[dict[str, Any], str, S
                 redacted = options.redact(spec.event or "", props)
             except Exception as error:  # a user hook: its failure is this event's, never the caller's
                 raise EncodingError(
-                    f"{name}: the redact hook raised {error!r}", track=name, field="", value_type=None
+                    f"{name}: the redact hook raised {type(error).__name__}", track=name, field="", value_type=None
                 ) from error
             # What the hook returns goes through the same encoder: a bad value is this event's error.
             props = encode_mapping(redacted, "", name)

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import instrument
-from instrument import ConfigurationError, EventName, SpoolError, SpoolFullError, Track, analytics_scope
-from instrument._spool import Spool, encode_batch, read_spool, scan
+from instrument import ConfigurationError, EventName, Spool, SpoolError, SpoolFullError, Track, analytics_scope
+from instrument._spool import encode_batch, read_spool, scan
 from instrument.testing import SegmentEndpoint
 from instrument.transports._base import EncodedBatch
 
