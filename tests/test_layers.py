@@ -17,6 +17,7 @@ LAYERS: list[set[str]] = [
     {"_client"},
     {"_decorator"},
     {"__init__", "testing", "pytest_plugin"},
+    {"plan", "__main__"},  # the command line and collector: never imported by the package itself
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 
