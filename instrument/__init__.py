@@ -20,6 +20,7 @@ from instrument._client import (
     track,
 )
 from instrument._decorator import Call, tracks
+from instrument._describe import EventSchema, PropertySchema, ScopeFieldSchema, describe
 from instrument._dispatch import EmitResult, Stats
 from instrument._encoding import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from instrument._errors import (
@@ -46,7 +47,7 @@ from instrument._scopes import (
     define_scope,
     reset_scope,
 )
-from instrument._tracks import Identify, ScopeId, Track, Truncatable, field, to_message
+from instrument._tracks import MISSING, Identify, ScopeId, Track, Truncatable, field, to_message
 from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
 
 __version__ = "0.1.0"
@@ -54,6 +55,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_MESSAGE_BYTES",
+    "MISSING",
     "AnalyticsError",
     "Call",
     "Client",
@@ -65,15 +67,18 @@ __all__ = [
     "EncodingError",
     "EventName",
     "EventNameError",
+    "EventSchema",
     "Identify",
     "MemoryTransport",
     "NotConfiguredError",
     "OversizeError",
     "PropertyError",
+    "PropertySchema",
     "PropsError",
     "QueueFullError",
     "Scope",
     "ScopeError",
+    "ScopeFieldSchema",
     "ScopeId",
     "SegmentTransport",
     "Stats",
@@ -89,6 +94,7 @@ __all__ = [
     "configure",
     "current_scope",
     "define_scope",
+    "describe",
     "field",
     "flush",
     "identify",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from instrument._errors import EventNameError
+from instrument._scopes import check_wire_keys
 
 # "[Noun] [Verb] [Subverb]": two or more Title Case words (acronyms such as "AWS" and "ID" allowed),
 # separated by single spaces.
@@ -51,9 +52,14 @@ class _EventNameMeta(enum.EnumMeta):
         classdict: Any,
         *,
         legacy: Iterable[str] = (),
+        wire_keys: Mapping[str, str] | None = None,
         **kwds: Any,
     ) -> _EventNameMeta:
+        if wire_keys:
+            check_wire_keys(wire_keys, cls_name)
         cls = super().__new__(mcls, cls_name, bases, classdict, **kwds)
+        # type.__setattr__: Enum classes refuse setting attributes that look like members.
+        type.__setattr__(cls, "__wire_keys__", dict(wire_keys or {}))
         legacy_names = frozenset(legacy)
         seen: dict[str, str] = {}
         # _member_names_ excludes aliases; the members mapping shows them, so a value given twice
@@ -86,7 +92,13 @@ class EventName(str, enum.Enum, metaclass=_EventNameMeta):
     Values are checked when the class is defined: each must be two or more Title Case words
     ("[Noun] [Verb] [Subverb]") and appear once. Existing names that break the rule are kept with
     ``class Events(EventName, legacy={"New Project Event"})``. Raises EventNameError.
+
+    ``wire_keys={"project_id": "proj_id"}`` renames scope fields on the wire for every track of this
+    catalog, in every client, capture and console: the wire format is declared once, here. Raises
+    ConfigurationError for an unknown field, user_id, or a key another scope field is sent under.
     """
+
+    __wire_keys__: Mapping[str, str]
 
     def __str__(self) -> str:
         return str(self._value_)

@@ -16,6 +16,8 @@ from instrument._errors import ConfigurationError, ScopeError
 logger = logging.getLogger("instrument")
 
 USER_ID = "user_id"
+#: The message key user_id is sent under (never a property).
+USER_WIRE_KEY = "userId"
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -30,12 +32,17 @@ _reset = _SCOPE.reset
 
 @dataclass(frozen=True)
 class Scope:
-    """A named scope: its parent, the fields it adds, and all fields it needs (parents' first)."""
+    """A named scope: its parent, the fields it adds, all fields it needs (parents' first), and its ids.
+
+    ``id_fields`` are the fields checked as ``int | str`` ids; the others (e.g. ``app_name``) take any
+    value the encoder accepts.
+    """
 
     name: str
     parent: str | None
     own_fields: tuple[str, ...]
     fields: tuple[str, ...]
+    id_fields: frozenset[str] = frozenset()
 
     @property
     def property_fields(self) -> tuple[str, ...]:
@@ -44,21 +51,35 @@ class Scope:
 
 
 _scopes: dict[str, Scope] = {}
-# field name -> the wire key it is sent under unless configure(wire_keys=...) says otherwise.
+# field name -> the wire key it is sent under (declared with its scope; a catalog may rename it).
 _default_wire_keys: dict[str, str] = {}
 _known_fields: frozenset[str] = frozenset()
 
 
-def define_scope(name: str, *, parent: str | None = "user", fields: Iterable[str] | Mapping[str, str] = ()) -> Scope:
+def define_scope(
+    name: str,
+    *,
+    parent: str | None = "user",
+    fields: Iterable[str] | Mapping[str, str] = (),
+    ids: Iterable[str] | None = None,
+) -> Scope:
     """Add a scope nested in ``parent`` that adds ``fields`` (names, or a mapping name -> wire key).
 
-    Defining the same scope again with the same shape returns it. Raises ConfigurationError for an
-    unknown parent, a bad field name, or a name already defined differently.
+    ``ids`` names the new fields that are ids, checked as ``int | str`` (default: all of them); the
+    others take any encodable value. The wire key given in a mapping is the one every client, capture
+    and console sends. Defining the same scope again with the same shape returns it. Raises
+    ConfigurationError for an unknown parent, a bad field name or wire key (a bare str instead of a
+    list, a key another field is sent under), or a name already defined differently.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigurationError(f"define_scope: scope name must be an identifier, got {name!r}")
     if parent is not None and parent not in _scopes:
         raise ConfigurationError(f"define_scope({name!r}): unknown parent scope {parent!r} (known: {sorted(_scopes)})")
+    if isinstance(fields, (str, bytes)):
+        raise ConfigurationError(
+            f"define_scope({name!r}): fields must be a list of names or a mapping name -> wire key, "
+            f"not a bare {type(fields).__name__} (write fields=[{fields!r}])"
+        )
     mapping = dict(fields) if isinstance(fields, Mapping) else {f: f for f in fields}
     for field, key in mapping.items():
         if not isinstance(field, str) or not field.isidentifier():
@@ -68,14 +89,27 @@ def define_scope(name: str, *, parent: str | None = "user", fields: Iterable[str
         known_key = _default_wire_keys.get(field)
         if known_key is not None and known_key != key:
             raise ConfigurationError(
-                f"define_scope({name!r}): field {field!r} is already sent as {known_key!r}; "
-                f"use configure(wire_keys={{{field!r}: {key!r}}}) to change its wire key"
+                f"define_scope({name!r}): field {field!r} is already sent as {known_key!r}; rename it on the "
+                f"wire with your catalog: class Events(EventName, wire_keys={{{field!r}: {key!r}}})"
             )
-    parent_fields = _scopes[parent].fields if parent is not None else ()
+        owner = _field_with_key(key, exclude=field)
+        if owner is not None:
+            raise ConfigurationError(
+                f"define_scope({name!r}): wire key {key!r} of {field!r} is already the wire key of "
+                f"scope field {owner!r}"
+            )
+    id_names = frozenset(mapping) if ids is None else frozenset(ids)
+    if isinstance(ids, (str, bytes)) or not id_names <= mapping.keys():
+        raise ConfigurationError(
+            f"define_scope({name!r}): ids must be a list of the scope's own fields {list(mapping)}"
+        )
+    parent_scope = _scopes[parent] if parent is not None else None
+    parent_fields = parent_scope.fields if parent_scope is not None else ()
     clash = set(parent_fields).intersection(mapping)
     if clash:
         raise ConfigurationError(f"define_scope({name!r}): fields {sorted(clash)} are already in parent {parent!r}")
-    scope = Scope(name, parent, tuple(mapping), parent_fields + tuple(mapping))
+    parent_ids = parent_scope.id_fields if parent_scope is not None else frozenset()
+    scope = Scope(name, parent, tuple(mapping), parent_fields + tuple(mapping), parent_ids | id_names)
     existing = _scopes.get(name)
     if existing is not None:
         if existing == scope:
@@ -86,6 +120,39 @@ def define_scope(name: str, *, parent: str | None = "user", fields: Iterable[str
     global _known_fields
     _known_fields = frozenset(_default_wire_keys)
     return scope
+
+
+def _field_with_key(key: str, *, exclude: str) -> str | None:
+    # The scope field (other than ``exclude``) sent under ``key``, if any; user_id is sent as userId.
+    for field, field_key in _default_wire_keys.items():
+        if field != exclude and (field_key == key or (field == USER_ID and key == USER_WIRE_KEY)):
+            return field
+    return None
+
+
+def check_wire_keys(renames: Mapping[str, str], where: str) -> dict[str, str]:
+    """Validate ``renames`` (scope field -> wire key) and return every property field's resulting key.
+
+    Raises ConfigurationError for an unknown field, user_id (always sent as userId), a key that is not
+    a non-empty str, or two fields sent under one key.
+    """
+    if not isinstance(renames, Mapping):
+        raise ConfigurationError(f"{where}: wire_keys must be a mapping scope field -> wire key")
+    keys = {f: k for f, k in _default_wire_keys.items() if f != USER_ID}
+    for field, key in renames.items():
+        if field not in keys:
+            raise ConfigurationError(
+                f"{where}: wire_keys names {field!r}, which is not a scope property field (known: {sorted(keys)})"
+            )
+        if not isinstance(key, str) or not key:
+            raise ConfigurationError(f"{where}: wire key for {field!r} must be a non-empty str")
+        keys[field] = key
+    seen: dict[str, str] = {USER_WIRE_KEY: USER_ID}
+    for field, key in keys.items():
+        if key in seen:
+            raise ConfigurationError(f"{where}: scope fields {seen[key]!r} and {field!r} would both be sent as {key!r}")
+        seen[key] = field
+    return keys
 
 
 def get_scope(name: str) -> Scope:
@@ -115,7 +182,7 @@ define_scope("user", parent=None, fields=[USER_ID])
 define_scope("project", parent="user", fields=["project_id"])
 define_scope("cluster", parent="project", fields=["cluster_id"])
 define_scope("registry", parent="project", fields=["registry_id"])
-define_scope("application", parent="cluster", fields=["app_name", "app_namespace", "chart_name"])
+define_scope("application", parent="cluster", fields=["app_name", "app_namespace", "chart_name"], ids=())
 
 
 def _unknown(fields: Mapping[str, object], where: str) -> ScopeError:

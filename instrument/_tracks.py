@@ -41,6 +41,8 @@ ScopeId = Union[int, str]  # noqa: UP007 - a runtime alias, so no `|` on 3.10
 
 
 class _Missing:
+    """The marker for "no default" (``describe(...).properties[i].default``) and "not given"."""
+
     __slots__ = ()
 
     def __repr__(self) -> str:
@@ -66,6 +68,7 @@ class _FieldInfo:
     default_factory: Callable[[], Any] | Any = MISSING
     key: str | None = None
     truncatable: bool = False
+    doc: str | None = None
 
 
 def field(
@@ -74,15 +77,20 @@ def field(
     default_factory: Callable[[], Any] | Any = MISSING,
     key: str | None = None,
     truncatable: bool = False,
+    doc: str | None = None,
 ) -> Any:
-    """Declare a property with a default, a default factory, another wire ``key``, or as truncatable.
+    """Declare a property with a default, a default factory, another wire ``key``, as truncatable, or a doc.
 
-    A truncatable ``str`` property is cut (with a marker) when the message would exceed 32 KB.
-    Raises TrackDefinitionError (when the class is defined) for both a default and a factory.
+    A truncatable ``str`` property is cut (with a marker) when the message would exceed 32 KB. ``doc``
+    describes the property for ``describe()`` and the tracking plan (as does a string literal right
+    after the annotated assignment). Raises TrackDefinitionError (when the class is defined) for both a
+    default and a factory.
     """
     if default is not MISSING and default_factory is not MISSING:
         raise TrackDefinitionError("field(): give default or default_factory, not both")
-    return _FieldInfo(default, default_factory, key, truncatable)
+    if doc is not None and not isinstance(doc, str):
+        raise TrackDefinitionError(f"field(): doc must be a str, got {type(doc).__name__}")
+    return _FieldInfo(default, default_factory, key, truncatable, doc)
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,8 @@ class PropertySpec:
     default: Any
     default_factory: Any
     truncatable: bool
+    doc: str | None = None
+    annotation: Any = None
 
     @property
     def required(self) -> bool:
@@ -112,6 +122,8 @@ class Spec:
     properties: tuple[PropertySpec, ...] = ()
     free_form: bool = False
     by_name: dict[str, PropertySpec] = _dc_field(default_factory=dict)
+    #: Each property field of the scope (user_id excluded) and the wire key it is sent under.
+    scope_keys: dict[str, str] = _dc_field(default_factory=dict)
 
     @property
     def field_names(self) -> frozenset[str]:
@@ -141,6 +153,8 @@ class _Record:
     _kind: ClassVar[str] = "track"
     _event: ClassVar[str | None] = None
     _scope_name: ClassVar[str] = "user"
+    # Scope field renames declared by the event's catalog (EventName(..., wire_keys=...)).
+    _wire_keys: ClassVar[Mapping[str, str]] = {}
 
     # Set on every instance by the generated __init__.
     _ctx: dict[str, object]
@@ -156,7 +170,9 @@ class _Record:
         if event is not None:
             if cls._kind == "identify":
                 raise TrackDefinitionError(f"{cls.__qualname__}: an Identify has no event", track=cls.__qualname__)
-            if not isinstance(event, EventName):
+            if isinstance(event, EventName):
+                cls._wire_keys = type(event).__wire_keys__
+            else:
                 check_event_name(event, catalog=cls.__qualname__)
             cls._event = str(event)
         if scope is not None:
@@ -294,6 +310,17 @@ def spec_of(cls: type[_Record]) -> Spec:
     return _spec(cls)
 
 
+def scope_wire_key(target: object, field: str) -> str:
+    """The wire key scope ``field`` is sent under by ``target`` (a Track class, a catalog member or a name)."""
+    if isinstance(target, type) and issubclass(target, _Record):
+        keys: Mapping[str, str] = target._wire_keys
+    elif isinstance(target, EventName):
+        keys = type(target).__wire_keys__
+    else:
+        keys = {}
+    return keys.get(field) or _scopes.default_wire_key(field)
+
+
 def _lazy_init(self: _Record, **kwargs: Any) -> None:
     cls = type(self)
     _compile(cls)
@@ -327,18 +354,34 @@ def _compile(cls: type[_Record]) -> Spec:
             check = compile_check(annotation)
         except UnsupportedAnnotation as exc:
             raise TrackDefinitionError(f"{name}.{pname}: {exc}", track=name) from None
-        props.append(PropertySpec(pname, info.key or pname, check, info.default, info.default_factory, truncatable))
+        props.append(
+            PropertySpec(
+                pname, info.key or pname, check, info.default, info.default_factory, truncatable, info.doc, annotation
+            )
+        )
     keys = [p.key for p in props]
     if len(set(keys)) != len(keys):
         raise TrackDefinitionError(f"{name}: two properties share a wire key ({keys})", track=name)
+    scope = _scopes.get_scope(cls._scope_name)
+    all_keys = _scopes.check_wire_keys(cls._wire_keys, name)
+    scope_keys = {f: all_keys[f] for f in scope.property_fields}
+    for p in props:
+        for f, key in scope_keys.items():
+            if p.key == key:
+                raise TrackDefinitionError(
+                    f"{name}.{p.name}: wire key {key!r} is the wire key of scope field {f!r} "
+                    "(choose another with field(key=...))",
+                    track=name,
+                )
     spec = Spec(
         cls_name=name,
         kind=cls._kind,
         event=cls._event,
-        scope=_scopes.get_scope(cls._scope_name),
+        scope=scope,
         properties=tuple(props),
         free_form=bool(cls.__dict__.get("_free_form", False)),
         by_name={p.name: p for p in props},
+        scope_keys=scope_keys,
     )
     cls.__init__ = _make_init(cls, spec)  # type: ignore[method-assign]
     cls.__instrument_spec__ = spec
@@ -536,10 +579,8 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
             else ScopeError(f"{name}: user_id must be an int or str", track=name, scope="user", field="user_id")
         )
     wire_keys = options.wire_keys
-    for f in spec.scope.fields:
-        if f == _scopes.USER_ID:
-            continue
-        key = wire_keys.get(f) or _scopes.default_wire_key(f)
+    for f, scope_key in spec.scope_keys.items():
+        key = wire_keys.get(f) or scope_key
         value = merged.get(f)
         if value is None or (f in _ID_FIELDS and (value.__class__ is bool or not isinstance(value, (int, str)))):
             # The construction's fast test only sees that the field is bound, not what it holds.

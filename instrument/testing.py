@@ -38,7 +38,7 @@ from instrument._errors import (
 )
 from instrument._events import EventName
 from instrument._mode import mode
-from instrument._tracks import EncodeOptions, Identify, Track, spec_of
+from instrument._tracks import EncodeOptions, Identify, Track, scope_wire_key, spec_of
 from instrument.transports import MemoryTransport
 
 __all__ = [
@@ -483,7 +483,7 @@ class CapturedEvents:
             elif name in declared:
                 fields.append(_Expected(name, declared[name], value))
             elif name in known and not identify:
-                key = wire_keys.get(name) or _scopes.default_wire_key(name)
+                key = wire_keys.get(name) or scope_wire_key(target, name)
                 fields.append(_Expected(name, key, value))
             else:
                 fields.append(_Expected(name, name, value))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from instrument import EventName, EventNameError
+from instrument import ConfigurationError, EventName, EventNameError, Track, analytics_scope, to_message
 from instrument._events import check_event_name
 
 
@@ -152,3 +152,36 @@ def test_a_name_with_a_lowercase_initial_word_is_rejected(name: str, lower_word:
     words.insert(min(position, len(words)), lower_word)
     with pytest.raises(EventNameError):
         make_catalog(" ".join(words))
+
+
+# -- wire keys declared with the catalog -----------------------------------------------------------
+
+
+def test_a_catalog_declares_scope_wire_keys_once() -> None:
+    class Renaming(EventName, wire_keys={"project_id": "proj_id"}):
+        THING_RENAMED = "Thing Renamed"
+
+    class ThingRenamed(Track, event=Renaming.THING_RENAMED, scope="cluster"):
+        count: int
+
+    with analytics_scope(user_id=1, project_id=2, cluster_id=3):
+        message = to_message(ThingRenamed(count=1))
+    assert message["properties"] == {"count": 1, "proj_id": 2, "cluster_id": 3}
+
+
+@pytest.mark.parametrize(
+    ("wire_keys", "match"),
+    [
+        ({"projectid": "p"}, "projectid"),
+        ({"user_id": "uid"}, "user_id"),
+        ({"project_id": ""}, "non-empty"),
+        ({"project_id": "cluster_id"}, "'project_id' and 'cluster_id' would both be sent as 'cluster_id'"),
+        ({"project_id": "k", "cluster_id": "k"}, "would both be sent as 'k'"),
+        ({"project_id": "userId"}, "userId"),
+    ],
+)
+def test_bad_catalog_wire_keys_are_a_configuration_error(wire_keys: dict[str, str], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+
+        class Bad(EventName, wire_keys=wire_keys):
+            THING_HAPPENED = "Thing Happened"

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 LAYERS: list[set[str]] = [
     {"_errors"},
     {"_events", "_scopes", "_checks", "_encoding", "_mode", "transports", "_endpoint"},
-    {"_tracks", "_dispatch"},
+    {"_tracks", "_dispatch", "_describe"},
     {"_client"},
     {"_decorator"},
     {"__init__", "testing", "pytest_plugin"},

@@ -394,3 +394,25 @@ async def test_an_async_generator_scope_exits_cleanly_when_exhausted() -> None:
 
 def test_repr_names_the_fields() -> None:
     assert repr(analytics_scope(user_id=1, app_name="web")) == "analytics_scope(user_id=1, app_name='web')"
+
+
+def test_define_scope_with_a_bare_str_of_fields_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"fields=\['stack_name'\]"):
+        define_scope(unique("bare"), fields="stack_name")
+    with pytest.raises(ConfigurationError, match="ids"):
+        define_scope(unique("bare_ids"), fields=[unique("x_id")], ids="x_id")
+
+
+def test_define_scope_refuses_a_wire_key_another_field_is_sent_under() -> None:
+    with pytest.raises(ConfigurationError, match="'project_id'"):
+        define_scope(unique("samekey"), parent="project", fields={unique("dup_id"): "project_id"})
+    with pytest.raises(ConfigurationError, match="'user_id'"):
+        define_scope(unique("userkey"), parent="project", fields={unique("dup_id"): "userId"})
+
+
+def test_define_scope_fields_are_ids_unless_listed_otherwise() -> None:
+    name, id_field, label = unique("idscope"), unique("thing_id"), unique("label")
+    scope = define_scope(name, parent="project", fields=[id_field, label], ids=[id_field])
+    assert scope.id_fields == {"user_id", "project_id", id_field}
+    other = unique("a_id")
+    assert define_scope(unique("allids"), fields=[other]).id_fields == {"user_id", other}

@@ -37,7 +37,6 @@ from instrument._tracks import EncodeOptions, adhoc_track, find_error, spec_of
 
 TIMESTAMP = IsStr(regex=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 MESSAGE_ID = IsStr(regex=r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
-PORTER_KEYS = EncodeOptions(wire_keys={"project_id": "proj_id"})
 
 
 class Events(EventName):
@@ -363,11 +362,11 @@ def test_to_message_is_the_exact_segment_track() -> None:
         "type": "track",
         "userId": "42",
         "event": "Cluster Provisioning Success",
-        "properties": {"cluster_type": "EKS", "infra_id": 11, "project_id": 7, "cluster_id": 3},
+        "properties": {"cluster_type": "EKS", "infra_id": 11, "proj_id": 7, "cluster_id": 3},
         "timestamp": TIMESTAMP,
         "messageId": MESSAGE_ID,
     }
-    assert list(message["properties"]) == ["cluster_type", "infra_id", "project_id", "cluster_id"]
+    assert list(message["properties"]) == ["cluster_type", "infra_id", "proj_id", "cluster_id"]
     assert "anonymousId" not in message
     assert "context" not in message
     assert "user_id" not in message["properties"]
@@ -394,11 +393,22 @@ def test_each_message_has_a_fresh_message_id() -> None:
     assert to_message(event)["messageId"] != to_message(event)["messageId"]
 
 
-def test_wire_keys_rename_scope_fields() -> None:
+def test_the_catalogs_wire_keys_rename_scope_fields_without_options() -> None:
     with analytics_scope(user_id=42, project_id=7, cluster_id=3):
         event = ClusterProvisioningSuccess(cluster_type="EKS", infra_id=11)
-    properties = to_message(event, PORTER_KEYS)["properties"]
+    properties = to_message(event)["properties"]
     assert properties == {"cluster_type": "EKS", "infra_id": 11, "proj_id": 7, "cluster_id": 3}
+
+
+def test_a_catalog_without_wire_keys_sends_the_scopes_keys() -> None:
+    with analytics_scope(user_id=42, project_id=7):
+        event = StackBuildFailure(stack_name="s", error_message="e")
+    assert to_message(event)["properties"] == {
+        "stack_name": "s",
+        "error_message": "e",
+        "b64_build_logs": "",
+        "project_id": 7,
+    }
 
 
 def test_field_key_renames_a_property() -> None:
@@ -408,7 +418,22 @@ def test_field_key_renames_a_property() -> None:
     assert to_message(event)["properties"] == {"name": "web", "body": "", "project_id": 2}
 
 
-def test_a_property_key_colliding_with_a_scope_wire_key_is_a_property_error() -> None:
+def test_a_property_key_colliding_with_a_scope_wire_key_is_refused_at_class_definition() -> None:
+    with pytest.raises(TrackDefinitionError, match=r"'project_id'.*field\(key="):
+
+        class Clashing(Track, event="Clashing Thing Happened", scope="project"):
+            pid: int = field(key="project_id")
+
+    class Renames(EventName, wire_keys={"project_id": "proj_id"}):
+        CLASH_HAPPENED = "Clash Happened"
+
+    with pytest.raises(TrackDefinitionError, match="'proj_id'"):
+
+        class ClashingRenamed(Track, event=Renames.CLASH_HAPPENED, scope="project"):
+            pid: int = field(key="proj_id")
+
+
+def test_a_property_key_colliding_with_a_client_wire_key_is_a_property_error() -> None:
     with analytics_scope(user_id=1, project_id=2):
         event = Renamed(internal_name="web")
     with pytest.raises(PropertyError, match="'name'"):
@@ -426,9 +451,9 @@ def test_the_redact_hook_gets_the_event_and_properties_and_its_result_is_sent() 
         event = ClusterProvisioningSuccess(cluster_type="EKS", infra_id=11)
     message = to_message(event, EncodeOptions(redact=redact))
     assert seen == [
-        ("Cluster Provisioning Success", {"cluster_type": "EKS", "infra_id": 11, "project_id": 7, "cluster_id": 3})
+        ("Cluster Provisioning Success", {"cluster_type": "EKS", "infra_id": 11, "proj_id": 7, "cluster_id": 3})
     ]
-    assert message["properties"] == {"infra_id": 11, "project_id": 7, "cluster_id": 3}
+    assert message["properties"] == {"infra_id": 11, "proj_id": 7, "cluster_id": 3}
 
 
 def test_property_values_are_encoded() -> None:
@@ -547,7 +572,7 @@ def _porter(message: dict[str, Any]) -> dict[str, Any]:
 def test_porter_cluster_provisioning_success() -> None:
     with analytics_scope(user_id=42, project_id=7, cluster_id=3):
         event = ClusterProvisioningSuccess(cluster_type="EKS", infra_id=11)
-    assert _porter(to_message(event, PORTER_KEYS)) == {
+    assert _porter(to_message(event)) == {
         "type": "track",
         "userId": "42",
         "event": "Cluster Provisioning Success",
@@ -558,7 +583,7 @@ def test_porter_cluster_provisioning_success() -> None:
 def test_porter_registry_provisioning_success() -> None:
     with analytics_scope(user_id=42, project_id=7, registry_id=5):
         event = RegistryProvisioningSuccess(registry_type="ECR", infra_id=12)
-    assert _porter(to_message(event, PORTER_KEYS)) == {
+    assert _porter(to_message(event)) == {
         "type": "track",
         "userId": "42",
         "event": "Registry Provisioning Success",
@@ -569,7 +594,7 @@ def test_porter_registry_provisioning_success() -> None:
 def test_porter_application_launch_success() -> None:
     with analytics_scope(user_id=42, project_id=7, cluster_id=3, app_name="web", app_namespace="default"):
         event = ApplicationLaunchSuccess(flow_id="f-1", chart_name="web-chart")
-    assert _porter(to_message(event, PORTER_KEYS)) == {
+    assert _porter(to_message(event)) == {
         "type": "track",
         "userId": "42",
         "event": "Application Launch Success",
@@ -587,7 +612,7 @@ def test_porter_application_launch_success() -> None:
 def test_porter_triggered_redeploy_via_webhook_is_a_system_event_of_user_zero() -> None:
     with analytics_scope(project_id=7, cluster_id=3, app_name="web", app_namespace="default", chart_name="c"):
         event = TriggeredRedeployViaWebhook(image_uri="repo/web:1.2", user_id=0)
-    assert _porter(to_message(event, PORTER_KEYS)) == {
+    assert _porter(to_message(event)) == {
         "type": "track",
         "userId": "0",
         "event": "Triggered Re-deploy via Webhook",

@@ -10,7 +10,6 @@ import time
 from types import FrameType
 
 import instrument
-from examples.porter.analytics import PORTER_WIRE_KEYS
 from examples.porter.service import Applications, Projects, Request, Users, handle
 from instrument import ConsoleTransport, analytics_scope
 
@@ -25,10 +24,10 @@ def redact(event: str, properties: dict[str, object]) -> dict[str, object]:
 def setup(events_file: str) -> None:
     """Segment when a key is set; otherwise print events and append them to ``events_file``."""
     if os.environ.get("SEGMENT_WRITE_KEY") or os.environ.get("SEGMENT_CLIENT_KEY"):
-        instrument.configure(wire_keys=PORTER_WIRE_KEYS, redact=redact)
+        instrument.configure(redact=redact)
         print("sending to Segment")
     else:
-        instrument.configure(transport=ConsoleTransport(path=events_file), wire_keys=PORTER_WIRE_KEYS, redact=redact)
+        instrument.configure(transport=ConsoleTransport(path=events_file), redact=redact)
         print(f"no Segment key: printing events and writing them to {events_file}")
 
 

@@ -10,14 +10,14 @@ from typing import Annotated, Literal
 
 from instrument import EventName, Identify, Track, Truncatable
 
-#: Porter sends project_id as "proj_id": reproducing its wire format is this one line of configuration.
-PORTER_WIRE_KEYS = {"project_id": "proj_id"}
-
 
 class Events(
     EventName,
     # Names Porter already sends that break the convention; kept so dashboards keep working.
     legacy={"New Project Event", "Project Connected to Sandbox", "Triggered Re-deploy via Webhook"},
+    # Porter sends project_id as "proj_id": its wire format is declared once, here, for every client,
+    # capture and console.
+    wire_keys={"project_id": "proj_id"},
 ):
     """Porter's catalog, by noun."""
 

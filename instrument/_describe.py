@@ -1,0 +1,187 @@
+"""``describe()``: the public, frozen description of a Track or Identify class (the tracking plan's input)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import itertools
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from instrument import _scopes
+from instrument._errors import AnalyticsError, TrackDefinitionError
+from instrument._tracks import MISSING, Identify, Track, _Record, spec_of
+
+
+@dataclass(frozen=True)
+class PropertySchema:
+    """One declared property of a Track/Identify class."""
+
+    name: str
+    """The Python attribute name."""
+    key: str
+    """The wire key (``field(key=...)`` applied)."""
+    annotation: Any
+    """The resolved annotation (``typing.get_type_hints(include_extras=True)``)."""
+    required: bool
+    """True when the property has neither a default nor a default factory."""
+    default: Any
+    """The default, or MISSING."""
+    default_factory: Callable[[], Any] | None
+    """The default factory, or None."""
+    nullable: bool
+    """True when None is an accepted value (``X | None``, ``Optional``, ``Any``)."""
+    truncatable: bool
+    """True when the value may be cut to make the message fit in 32 KB."""
+    doc: str | None
+    """``field(doc=...)``, else the string literal right after the annotated assignment, else None."""
+
+
+@dataclass(frozen=True)
+class ScopeFieldSchema:
+    """One field of a class's scope, as it is sent."""
+
+    name: str
+    """The field's name: "user_id", "project_id", ..."""
+    key: str
+    """The key it is sent under: "userId" for user_id (the message's userId), else its property key."""
+    is_id: bool
+    """True when it is checked as an ``int | str`` id."""
+    is_user_id: bool
+    """True only for the field sent as the message's userId."""
+
+
+@dataclass(frozen=True)
+class EventSchema:
+    """Everything a Track/Identify class declares: what ``describe(cls)`` returns."""
+
+    cls: type
+    """The class itself."""
+    kind: Literal["track", "identify"]
+    """"track" or "identify"."""
+    event: str | None
+    """The event name (None for identify)."""
+    scope: str
+    """The scope's name ("user" for identify)."""
+    doc: str | None
+    """The class's own docstring (cleaned), None if it has none of its own."""
+    properties: tuple[PropertySchema, ...]
+    """Declared properties in declaration order, base classes first."""
+    scope_fields: tuple[ScopeFieldSchema, ...]
+    """Every field of the scope, root first (user_id first)."""
+    free_form: bool
+    """True for ad-hoc tracks made from a bare event name (any keyword allowed)."""
+    source: tuple[str, int] | None
+    """(file, line) of the class definition, when known."""
+
+
+def describe(cls: type) -> EventSchema:
+    """Describe a concrete Track or Identify class: event, scope, properties and scope fields with wire keys.
+
+    Raises TrackDefinitionError for an abstract base (a Track without ``event=``), something that is
+    not a Track/Identify class, or a class whose annotations cannot be resolved.
+    """
+    if not isinstance(cls, type) or not issubclass(cls, (Track, Identify)) or cls in (Track, Identify):
+        raise TrackDefinitionError(f"describe() takes a Track or Identify subclass, got {_what(cls)}")
+    try:
+        spec = spec_of(cls)
+    except AnalyticsError:
+        raise
+    except Exception as error:  # an annotation that does not resolve (NameError, ...)
+        raise TrackDefinitionError(
+            f"{cls.__qualname__}: cannot resolve its annotations ({type(error).__name__}: {error})",
+            track=cls.__qualname__,
+        ) from None
+    docs = _attribute_docs(cls)
+    properties = tuple(
+        PropertySchema(
+            name=p.name,
+            key=p.key,
+            annotation=p.annotation,
+            required=p.required,
+            default=p.default,
+            default_factory=None if p.default_factory is MISSING else p.default_factory,
+            nullable=_accepts_none(p.check.ok),
+            truncatable=p.truncatable,
+            doc=p.doc if p.doc is not None else docs.get(p.name),
+        )
+        for p in spec.properties
+    )
+    scope = spec.scope
+    scope_fields = tuple(
+        ScopeFieldSchema(
+            name=f,
+            key=_scopes.USER_WIRE_KEY if f == _scopes.USER_ID else spec.scope_keys[f],
+            is_id=f in scope.id_fields,
+            is_user_id=f == _scopes.USER_ID,
+        )
+        for f in scope.fields
+    )
+    own_doc = cls.__dict__.get("__doc__")
+    kind: Literal["track", "identify"] = "identify" if spec.kind == "identify" else "track"
+    return EventSchema(
+        cls=cls,
+        kind=kind,
+        event=spec.event,
+        scope=scope.name,
+        doc=inspect.cleandoc(own_doc) if isinstance(own_doc, str) else None,
+        properties=properties,
+        scope_fields=scope_fields,
+        free_form=spec.free_form,
+        source=_source(cls),
+    )
+
+
+def _what(obj: object) -> str:
+    return obj.__qualname__ if isinstance(obj, type) else f"a {type(obj).__name__}"
+
+
+def _accepts_none(ok: Callable[[object], bool]) -> bool:
+    try:
+        return bool(ok(None))
+    except Exception:  # a user class's isinstance hook: treat as "no"
+        return False
+
+
+def _source(cls: type) -> tuple[str, int] | None:
+    try:
+        file = inspect.getsourcefile(cls)
+        _, line = inspect.getsourcelines(cls)
+    except (OSError, TypeError):
+        return None
+    return (file, line) if file is not None else None
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (a str literal right after ``name: T`` in a class body), base classes first."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not issubclass(klass, _Record) or klass in (Track, Identify, _Record):
+            continue
+        docs.update(_class_attribute_docs(klass))
+    return docs
+
+
+def _class_attribute_docs(klass: type) -> dict[str, str]:
+    try:
+        source = textwrap.dedent(inspect.getsource(klass))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):  # no source (a REPL, exec, a zipped module without it)
+        return {}
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.ClassDef):
+        return {}
+    docs: dict[str, str] = {}
+    body = node.body
+    for statement, following in itertools.pairwise(body):
+        if (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[statement.target.id] = inspect.cleandoc(following.value.value)
+    return docs
