@@ -19,8 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from instrument import AnalyticsError, Identify, Track
-from instrument.plan._introspect import EventSchema, describe
+from instrument import AnalyticsError, EventSchema, Identify, Track, describe
 from instrument.plan._types import Inexpressible, Schema, annotation_schema
 
 RuleType = Literal["TRACK", "IDENTIFY"]
@@ -186,7 +185,7 @@ def rule_of(desc: EventSchema) -> Rule:
         schema = {"type": ["integer", "string"]} if scope_field.is_id else {"not": {"type": "null"}}
         properties[scope_field.key] = {
             **schema,
-            "description": f"scope field {scope_field.name} (scope {desc.scope!r})",
+            "description": f"scope field of {desc.scope!r}",
         }
         required.append(scope_field.key)
     body: Schema = {"type": "object", "properties": properties, "required": required, SCOPE_KEYWORD: desc.scope}
@@ -303,4 +302,6 @@ def _plain_rule(key: str, schema: Any, where: str) -> Rule:
     rule_type: RuleType = "TRACK" if kind == "track" else "IDENTIFY"
     body_key = "properties" if kind == "track" else "traits"
     doc = schema.get("description")
+    title = schema.get("title")  # the rule's key; the document's own key is a label ("identify X")
+    key = title if isinstance(title, str) and title else key
     return Rule(rule_type, key, _body(schema, body_key, where), doc if isinstance(doc, str) else None)
