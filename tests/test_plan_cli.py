@@ -58,6 +58,15 @@ MODULES = {
         "    items: list[object]\n",
         "object_field.py:4: BoxPacked: field 'items': type cannot be expressed: object admits values",
     ),
+    "forward_ref": (
+        "from instrument import EventName, Track\n"
+        "class Events(EventName):\n"
+        "    BOX_SHIPPED = 'Box Shipped'\n"
+        "class BoxShipped(Track, event=Events.BOX_SHIPPED):\n"
+        '    """A box."""\n'
+        "    items: 'Nope'\n",
+        "forward_ref.py:4: BoxShipped: cannot resolve its annotations (NameError: name 'Nope' is not defined)",
+    ),
 }
 
 
