@@ -146,22 +146,27 @@ def classes_of(module_name: str) -> list[type]:
 
 
 def describe_class(cls: type) -> EventSchema:
-    """``describe(cls)``, with its errors turned into PlanError naming the class."""
+    """``describe(cls)``, with its errors turned into PlanError naming the file, line and class."""
     try:
         return describe(cls)
-    except AnalyticsError as error:
-        raise PlanError(f"{_where(cls)}: {error}") from None
-    except (NameError, TypeError) as error:
-        raise PlanError(f"{_where(cls)}: cannot resolve its annotations: {error}") from None
+    except (AnalyticsError, NameError, TypeError) as error:
+        text = str(error)
+        if not text.startswith(cls.__qualname__):
+            text = f"{cls.__qualname__}: {text}"
+        raise PlanError(f"{_location(cls)}: {text}") from None
 
 
-def _where(cls: type) -> str:
+def _location(cls: type) -> str:
     try:
         file = inspect.getsourcefile(cls)
         line = inspect.getsourcelines(cls)[1]
     except (OSError, TypeError):
-        return f"{cls.__module__}.{cls.__qualname__}"
-    return f"{file}:{line}: {cls.__qualname__}"
+        return cls.__module__
+    return f"{file}:{line}"
+
+
+def _where(cls: type) -> str:
+    return f"{_location(cls)}: {cls.__qualname__}"
 
 
 def rule_of(desc: EventSchema) -> Rule:
