@@ -22,8 +22,7 @@ from segment.analytics import Client as SegmentClient
 import instrument
 from examples.porter.analytics import ClusterProvisioningSuccess, Events
 from instrument import Track, analytics_scope
-from instrument.plan import plan_of_module
-from instrument.plan._collect import Collector
+from instrument.plan import Collector, plan_of_module
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTER = "examples.porter.analytics"

@@ -16,8 +16,7 @@ import pytest
 import requests
 import websocket
 
-from instrument.plan import plan_of_module
-from instrument.plan._collect import Collector
+from instrument.plan import Collector, plan_of_module
 
 pytestmark = pytest.mark.timeout(180)
 AUTH = "Basic " + base64.b64encode(b"wk-page:").decode()
@@ -164,9 +163,8 @@ def test_the_page_shows_events_live_with_violations_payloads_filters_and_the_pla
         page.js(
             "const u2 = document.getElementById('filter-user'); u2.value = ''; u2.dispatchEvent(new Event('input'))"
         )
-        page.js(
-            "const s = document.getElementById('filter-event'); s.value = '(identify)'; s.dispatchEvent(new Event('change'))"
-        )
+        page.js("const s = document.getElementById('filter-event'); s.value = '(identify)';")
+        page.js("document.getElementById('filter-event').dispatchEvent(new Event('change'))")
         assert page.js(f"{ROWS}.map(r => r.children[1].textContent)") == ["identify"]
 
         page.js("document.getElementById('tab-plan').click()")

@@ -66,7 +66,7 @@ class RichThingSent(Track, event=Events.RICH_THING_SENT):
     nested: list[dict[str, bool]]
     anything: Any
     note: Annotated[str, instrument.Truncatable] = "n/a"
-    renamed: int = field(default=0, key="renamedKey")
+    renamed: int = field(default=0, key="renamedKey", doc="Sent under another key.")
 
 
 def _export(module: str, fmt: str = "segment") -> dict[str, Any]:
@@ -232,6 +232,7 @@ def test_optional_and_defaulted_properties_are_not_required() -> None:
     assert "note" not in required
     assert "renamedKey" not in required
     assert "when" in required
+    assert rule.body["properties"]["renamedKey"] == {"type": "integer", "description": "Sent under another key."}
     assert "renamed" not in rule.body["properties"]
 
 
