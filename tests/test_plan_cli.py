@@ -82,6 +82,14 @@ def test_bad_modules_are_a_clear_message_and_exit_2(tmp_path: Path, module: str)
         assert done.stdout == ""
 
 
+def test_a_module_without_planned_classes_is_exit_2() -> None:
+    err = io.StringIO()
+    assert main(["plan", "export", "instrument.plan._types"], stderr=err) == 2
+    assert err.getvalue() == (
+        "instrument: error: module 'instrument.plan._types' (with its submodules) declares no Track or Identify classes\n"
+    )
+
+
 def test_a_missing_module_and_an_unknown_format_exit_2() -> None:
     done = _run("plan", "export", "no_such_module_here")
     assert (done.returncode, done.stderr) == (

@@ -179,7 +179,11 @@ BAD_FILES: list[tuple[str, str, str]] = [
         json.dumps({"rules": [{"key": "A B", "type": "TRACK", "jsonSchema": {}}] * 2}),
         "duplicate rule TRACK 'A B'",
     ),
-    ("bad rule type", json.dumps({"rules": [{"key": "A B", "type": "PAGE", "jsonSchema": {}}]}), "rule type 'PAGE'"),
+    (
+        "bad rule type",
+        json.dumps({"rules": [{"key": "A B", "type": "PAGE", "jsonSchema": {}}]}),
+        "rule type 'PAGE' is not TRACK, IDENTIFY or COMMON",
+    ),
     ("rule not an object", json.dumps({"rules": [3]}), "rules[0]: a rule must be an object"),
 ]
 
@@ -230,3 +234,14 @@ def test_check_accepts_a_committed_jsonschema_export(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     path.write_text(render(plan_of_module(PORTER), "jsonschema"))
     assert _run("plan", "check", PORTER, "--against", str(path))[0] == 0
+
+
+def test_a_segment_plan_with_a_common_rule_loads_and_diffs(tmp_path: Path) -> None:
+    doc = _base()
+    common = {"type": "object", "properties": {"context": {}, "properties": {"type": "object"}}}
+    doc["rules"].append({"key": "", "type": "COMMON", "version": 1, "jsonSchema": common})
+    code, out, _ = _run("plan", "diff", _write(tmp_path / "old.json", doc), PORTER, "--json")
+    assert json.loads(out)["changes"] == [
+        {"severity": "breaking", "change": "event removed", "rule": "common", "pointer": "", "detail": ""}
+    ]
+    assert code == 1

@@ -22,7 +22,8 @@ from typing import Any, Literal
 from instrument import AnalyticsError, EventSchema, Identify, Track, describe
 from instrument.plan._types import Inexpressible, Schema, annotation_schema
 
-RuleType = Literal["TRACK", "IDENTIFY"]
+RuleType = Literal["TRACK", "IDENTIFY", "COMMON"]
+_ORDER = {"TRACK": 0, "IDENTIFY": 1, "COMMON": 2}
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 # Drafts a plan file may declare; the export always writes draft-07.
 KNOWN_DRAFTS = frozenset(
@@ -39,7 +40,9 @@ class PlanError(AnalyticsError):
 
 @dataclass(frozen=True)
 class Rule:
-    """One planned event (TRACK, keyed by event name) or identify (IDENTIFY, keyed by class name)."""
+    """One planned event (TRACK, keyed by event name) or identify (IDENTIFY, keyed by class name).
+
+    COMMON rules (Segment's rules for every event) are read from files and compared, not enforced."""
 
     type: RuleType
     key: str
@@ -50,8 +53,8 @@ class Rule:
 
     @property
     def body_key(self) -> str:
-        """``properties`` for a track, ``traits`` for an identify."""
-        return "properties" if self.type == "TRACK" else "traits"
+        """``traits`` for an identify, else ``properties``."""
+        return "traits" if self.type == "IDENTIFY" else "properties"
 
     @property
     def scope(self) -> str | None:
@@ -72,7 +75,7 @@ class Rule:
         return schema
 
     def label(self) -> str:
-        return self.key if self.type == "TRACK" else f"identify {self.key}"
+        return self.key if self.type == "TRACK" else f"{self.type.lower()} {self.key}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class Plan:
 
 
 def _sorted_rules(rules: list[Rule]) -> tuple[Rule, ...]:
-    return tuple(sorted(rules, key=lambda r: (r.type != "TRACK", r.key)))
+    return tuple(sorted(rules, key=lambda r: (_ORDER[r.type], r.key)))
 
 
 # -- from code -------------------------------------------------------------------------------------
@@ -142,6 +145,8 @@ def classes_of(module_name: str) -> list[type]:
         for obj in vars(module).values():
             if is_planned_class(obj) and id(obj) not in seen:
                 seen[id(obj)] = obj
+    if not seen:
+        raise PlanError(f"module {module_name!r} (with its submodules) declares no Track or Identify classes")
     return sorted(seen.values(), key=lambda c: (c.__module__, c.__qualname__))
 
 
@@ -285,11 +290,11 @@ def _segment_rule(item: Any, where: str) -> Rule:
         raise PlanError(f"{where}: a rule must be an object")
     rule_type = item.get("type")
     key = item.get("key")
-    if rule_type not in ("TRACK", "IDENTIFY"):
-        raise PlanError(f"{where}: rule type {rule_type!r} is not TRACK or IDENTIFY")
+    if rule_type not in _ORDER:
+        raise PlanError(f"{where}: rule type {rule_type!r} is not TRACK, IDENTIFY or COMMON")
     if not isinstance(key, str) or (rule_type == "TRACK" and not key):
         raise PlanError(f"{where}: rule key must be a non-empty string")
-    body_key = "properties" if rule_type == "TRACK" else "traits"
+    body_key = "traits" if rule_type == "IDENTIFY" else "properties"
     schema = item.get("jsonSchema")
     body = _body(schema, body_key, f"{where} ({key})")
     doc = schema.get("description") if isinstance(schema, dict) else None
