@@ -170,13 +170,22 @@ def test_every_payload_the_porter_example_sends_validates_against_its_rule() -> 
     assert Checker(plan_of_module(PORTER)).check(payloads[0]) == []
 
 
-@pytest.mark.parametrize("drop", ["infra_id", "proj_id", "cluster_type"])
-def test_dropping_a_required_property_is_required_missing_at_that_property(drop: str) -> None:
-    [message] = [m for m in _porter_payloads() if m.get("event") == "Cluster Provisioning Success"]
-    broken = copy.deepcopy(message)
-    del broken["properties"][drop]
-    violations = Checker(plan_of_module(PORTER)).check(broken)
-    assert [(v.kind, v.field) for v in violations] == [(REQUIRED_MISSING, f"/properties/{drop}")]
+def test_dropping_any_required_property_of_any_payload_is_required_missing_at_that_property() -> None:
+    plan = plan_of_module(PORTER)
+    checker = Checker(plan)
+    dropped = 0
+    for message in _porter_payloads():
+        kind, body_key = ("TRACK", "properties") if message["type"] == "track" else ("IDENTIFY", "traits")
+        rule = plan.find(kind, message["event"] if kind == "TRACK" else "UserTraits")
+        assert rule is not None
+        assert checker.check(message) == []
+        for key in rule.body["required"]:
+            broken = copy.deepcopy(message)
+            del broken[body_key][key]
+            violations = checker.check(broken)
+            assert [(v.kind, v.field) for v in violations] == [(REQUIRED_MISSING, f"/{body_key}/{key}")]
+            dropped += 1
+    assert dropped >= 30
 
 
 def test_a_wrong_type_is_a_datatype_mismatch_without_the_value() -> None:

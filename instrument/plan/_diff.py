@@ -30,6 +30,7 @@ class Change:
     detail: str
 
     def as_dict(self) -> dict[str, str]:
+        """The change as ``plan diff --json`` prints it."""
         return {
             "severity": self.severity,
             "change": self.what,
@@ -128,4 +129,5 @@ def diff(old: Plan, new: Plan) -> list[Change]:
 
 
 def is_breaking(changes: list[Change]) -> bool:
+    """True when any change is breaking (``plan diff`` exits 1)."""
     return any(c.severity == BREAKING for c in changes)

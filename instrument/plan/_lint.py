@@ -62,6 +62,7 @@ class Finding:
         return f"{self.file}:{self.line}: {self.code} {self.message}"
 
     def as_dict(self) -> dict[str, object]:
+        """The finding as ``plan lint --json`` prints it."""
         return {"file": self.file, "line": self.line, "code": self.code, "message": self.message}
 
 

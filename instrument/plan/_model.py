@@ -75,6 +75,7 @@ class Rule:
         return schema
 
     def label(self) -> str:
+        """How people name the rule: the event name, or ``identify <ClassName>``."""
         return self.key if self.type == "TRACK" else f"{self.type.lower()} {self.key}".rstrip()
 
 
@@ -86,6 +87,7 @@ class Plan:
     origin: str
 
     def find(self, rule_type: RuleType, key: str) -> Rule | None:
+        """The rule of that type and key, or None."""
         for rule in self.rules:
             if rule.type == rule_type and rule.key == key:
                 return rule

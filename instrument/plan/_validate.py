@@ -29,6 +29,7 @@ class Violation:
     reason: str
 
     def as_dict(self) -> dict[str, str]:
+        """``{"type", "field", "reason"}``, as the collector's API shows it."""
         return {"type": self.kind, "field": self.field, "reason": self.reason}
 
 
