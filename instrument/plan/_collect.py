@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from instrument._encoding import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from instrument import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from instrument.plan._export import segment_document
 from instrument.plan._model import Plan
 from instrument.plan._validate import Checker

@@ -17,8 +17,6 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from instrument._encoding import encode
-
 Schema = dict[str, Any]
 
 # Order matters: datetime is a date subclass.
@@ -37,6 +35,15 @@ class Inexpressible(TypeError):
     """The annotation has no JSON Schema form the encoder's output would match."""
 
 
+def _wire_value(value: object) -> object:
+    """An enum or Literal value as the encoder sends it: members by their value, scalars as they are."""
+    while isinstance(value, enum.Enum):
+        value = value.value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise Inexpressible(f"enum value of type {type(value).__name__} is not a JSON scalar")
+
+
 def _json_type(value: object) -> str:
     if value is None:
         return "null"
@@ -52,6 +59,7 @@ def _json_type(value: object) -> str:
 
 
 def _enum_schema(values: list[object]) -> Schema:
+    # Each value's JSON type, so that the schema says integer or string as well as which values.
     kinds = sorted({_json_type(v) for v in values})
     return {"type": kinds[0] if len(kinds) == 1 else kinds, "enum": values}
 
@@ -60,9 +68,7 @@ def _class_schema(tp: type) -> Schema:
     if tp is bool:
         return {"type": "boolean"}
     if issubclass(tp, enum.Enum):
-        return _enum_schema([encode(member, tp.__name__) for member in tp])
-    if issubclass(tp, bool):  # pragma: no cover - bool cannot be subclassed
-        return {"type": "boolean"}
+        return _enum_schema([_wire_value(member) for member in tp])
     if issubclass(tp, int):
         return {"type": "integer"}
     if issubclass(tp, (float, Decimal, dt.timedelta)):
@@ -128,7 +134,7 @@ def annotation_schema(tp: Any) -> Schema:
         inner = annotation_schema(real[0]) if len(real) == 1 else _union([annotation_schema(a) for a in real])
         return _with_null(inner) if len(real) < len(args) else inner
     if origin is typing.Literal:
-        return _enum_schema([encode(a, "Literal") for a in args])
+        return _enum_schema([_wire_value(a) for a in args])
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return {"type": "array", "items": annotation_schema(args[0])}
