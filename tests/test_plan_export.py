@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import enum
 import json
+import re
 import subprocess
 import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import jsonschema
 import pytest
@@ -22,7 +24,7 @@ import instrument
 from examples.porter.service import Applications, Projects, Request, Users, handle
 from instrument import EventName, Track, analytics_scope, field, to_message
 from instrument.plan import load_plan, plan_of_module, render
-from instrument.plan._types import annotation_schema
+from instrument.plan._types import Inexpressible, annotation_schema
 from instrument.plan._validate import DATATYPE_MISMATCH, REQUIRED_MISSING, Checker
 from instrument.testing import capture_events
 
@@ -39,6 +41,17 @@ class Color(enum.Enum):
 class Level(enum.IntEnum):
     LOW = 1
     HIGH = 2
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    label: str | None
+
+
+class Span(NamedTuple):
+    start: dt.date
+    days: int
 
 
 class Events(EventName):
@@ -65,6 +78,8 @@ class RichThingSent(Track, event=Events.RICH_THING_SENT):
     pair: tuple[int, str]
     nested: list[dict[str, bool]]
     anything: Any
+    point: Point
+    span: Span
     note: Annotated[str, instrument.Truncatable] = "n/a"
     renamed: int = field(default=0, key="renamedKey", doc="Sent under another key.")
 
@@ -102,12 +117,44 @@ def _export(module: str, fmt: str = "segment") -> dict[str, Any]:
         (int | str, {"type": ["integer", "string"]}),
         (Any, {}),
         (Annotated[str, instrument.Truncatable], {"type": "string"}),
+        (
+            Point,
+            {
+                "type": "object",
+                "properties": {"x": {"type": "integer"}, "label": {"type": ["string", "null"]}},
+                "required": ["x", "label"],
+                "additionalProperties": False,
+            },
+        ),
+        (
+            Span,
+            {
+                "type": "object",
+                "properties": {"start": {"type": "string", "format": "date"}, "days": {"type": "integer"}},
+                "required": ["start", "days"],
+                "additionalProperties": False,
+            },
+        ),
     ],
     ids=repr,
 )
 def test_annotations_map_to_the_schema_of_what_the_encoder_sends(annotation: Any, schema: dict[str, Any]) -> None:
     assert annotation_schema(annotation) == schema
     jsonschema.Draft7Validator.check_schema(schema)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "message"),
+    [
+        (list[object], "object admits values the encoder cannot send"),
+        (dict[int, str], "mapping keys of type int (JSON object keys are str)"),
+        (complex, "complex has no JSON encoding"),
+    ],
+    ids=repr,
+)
+def test_annotations_without_a_json_form_are_refused(annotation: Any, message: str) -> None:
+    with pytest.raises(Inexpressible, match=re.escape(message)):
+        annotation_schema(annotation)
 
 
 def test_the_porter_export_is_a_valid_segment_plan_of_draft_07_schemas() -> None:
@@ -217,6 +264,8 @@ def _rich_values() -> st.SearchStrategy[dict[str, Any]]:
             "pair": st.tuples(st.integers(), text),
             "nested": st.lists(st.dictionaries(text, st.booleans(), max_size=2), max_size=2),
             "anything": st.none() | st.integers() | text,
+            "point": st.builds(Point, x=st.integers(), label=st.none() | text),
+            "span": st.builds(Span, start=st.dates(), days=st.integers()),
         }
     )
 
