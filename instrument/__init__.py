@@ -39,6 +39,9 @@ from instrument._errors import (
     TrackDefinitionError,
 )
 from instrument._events import EventName
+from instrument._fields import MISSING, ScopeId, Truncatable, field
+from instrument._messages import to_message
+from instrument._records import Identify, Track
 from instrument._scopes import (
     Scope,
     analytics_scope,
@@ -47,7 +50,6 @@ from instrument._scopes import (
     define_scope,
     reset_scope,
 )
-from instrument._tracks import MISSING, Identify, ScopeId, Track, Truncatable, field, to_message
 from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
 
 __version__ = "0.1.0"

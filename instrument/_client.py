@@ -18,8 +18,9 @@ from typing import Any
 from instrument import _scopes
 from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
 from instrument._errors import AnalyticsError, ConfigurationError, NotConfiguredError, PropertyError
+from instrument._messages import EncodeOptions, to_message
 from instrument._mode import mode
-from instrument._tracks import EncodeOptions, Identify, Track, to_message
+from instrument._records import Identify, Track
 from instrument.transports import SegmentTransport, Transport
 from instrument.transports._segment import reset_http_session_after_fork
 

@@ -10,11 +10,13 @@ from typing import Any, ParamSpec, TypeVar, Union
 import wrapt
 
 from instrument import _client
+from instrument._codegen import make_function
 from instrument._errors import AnalyticsError, ConfigurationError, PropsError
 from instrument._events import EventName
+from instrument._fields import MISSING
 from instrument._mode import mode
+from instrument._records import Track, adhoc_track, spec_of
 from instrument._scopes import scopes
-from instrument._tracks import MISSING, Track, adhoc_track, spec_of
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -99,28 +101,39 @@ class _Plan:
         """A generated ``build(instance, args, kwargs) -> cls(...)`` for this plan.
 
         Calls without keyword arguments (the common case) pass each field straight from its position
-        or default; others go through ``extract``. Same result as ``cls(**self.extract(...))``.
+        or default; others (and a function taking ``**kwargs``) go through ``extract``. Same result as
+        ``cls(**self.extract(...))``.
         """
-        ns: dict[str, Any] = {"_cls": cls, "_extract": self.extract}
-        parts = []
-        for i, (name, position, default) in enumerate(self.entries):
-            ns[f"_d{i}"] = default
-            if position is None:
-                parts.append(f"{name}=_d{i}")
-            else:
-                lower = "o <= " if position == 0 else ""
-                parts.append(f"{name}=(args[{position} - o] if {lower}{position} < n else _d{i})")
-        fast = "None" if self.extra else f"_cls({', '.join(parts)})"
-        source = (
-            "def build(instance, args, kwargs):\n"
-            "    if kwargs or " + ("True" if self.extra else "False") + ":\n"
-            "        return _cls(**_extract(instance, args, kwargs))\n"
-            "    o = 0 if instance is None else 1\n"
-            "    n = len(args) + o\n"
-            f"    return {fast}\n"
+        ns: dict[str, Any] = {"_cls": cls, "_extract": self.extract, "_len": len}
+        if self.extra:
+            lines = ["def build(_instance, _args, _kwargs):", "    return _cls(**_extract(_instance, _args, _kwargs))"]
+        else:
+            parts = []
+            for i, (name, position, default) in enumerate(self.entries):
+                ns[f"_d{i}"] = default
+                if position is None:
+                    parts.append(f"{name}=_d{i}")
+                else:
+                    lower = "_o <= " if position == 0 else ""
+                    parts.append(f"{name}=(_args[{position} - _o] if {lower}{position} < _n else _d{i})")
+            lines = [
+                "def build(_instance, _args, _kwargs):",
+                "    if _kwargs:",
+                "        return _cls(**_extract(_instance, _args, _kwargs))",
+                "    _o = 0 if _instance is None else 1",
+                "    _n = _len(_args) + _o",
+                f"    return _cls({', '.join(parts)})",
+            ]
+        func = self.func
+        build: Callable[[Any, tuple[Any, ...], dict[str, Any]], Track] = make_function(
+            "build",
+            "\n".join(lines) + "\n",
+            ns,
+            what=f"@tracks({cls.__qualname__}) builder",
+            module=getattr(func, "__module__", None) or __name__,
+            qualname=getattr(func, "__qualname__", None) or repr(func),
+            doc=f"Build the {cls.__qualname__} sent by {getattr(func, '__qualname__', func)!r}.",
         )
-        exec(source, ns)
-        build: Callable[[Any, tuple[Any, ...], dict[str, Any]], Track] = ns["build"]
         return build
 
     def extract(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from instrument import _scopes
 from instrument._errors import AnalyticsError, TrackDefinitionError
-from instrument._tracks import MISSING, Identify, Track, _Record, spec_of
+from instrument._fields import MISSING
+from instrument._records import Identify, Track, _Record, spec_of
 
 
 @dataclass(frozen=True)

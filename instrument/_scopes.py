@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
@@ -217,6 +219,11 @@ def reset_scope(token: contextvars.Token[dict[str, object]]) -> None:
     _SCOPE.reset(token)
 
 
+def has_bound(bound: Mapping[str, object]) -> bool:
+    """True when ``bound`` (a snapshot of the bound fields) holds at least one field."""
+    return any(value is not None for key, value in bound.items() if key is not _TOKEN)
+
+
 def current_scope() -> Mapping[str, object]:
     """The scope fields bound in the current context, as a read-only mapping."""
     return MappingProxyType({k: v for k, v in _get().items() if v is not None and k is not _TOKEN})
@@ -281,7 +288,7 @@ class AnalyticsScope(tuple):  # type: ignore[type-arg]
                     break
             value = token.old_value
         # Not this context's to reset, and raising here would break the caller.
-        logger.warning("analytics_scope exited in a different context than it was entered in")
+        _report_foreign_exit()
 
     async def __aenter__(self) -> None:
         self.__enter__()
@@ -319,6 +326,32 @@ class AnalyticsScope(tuple):  # type: ignore[type-arg]
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self._fields.items())
         return f"analytics_scope({inner})"
+
+
+#: Seconds between two log lines about analytics_scope blocks left in another context.
+FOREIGN_EXIT_LOG_INTERVAL = 60.0
+_foreign_exits = {"last": -FOREIGN_EXIT_LOG_INTERVAL, "suppressed": 0}
+_foreign_exits_lock = threading.Lock()
+
+
+def _report_foreign_exit() -> None:
+    # One request per occurrence would be thousands of lines (a sync FastAPI dependency runs its
+    # block in a worker thread): log the first, then at most one line per interval with the count.
+    now = time.monotonic()
+    with _foreign_exits_lock:
+        if now - _foreign_exits["last"] < FOREIGN_EXIT_LOG_INTERVAL:
+            _foreign_exits["suppressed"] += 1
+            return
+        suppressed = _foreign_exits["suppressed"]
+        _foreign_exits.update(last=now, suppressed=0)
+    logger.warning(
+        "analytics_scope: a `with analytics_scope(...)` block was exited in another context (thread or "
+        "task) than it was entered in, so the binding it made there could not be undone from here; the "
+        "events inside the block were filled normally. This happens when __enter__ and __exit__ run in "
+        "different threads/tasks (e.g. a sync generator dependency of a web framework); bind the scope "
+        "where the work runs (the decorator form, or bind_scope/reset_scope in one context)%s",
+        f" ({suppressed} more in the last {FOREIGN_EXIT_LOG_INTERVAL:g} s)" if suppressed else "",
+    )
 
 
 _new_scope = tuple.__new__

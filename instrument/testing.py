@@ -37,8 +37,9 @@ from instrument._errors import (
     QueueFullError,
 )
 from instrument._events import EventName
+from instrument._messages import EncodeOptions
 from instrument._mode import mode
-from instrument._tracks import EncodeOptions, Identify, Track, scope_wire_key, spec_of
+from instrument._records import Identify, Track, scope_wire_key, spec_of
 from instrument.transports import MemoryTransport
 
 __all__ = [

@@ -186,7 +186,7 @@ def test_instrument_strict_environment_variable_makes_errors_raise_without_confi
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30, check=False
     )
-    assert "raised: T.n: expected int, got str 'x'" in done.stdout, done.stderr
+    assert "raised: T.n: expected int, got str (1 char)\n" in done.stdout, done.stderr
     env["INSTRUMENT_STRICT"] = "0"
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30, check=False

@@ -26,7 +26,7 @@ from instrument import (
 )
 from instrument._dispatch import DROP_REASONS, Stats
 from instrument._endpoint import SegmentEndpoint
-from instrument._tracks import EncodeOptions
+from instrument._messages import EncodeOptions
 from instrument.transports import DeliveryReport, Message
 
 pytestmark = pytest.mark.timeout(60)
@@ -92,7 +92,7 @@ def test_track_does_no_encoding_on_the_callers_thread(
     assert message["properties"]["payload"] == {"seen": True}
 
 
-def test_deep_invalid_list_is_accepted_at_the_call_and_dropped_by_the_worker(
+def test_deep_invalid_list_is_refused_at_the_call_and_the_others_delivered(
     endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
 ) -> None:
     configure()
@@ -102,9 +102,10 @@ def test_deep_invalid_list_is_accepted_at_the_call_and_dropped_by_the_worker(
         bad = instrument.track(Dispatched(n=2, tags=[1, "two"]))  # type: ignore[list-item]
         good_after = instrument.track(Dispatched(n=3))
 
-    # All accepted at the call: the deep check of the list runs on the worker.
+    # The list's items are checked at construction (one validation path): refused at the call.
     assert good_before.ok
-    assert bad.ok
+    assert not bad.ok
+    assert isinstance(bad.error, PropertyError)
     assert good_after.ok
     assert instrument.flush(5.0)
     assert sent_numbers(endpoint) == [1, 3]

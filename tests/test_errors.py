@@ -166,7 +166,7 @@ def test_a_props_error_names_the_track_and_chains_the_cause(memory: instrument.M
 
 def test_a_failing_redact_hook_is_reported_not_raised_by_track_in_sync_mode() -> None:
     from instrument import _client
-    from instrument._tracks import EncodeOptions
+    from instrument._messages import EncodeOptions
 
     def redact(event: str, properties: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("hook bug")

@@ -11,9 +11,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 
 # Lowest first (see the README's "Design" table).
 LAYERS: list[set[str]] = [
-    {"_errors"},
-    {"_events", "_scopes", "_checks", "_encoding", "_mode", "transports", "_endpoint"},
-    {"_tracks", "_dispatch", "_describe"},
+    {"_errors", "_codegen"},
+    {"_events", "_scopes", "_checks", "_encoding", "_mode", "_fields", "transports", "_endpoint"},
+    {"_spec", "_validate"},
+    {"_records", "_dispatch"},
+    {"_messages", "_describe"},
     {"_client"},
     {"_decorator"},
     {"__init__", "testing", "pytest_plugin"},

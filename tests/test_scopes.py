@@ -416,3 +416,38 @@ def test_define_scope_fields_are_ids_unless_listed_otherwise() -> None:
     assert scope.id_fields == {"user_id", "project_id", id_field}
     other = unique("a_id")
     assert define_scope(unique("allids"), fields=[other]).id_fields == {"user_id", other}
+
+
+def test_exits_in_another_thread_are_logged_once_per_interval_with_what_to_do(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from instrument import _scopes
+
+    monkeypatch.setattr(_scopes, "FOREIGN_EXIT_LOG_INTERVAL", 3600.0)
+    monkeypatch.setitem(_scopes._foreign_exits, "last", -1e9)
+    monkeypatch.setitem(_scopes._foreign_exits, "suppressed", 0)
+    scopes_ = [analytics_scope(user_id=i) for i in range(2000)]
+
+    def enter_all() -> None:
+        for scope in scopes_:
+            scope.__enter__()
+
+    def exit_all() -> None:
+        for scope in scopes_:
+            scope.__exit__(None, None, None)
+
+    for target in (enter_all, exit_all):
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join(30)
+    records = [r for r in caplog.records if "analytics_scope" in r.getMessage()]
+    assert len(records) == 1
+    text = records[0].getMessage()
+    assert "exited in another context (thread or task) than it was entered in" in text
+    assert "bind the scope where the work runs" in text
+    assert current_scope() == {}
+    monkeypatch.setattr(_scopes, "FOREIGN_EXIT_LOG_INTERVAL", 0.0)
+    scopes_[0].__exit__(None, None, None)
+    records = [r for r in caplog.records if "analytics_scope" in r.getMessage()]
+    assert len(records) == 2
+    assert "(1999 more in the last" in records[1].getMessage()

@@ -1,0 +1,343 @@
+"""Track and Identify declarations: typed properties, scope filling, and their generated ``__init__``."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from instrument import _scopes
+from instrument._codegen import make_function
+from instrument._errors import AnalyticsError, TrackDefinitionError
+from instrument._events import EventName, check_event_name
+from instrument._fields import MISSING, ScopeId, field
+from instrument._spec import Spec, UnresolvedAnnotation, build_spec, check_declaration
+from instrument._validate import call_factory, merge_scope, strictness, validate
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # pragma: no cover - exercised on 3.10 only
+    from typing_extensions import dataclass_transform
+
+_BASES = ("Track", "Identify")
+
+
+@dataclass_transform(kw_only_default=True, field_specifiers=(field,))
+class _Record:
+    """Shared machinery of Track and Identify (dataclass-like: keyword-only typed fields)."""
+
+    __instrument_spec__: ClassVar[Spec | None] = None
+    _kind: ClassVar[str] = "track"
+    _event: ClassVar[str | None] = None
+    _scope_name: ClassVar[str] = "user"
+    # Scope field renames declared by the event's catalog (EventName(..., wire_keys=...)).
+    _wire_keys: ClassVar[Mapping[str, str]] = {}
+
+    # Set on every instance by the generated __init__.
+    _ctx: dict[str, object]
+    _over: dict[str, object]
+    _ts: float
+    _error: AnalyticsError | None = None
+
+    def __init_subclass__(cls, *, event: str | None = None, scope: str | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls.__instrument_spec__ = None
+        if cls.__name__ in _BASES and cls.__module__ == __name__:
+            return
+        if event is not None:
+            if cls._kind == "identify":
+                raise TrackDefinitionError(f"{cls.__qualname__}: an Identify has no event", track=cls.__qualname__)
+            if isinstance(event, EventName):
+                cls._wire_keys = type(event).__wire_keys__
+            else:
+                check_event_name(event, catalog=cls.__qualname__)
+            cls._event = str(event)
+        if scope is not None:
+            if cls._kind == "identify" and scope != "user":
+                raise TrackDefinitionError(
+                    f"{cls.__qualname__}: an Identify is always user-scoped", track=cls.__qualname__
+                )
+            if scope not in _scopes.scopes():
+                raise TrackDefinitionError(
+                    f"{cls.__qualname__}: unknown scope {scope!r} (known: {sorted(_scopes.scopes())}; "
+                    "add one with define_scope)",
+                    track=cls.__qualname__,
+                )
+            cls._scope_name = scope
+        check_declaration(cls, _MACHINERY)
+        if cls._event is not None or cls._kind == "identify":
+            cls.__init__ = _lazy_init  # type: ignore[method-assign]
+            try:
+                _compile(cls)
+            except UnresolvedAnnotation:
+                pass  # a forward reference: resolved on first use, or refused then
+
+    if typing.TYPE_CHECKING:
+
+        def __init__(self, **fields: Any) -> None: ...
+
+    def __repr__(self) -> str:
+        spec = _spec(type(self))
+        parts = [f"{p.name}={_safe_repr(getattr(self, p.name, MISSING))}" for p in spec.properties]
+        parts += [f"{k}={_safe_repr(v)}" for k, v in self.scope.items()]
+        return f"{type(self).__qualname__}({', '.join(parts)})"
+
+    @property
+    def scope(self) -> Mapping[str, object]:
+        """The scope fields this record carries: the bound scope at construction, then overrides."""
+        spec = _spec(type(self))
+        merged = merge_scope(self._ctx, self._over)
+        return {f: merged[f] for f in spec.scope.fields if merged.get(f) is not None}
+
+    @property
+    def properties(self) -> dict[str, object]:
+        """The declared property values by name (before encoding)."""
+        spec = _spec(type(self))
+        if spec.free_form:
+            return {k: v for k, v in self._over.items() if k not in _scopes.known_fields()}
+        return {p.name: getattr(self, p.name) for p in spec.properties}
+
+    @property
+    def validation_error(self) -> AnalyticsError | None:
+        """The validation error found at construction (production mode), or None if it is valid."""
+        return self._error
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a value whose __repr__ raises: repr() of the record must not
+        return f"<{type(value).__name__} (repr raised)>"
+
+
+class _ScopeAttr:
+    """``track.cluster_id``: the resolved scope value (override, else bound), or None."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: _Record | None, owner: type) -> object:
+        if obj is None:
+            return None
+        value = obj._over.get(self.name)
+        return value if value is not None else obj._ctx.get(self.name)
+
+
+class Track(_Record):
+    """Base of typed tracks: ``class X(Track, event=Events.X, scope="cluster"): infra_id: int``.
+
+    Constructing one checks the declared properties, fills every field of its scope from the bound
+    analytics_scope (keyword arguments override), and records the time. In strict mode errors raise
+    (PropertyError, ScopeError); otherwise they are kept on ``.validation_error`` and reported by ``track()``.
+    Declaring one wrongly raises TrackDefinitionError or EventNameError when the class is defined.
+    """
+
+    _kind = "track"
+
+    # The built-in scope fields, declared so type checkers accept them as keyword overrides.
+    user_id: ScopeId | None = None
+    project_id: ScopeId | None = None
+    cluster_id: ScopeId | None = None
+    registry_id: ScopeId | None = None
+    app_name: str | None = None
+    app_namespace: str | None = None
+    chart_name: str | None = None
+
+
+class Identify(_Record):
+    """Base of typed identify calls: ``class UserTraits(Identify): email: str``.
+
+    Sent as a Segment identify for the bound (or given) user_id, with the fields as traits. Raises as
+    Track does.
+    """
+
+    _kind = "identify"
+
+    user_id: ScopeId | None = None
+
+
+_MACHINERY: tuple[type, ...] = (_Record, Track, Identify)
+
+for _base in (Track, Identify):
+    for _name in list(_base.__dict__.get("__annotations__", {})):
+        if not _name.startswith("_"):
+            setattr(_base, _name, _ScopeAttr(_name))
+
+
+def _spec(cls: type[_Record]) -> Spec:
+    spec = cls.__dict__.get("__instrument_spec__")
+    if spec is None:
+        spec = _compile(cls)
+    return spec
+
+
+def spec_of(cls: type[_Record]) -> Spec:
+    """The compiled Spec of a Track/Identify class.
+
+    Raises TrackDefinitionError for abstract bases and for annotations that cannot be resolved.
+    """
+    if cls._event is None and cls._kind == "track":
+        raise TrackDefinitionError(f"{cls.__qualname__} has no event= (an abstract base)", track=cls.__qualname__)
+    return _spec(cls)
+
+
+def _lazy_init(self: _Record, **kwargs: Any) -> None:
+    # The class has a forward reference that did not resolve when it was defined: resolve it now.
+    cls = type(self)
+    try:
+        _compile(cls)
+    except TrackDefinitionError as error:
+        if strictness.strict:
+            raise
+        self._ctx = _scopes.get_bound()
+        self._over = kwargs
+        self._ts = time.time()
+        self._error = error
+        return
+    cls.__init__(self, **kwargs)
+
+
+def _compile(cls: type[_Record]) -> Spec:
+    spec = build_spec(cls, _MACHINERY)
+    cls.__init__ = _make_init(cls, spec)  # type: ignore[method-assign]
+    cls.__instrument_spec__ = spec
+    return spec
+
+
+class _FactoryDefault:
+    """How a default_factory shows in ``inspect.signature``, as dataclasses shows it."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _FactoryDefault()
+
+
+def _signature(spec: Spec) -> inspect.Signature:
+    """The honest signature: required properties without a default, scope fields as optional overrides."""
+    params = [inspect.Parameter("_self", inspect.Parameter.POSITIONAL_ONLY)]
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    if spec.free_form:
+        params.append(inspect.Parameter("properties", inspect.Parameter.VAR_KEYWORD, annotation=Any))
+    for p in spec.properties:
+        default = p.default if p.default is not MISSING else _FACTORY if not p.required else inspect.Parameter.empty
+        params.append(inspect.Parameter(p.name, keyword, default=default, annotation=p.annotation))
+    if not spec.free_form:
+        for f in spec.scope.fields:
+            annotation = ScopeId | None if f in spec.scope.id_fields else Any
+            params.append(inspect.Parameter(f, keyword, default=None, annotation=annotation))
+    return inspect.Signature(params, return_annotation=None)
+
+
+def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
+    """Generate a specialised __init__: assignments, one cheap combined test, the validator when unsure.
+
+    Every local name of the generated code starts with '_' (property names never do), so no property
+    name (``self`` included) can clash with one.
+    """
+    ns: dict[str, Any] = {
+        "_M": MISSING,
+        "_get": _scopes.get_bound,
+        "_time": time.time,
+        "_validate": validate,
+        "_spec": spec,
+        "_factory": call_factory,
+        # Builtins by '_' names: a property may be called ``int`` or ``str``.
+        "_int": int,
+        "_str": str,
+    }
+    params: list[str] = []
+    body: list[str] = []
+    sure: list[str] = []  # all true -> the record is valid, no validator needed
+    for i, p in enumerate(spec.properties):
+        var = p.name
+        if p.default is not MISSING:
+            ns[f"_d{i}"] = p.default
+            params.append(f"{var}=_d{i}")
+        else:
+            params.append(f"{var}=_M")
+            if p.default_factory is not MISSING:
+                ns[f"_f{i}"] = p.default_factory
+                body.append(f"    if {var} is _M:\n        {var} = _factory(_f{i})")
+        body.append(f"    _self.{var} = {var}")
+        exact = p.check.exact
+        if exact is None or p.check.shallow:
+            # A deep check (container items, Literal, Any); Any passes the missing marker too.
+            ns[f"_k{i}"] = p.check.ok
+            sure.append(f"{var} is not _M and _k{i}({var})" if p.required else f"_k{i}({var})")
+        elif len(exact) == 1:
+            ns[f"_c{i}"] = exact[0]
+            sure.append(f"{var}.__class__ is _c{i}")
+        else:
+            ns[f"_c{i}"] = exact
+            sure.append(f"{var}.__class__ in _c{i}")
+    sure.append("not _over")
+    for f in spec.scope.fields:
+        if f in spec.scope.id_fields:
+            sure.append(f"((_v := _ctx.get({f!r})).__class__ is _int or (_v.__class__ is _str and _v != ''))")
+        else:
+            sure.append(f"_ctx.get({f!r}) is not None")
+    head = [
+        "    _ctx = _get()",
+        "    _self._ctx = _ctx",
+        "    _self._over = _over",
+        "    _self._ts = _time()",
+    ]
+    if spec.free_form:
+        lines = ["def __init__(_self, **_over):", *head, "    _validate(_self, _spec)"]
+    else:
+        joined = "\n            and ".join(sure)
+        lines = [
+            f"def __init__(_self, {'*, ' if params else ''}{', '.join([*params, '**_over'])}):",
+            *head,
+            *body,
+            "    try:",
+            f"        if ({joined}):",
+            "            return",
+            "    except Exception:  # a value whose __eq__ or isinstance hook raises: the validator reports it",
+            "        pass",
+            "    _validate(_self, _spec)",
+        ]
+    init = make_function(
+        "__init__",
+        "\n".join(lines) + "\n",
+        ns,
+        what="__init__",
+        module=cls.__module__,
+        qualname=cls.__qualname__,
+        doc=f"Build a {cls.__qualname__}: check its properties and fill its scope (see Track).",
+    )
+    init.__signature__ = _signature(spec)  # type: ignore[attr-defined]
+    return init
+
+
+_adhoc: dict[tuple[str, str, tuple[tuple[str, str], ...]], type[Track]] = {}
+
+
+def adhoc_track(event: str, scope: str = "user") -> type[Track]:
+    """A Track class for a bare event name, taking any keyword as a property (used by @tracks)."""
+    renames = tuple(sorted(type(event).__wire_keys__.items())) if isinstance(event, EventName) else ()
+    key = (str(event), scope, renames)
+    cls = _adhoc.get(key)
+    if cls is None:
+        if not isinstance(event, EventName):
+            check_event_name(event)
+        _scopes.get_scope(scope)
+        cls = type(f"Event[{event}]", (Track,), {"_free_form": True}, event=event, scope=scope)
+        _adhoc[key] = cls
+    return cls
+
+
+def scope_wire_key(target: object, field: str) -> str:
+    """The wire key scope ``field`` is sent under by ``target`` (a Track class, a catalog member or a name)."""
+    if isinstance(target, type) and issubclass(target, _Record):
+        keys: Mapping[str, str] = target._wire_keys
+    elif isinstance(target, EventName):
+        keys = type(target).__wire_keys__
+    else:
+        keys = {}
+    return keys.get(field) or _scopes.default_wire_key(field)

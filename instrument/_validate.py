@@ -1,0 +1,173 @@
+"""The one validation path of a record: every check a Track/Identify must pass, run by its ``__init__``.
+
+The generated ``__init__`` (see ``_records``) runs one cheap combined test; when that test is not sure, it
+calls ``validate``, which finds the error (or none), raises it in strict mode, and else keeps it on the
+record. A record without an error passed every check, so building its message needs none again.
+Error texts name the track, the field, the expected type and the value's type and size, never its content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from instrument import _scopes
+from instrument._errors import AnalyticsError, PropertyError, ScopeError
+from instrument._fields import MISSING
+from instrument._mode import mode
+from instrument._spec import PropertySpec, Spec
+
+#: Where strictness is read: an object whose ``.strict`` says whether programmer errors raise. The one
+#: place to change when strictness moves (e.g. to a client-owned setting).
+strictness = mode
+
+
+class FactoryFailed:
+    """What a property holds when its ``default_factory`` raised: ``validate`` reports it."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def call_factory(factory: Any) -> Any:
+    """``factory()``, or a FactoryFailed holding what it raised (a default never breaks construction)."""
+    try:
+        return factory()
+    except Exception as error:
+        return FactoryFailed(error)
+
+
+def value_summary(value: object) -> str:
+    """The type of ``value`` and, for text and containers, its size: never its content."""
+    name = type(value).__name__
+    if isinstance(value, (str, bytes, bytearray, list, tuple, dict, set, frozenset, Mapping)):
+        try:
+            size = len(value)
+        except Exception:  # a Mapping whose __len__ raises: the type alone
+            return name
+        unit = "char" if isinstance(value, str) else "byte" if isinstance(value, (bytes, bytearray)) else "item"
+        return f"{name} ({size} {unit}{'' if size == 1 else 's'})"
+    return name
+
+
+def merge_scope(ctx: Mapping[str, object], over: Mapping[str, object]) -> Mapping[str, object]:
+    """The scope a record carries: the bound snapshot, then its keyword overrides (None overrides nothing)."""
+    if not over:
+        return ctx
+    merged = dict(ctx)
+    for key, value in over.items():
+        if value is not None:
+            merged[key] = value
+    return merged
+
+
+def is_valid_id(value: object) -> bool:
+    """An id is an int (not a bool) or a non-empty str."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return value != ""
+    return isinstance(value, int)
+
+
+def validate(rec: Any, spec: Spec) -> None:
+    """Run every check on ``rec``: raise the error in strict mode, else keep it on ``rec._error``."""
+    error = find_error(rec, spec)
+    if error is not None:
+        if strictness.strict:
+            raise error
+        rec._error = error
+
+
+def _property_error(spec: Spec, p: PropertySpec, value: object) -> PropertyError | None:
+    name = spec.cls_name
+    if value is MISSING:
+        return PropertyError(
+            f"{name}: required property {p.name!r} is missing ({p.check.text})", track=name, field=p.name
+        )
+    if isinstance(value, FactoryFailed):
+        error = PropertyError(
+            f"{name}.{p.name}: its default_factory raised {type(value.error).__name__}",
+            track=name,
+            field=p.name,
+        )
+        error.__cause__ = value.error
+        return error
+    try:
+        ok = p.check.ok(value)
+    except Exception as raised:  # a value whose __eq__ (Literal), __len__ or isinstance hook raises
+        error = PropertyError(
+            f"{name}.{p.name}: expected {p.check.text}; checking the {value_summary(value)} value raised "
+            f"{type(raised).__name__}",
+            track=name,
+            field=p.name,
+            value_type=type(value).__name__,
+        )
+        error.__cause__ = raised
+        return error
+    if ok:
+        return None
+    return PropertyError(
+        f"{name}.{p.name}: expected {p.check.text}, got {value_summary(value)}",
+        track=name,
+        field=p.name,
+        value_type=type(value).__name__,
+    )
+
+
+def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
+    """Every check ``rec`` must pass; the first error found (all missing scope fields at once), or None."""
+    name = spec.cls_name
+    for p in spec.properties:
+        error = _property_error(spec, p, getattr(rec, p.name))
+        if error is not None:
+            return error
+    scope = spec.scope
+    known = _scopes.known_fields()
+    over: Mapping[str, object] = rec._over
+    for key in over:
+        if key in scope.fields or (spec.free_form and key not in known):
+            continue
+        if key in known:
+            return ScopeError(
+                f"{name}: {key!r} is not a field of scope {scope.name!r} (its fields: {list(scope.fields)})",
+                track=name,
+                scope=scope.name,
+                field=key,
+            )
+        return PropertyError(
+            f"{name}: unknown property {key!r} (declared: {[p.name for p in spec.properties]}; "
+            f"scope {scope.name!r} fields: {list(scope.fields)})",
+            track=name,
+            field=key,
+            value_type=type(over[key]).__name__,
+        )
+    merged = merge_scope(rec._ctx, over)
+    missing = [f for f in scope.fields if merged.get(f) is None]
+    if missing:
+        return _missing_error(spec, missing, nothing_bound=not _scopes.has_bound(rec._ctx))
+    for f in scope.fields:
+        value = merged[f]
+        if f in scope.id_fields and not is_valid_id(value):
+            return ScopeError(
+                f"{name}: scope field {f!r} must be an int or a non-empty str id, got {value_summary(value)}",
+                track=name,
+                scope=scope.name,
+                field=f,
+            )
+    return None
+
+
+def _missing_error(spec: Spec, missing: list[str], *, nothing_bound: bool) -> ScopeError:
+    name, scope = spec.cls_name, spec.scope.name
+    fields = ", ".join(repr(f) for f in missing)
+    text = f"{name}: scope {scope!r} needs {fields}, neither bound by analytics_scope nor given as keywords"
+    if nothing_bound:
+        text += (
+            "; nothing at all is bound in this context: if this runs in a thread, an executor or a task "
+            "started outside the `with analytics_scope(...)` block, it did not receive the scope (run it in "
+            "contextvars.copy_context(), or use instrument's scope propagation helpers)"
+        )
+    return ScopeError(text, track=name, scope=scope, field=missing[0])

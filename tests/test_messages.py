@@ -1,0 +1,317 @@
+"""Record -> Segment message: the exact wire form, wire keys, encoding, size limits, Porter parity."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+import pytest
+from dirty_equals import IsStr
+
+from examples.porter.analytics import (
+    ApplicationLaunchSuccess,
+    ClusterProvisioningSuccess,
+    RegistryProvisioningSuccess,
+    TriggeredRedeployViaWebhook,
+)
+from instrument import (
+    MAX_MESSAGE_BYTES,
+    EncodingError,
+    EventName,
+    Identify,
+    OversizeError,
+    PropertyError,
+    ScopeError,
+    Track,
+    TrackDefinitionError,
+    Truncatable,
+    analytics_scope,
+    field,
+    to_message,
+)
+from instrument._messages import EncodeOptions
+
+TIMESTAMP = IsStr(regex=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+MESSAGE_ID = IsStr(regex=r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class Events(EventName):
+    STACK_BUILD_FAILURE = "Stack Build Failure"
+
+
+class StackBuildFailure(Track, event=Events.STACK_BUILD_FAILURE, scope="project"):
+    stack_name: str
+    error_message: str
+    b64_build_logs: Annotated[str, Truncatable] = ""
+
+
+class Measured(Track, event="Measured Thing Happened"):
+    count: int
+    ratio: float
+    label: str
+
+
+class Renamed(Track, event="Renamed Thing Happened", scope="project"):
+    internal_name: str = field(key="name")
+    body: str = field(default="", truncatable=True)
+
+
+class UserTraits(Identify):
+    email: str
+    github: str
+
+
+# -- the wire message ----------------------------------------------------------------------------
+
+
+def test_to_message_is_the_exact_segment_track() -> None:
+    with analytics_scope(user_id=42, project_id=7, cluster_id=3):
+        event = ClusterProvisioningSuccess(cluster_type="EKS", infra_id=11)
+    message = to_message(event)
+    assert message == {
+        "type": "track",
+        "userId": "42",
+        "event": "Cluster Provisioning Success",
+        "properties": {"cluster_type": "EKS", "infra_id": 11, "proj_id": 7, "cluster_id": 3},
+        "timestamp": TIMESTAMP,
+        "messageId": MESSAGE_ID,
+    }
+    assert list(message["properties"]) == ["cluster_type", "infra_id", "proj_id", "cluster_id"]
+    assert "anonymousId" not in message
+    assert "context" not in message
+    assert "user_id" not in message["properties"]
+
+
+def test_user_id_zero_and_str_ids_are_sent_as_text() -> None:
+    with analytics_scope(user_id=0):
+        assert to_message(Measured(count=1, ratio=1.0, label="x"))["userId"] == "0"
+    with analytics_scope(user_id="u-1"):
+        assert to_message(Measured(count=1, ratio=1.0, label="x"))["userId"] == "u-1"
+
+
+def test_the_timestamp_is_the_construction_time_in_utc() -> None:
+    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    with analytics_scope(user_id=1):
+        event = Measured(count=1, ratio=1.0, label="x")
+    sent = dt.datetime.fromisoformat(to_message(event)["timestamp"].replace("Z", "+00:00"))
+    assert before <= sent <= dt.datetime.now(dt.timezone.utc)
+
+
+def test_each_message_has_a_fresh_message_id() -> None:
+    with analytics_scope(user_id=1):
+        event = Measured(count=1, ratio=1.0, label="x")
+    assert to_message(event)["messageId"] != to_message(event)["messageId"]
+
+
+def test_the_catalogs_wire_keys_rename_scope_fields_without_options() -> None:
+    with analytics_scope(user_id=42, project_id=7, cluster_id=3):
+        event = ClusterProvisioningSuccess(cluster_type="EKS", infra_id=11)
+    properties = to_message(event)["properties"]
+    assert properties == {"cluster_type": "EKS", "infra_id": 11, "proj_id": 7, "cluster_id": 3}
+
+
+def test_a_catalog_without_wire_keys_sends_the_scopes_keys() -> None:
+    with analytics_scope(user_id=42, project_id=7):
+        event = StackBuildFailure(stack_name="s", error_message="e")
+    assert to_message(event)["properties"] == {
+        "stack_name": "s",
+        "error_message": "e",
+        "b64_build_logs": "",
+        "project_id": 7,
+    }
+
+
+def test_field_key_renames_a_property() -> None:
+    with analytics_scope(user_id=1, project_id=2):
+        event = Renamed(internal_name="web")
+    assert event.internal_name == "web"
+    assert to_message(event)["properties"] == {"name": "web", "body": "", "project_id": 2}
+
+
+def test_a_property_key_colliding_with_a_scope_wire_key_is_refused_at_class_definition() -> None:
+    with pytest.raises(TrackDefinitionError, match=r"'project_id'.*field\(key="):
+
+        class Clashing(Track, event="Clashing Thing Happened", scope="project"):
+            pid: int = field(key="project_id")
+
+    class Renames(EventName, wire_keys={"project_id": "proj_id"}):
+        CLASH_HAPPENED = "Clash Happened"
+
+    with pytest.raises(TrackDefinitionError, match="'proj_id'"):
+
+        class ClashingRenamed(Track, event=Renames.CLASH_HAPPENED, scope="project"):
+            pid: int = field(key="proj_id")
+
+
+def test_a_property_key_colliding_with_a_client_wire_key_is_a_property_error() -> None:
+    with analytics_scope(user_id=1, project_id=2):
+        event = Renamed(internal_name="web")
+    with pytest.raises(PropertyError, match="'name'"):
+        to_message(event, EncodeOptions(wire_keys={"project_id": "name"}))
+
+
+def test_the_redact_hook_gets_the_event_and_properties_and_its_result_is_sent() -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def redact(event: str, properties: dict[str, Any]) -> dict[str, Any]:
+        seen.append((event, dict(properties)))
+        return {k: v for k, v in properties.items() if k != "cluster_type"}
+
+    with analytics_scope(user_id=42, project_id=7, cluster_id=3):
+        event = ClusterProvisioningSuccess(cluster_type="EKS", infra_id=11)
+    message = to_message(event, EncodeOptions(redact=redact))
+    assert seen == [
+        ("Cluster Provisioning Success", {"cluster_type": "EKS", "infra_id": 11, "proj_id": 7, "cluster_id": 3})
+    ]
+    assert message["properties"] == {"infra_id": 11, "proj_id": 7, "cluster_id": 3}
+
+
+def test_property_values_are_encoded() -> None:
+    class Encoded(Track, event="Encoded Thing Happened"):
+        at: dt.datetime
+        tags: set[str]
+
+    with analytics_scope(user_id=1):
+        event = Encoded(at=dt.datetime(2026, 1, 2, 3, 4, 5, 678901), tags={"b", "a"})
+    assert to_message(event)["properties"] == {"at": "2026-01-02T03:04:05.678Z", "tags": ["a", "b"]}
+
+
+def test_an_unencodable_value_is_an_encoding_error_with_the_path() -> None:
+    with analytics_scope(user_id=1):
+        event = Measured(count=1, ratio=float("nan"), label="x")
+    assert event.validation_error is None
+    with pytest.raises(EncodingError) as info:
+        to_message(event)
+    assert info.value.field == "ratio"
+    assert info.value.track == "Measured"
+
+
+def test_an_oversize_message_is_an_error_naming_the_largest_fields() -> None:
+    with analytics_scope(user_id=1, project_id=2, cluster_id=3):
+        event = ClusterProvisioningSuccess(cluster_type="x" * 40_000, infra_id=1)
+    with pytest.raises(OversizeError) as info:
+        to_message(event)
+    error = info.value
+    assert error.limit == MAX_MESSAGE_BYTES == 32768
+    assert error.size > MAX_MESSAGE_BYTES
+    assert error.largest[0][0] == "cluster_type"
+    assert error.largest[0][1] >= 40_000
+    assert "cluster_type" in str(error)
+    assert error.track == "ClusterProvisioningSuccess"
+
+
+@pytest.mark.parametrize("text", ["x" * 100_000, 'é\n"' * 20_000, "😀" * 9_000])
+def test_a_truncatable_field_is_cut_so_the_message_fits(text: str) -> None:
+    with analytics_scope(user_id=1, project_id=2):
+        event = StackBuildFailure(stack_name="api", error_message="failed", b64_build_logs=text)
+    message = to_message(event)
+    size = len(json.dumps(message).encode())
+    assert size <= MAX_MESSAGE_BYTES
+    assert size > MAX_MESSAGE_BYTES - 2_000  # cut, not emptied
+    logs = message["properties"]["b64_build_logs"]
+    assert logs.endswith("...[truncated]")
+    assert text.startswith(logs.removesuffix("...[truncated]"))
+    assert message["properties"]["stack_name"] == "api"
+
+
+def test_field_truncatable_true_works_like_the_annotated_marker() -> None:
+    with analytics_scope(user_id=1, project_id=2):
+        message = to_message(Renamed(internal_name="n", body="y" * 50_000))
+    assert len(json.dumps(message).encode()) <= MAX_MESSAGE_BYTES
+    assert message["properties"]["body"].endswith("...[truncated]")
+
+
+def test_a_small_message_is_not_truncated() -> None:
+    with analytics_scope(user_id=1, project_id=2):
+        message = to_message(StackBuildFailure(stack_name="api", error_message="e", b64_build_logs="abc"))
+    assert message["properties"]["b64_build_logs"] == "abc"
+
+
+def test_identify_sends_traits_for_the_user() -> None:
+    with analytics_scope(user_id=42, project_id=5):
+        traits = UserTraits(email="a@example.com", github="true")
+    assert traits.validation_error is None
+    assert to_message(traits) == {
+        "type": "identify",
+        "userId": "42",
+        "traits": {"email": "a@example.com", "github": "true"},
+        "timestamp": TIMESTAMP,
+        "messageId": MESSAGE_ID,
+    }
+
+
+def test_identify_for_a_given_user_id() -> None:
+    traits = UserTraits(email="a@example.com", github="false", user_id=7)
+    assert to_message(traits)["userId"] == "7"
+
+
+def test_identify_without_a_user_is_a_scope_error() -> None:
+    traits = UserTraits(email="a@example.com", github="false")
+    assert isinstance(traits.validation_error, ScopeError)
+    assert traits.validation_error.field == "user_id"
+
+
+# -- porter parity: the reference's wire messages --------------------------------------------------
+
+
+def _porter(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k not in ("timestamp", "messageId")}
+
+
+def test_porter_cluster_provisioning_success() -> None:
+    with analytics_scope(user_id=42, project_id=7, cluster_id=3):
+        event = ClusterProvisioningSuccess(cluster_type="EKS", infra_id=11)
+    assert _porter(to_message(event)) == {
+        "type": "track",
+        "userId": "42",
+        "event": "Cluster Provisioning Success",
+        "properties": {"cluster_type": "EKS", "infra_id": 11, "proj_id": 7, "cluster_id": 3},
+    }
+
+
+def test_porter_registry_provisioning_success() -> None:
+    with analytics_scope(user_id=42, project_id=7, registry_id=5):
+        event = RegistryProvisioningSuccess(registry_type="ECR", infra_id=12)
+    assert _porter(to_message(event)) == {
+        "type": "track",
+        "userId": "42",
+        "event": "Registry Provisioning Success",
+        "properties": {"registry_type": "ECR", "infra_id": 12, "proj_id": 7, "registry_id": 5},
+    }
+
+
+def test_porter_application_launch_success() -> None:
+    with analytics_scope(user_id=42, project_id=7, cluster_id=3, app_name="web", app_namespace="default"):
+        event = ApplicationLaunchSuccess(flow_id="f-1", chart_name="web-chart")
+    assert _porter(to_message(event)) == {
+        "type": "track",
+        "userId": "42",
+        "event": "Application Launch Success",
+        "properties": {
+            "flow_id": "f-1",
+            "proj_id": 7,
+            "cluster_id": 3,
+            "app_name": "web",
+            "app_namespace": "default",
+            "chart_name": "web-chart",
+        },
+    }
+
+
+def test_porter_triggered_redeploy_via_webhook_is_a_system_event_of_user_zero() -> None:
+    with analytics_scope(project_id=7, cluster_id=3, app_name="web", app_namespace="default", chart_name="c"):
+        event = TriggeredRedeployViaWebhook(image_uri="repo/web:1.2", user_id=0)
+    assert _porter(to_message(event)) == {
+        "type": "track",
+        "userId": "0",
+        "event": "Triggered Re-deploy via Webhook",
+        "properties": {
+            "image_uri": "repo/web:1.2",
+            "proj_id": 7,
+            "cluster_id": 3,
+            "app_name": "web",
+            "app_namespace": "default",
+            "chart_name": "c",
+        },
+    }
