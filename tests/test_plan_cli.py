@@ -65,7 +65,7 @@ MODULES = {
         "class BoxShipped(Track, event=Events.BOX_SHIPPED):\n"
         '    """A box."""\n'
         "    items: 'Nope'\n",
-        "forward_ref.py:4: BoxShipped: cannot resolve its annotations (NameError: name 'Nope' is not defined)",
+        "forward_ref.py:4: BoxShipped.items: cannot resolve the annotation 'Nope'",
     ),
 }
 
