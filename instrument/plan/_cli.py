@@ -100,11 +100,18 @@ def _print_changes(changes: list[Change], out: _Out) -> None:
     if not changes:
         out.line("no changes")
         return
-    width = max(len(c.what) for c in changes)
-    rule_width = max(len(c.rule) for c in changes)
-    for c in changes:
-        severity = out.paint("BREAKING  ", "31;1") if c.severity == BREAKING else out.paint("compatible", "32")
-        out.line(f"{severity}  {c.what:<{width}}  {c.rule:<{rule_width}}  {c.pointer or '/'}  {c.detail}".rstrip())
+    rows = [("severity", "change", "rule", "pointer", "detail")]
+    rows += [(c.severity, c.what, c.rule, c.pointer or "-", c.detail) for c in changes]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for index, row in enumerate(rows):
+        cells = [text.ljust(width) for text, width in zip(row, widths, strict=False)]
+        if index == 0:
+            cells[0] = out.paint(cells[0], "1")
+        elif row[0] == BREAKING:
+            cells[0] = out.paint(cells[0].upper(), "31;1")
+        else:
+            cells[0] = out.paint(cells[0], "32")
+        out.line(f"{'  '.join(cells)}  {row[4]}".rstrip())
     breaking = sum(c.severity == BREAKING for c in changes)
     out.line(f"{breaking} breaking, {len(changes) - breaking} compatible")
 
