@@ -67,6 +67,8 @@ def test_the_real_transport_sends_a_good_and_a_bad_event_queryable_right_after_f
         instrument.flush(timeout=30)
         # No sleep and no polling: the collector stored both before it answered the batch.
         assert _get(collector, "/micro/all") == {"total": 2, "good": 1, "bad": 1}
+        assert collector.store.counts() == {"total": 2, "good": 1, "bad": 1}  # the README's in-process recipe
+        assert [e["event"] for e in collector.store.events(good=False)] == ["Cluster Provisioning Success"]
     finally:
         instrument.shutdown(timeout=10)
     [bad] = _get(collector, "/micro/bad")
