@@ -285,3 +285,23 @@ def test_concurrent_senders_lose_nothing(collector: Collector) -> None:
         thread.join(timeout=60)
     assert _get(collector, "/micro/all") == {"total": 360, "good": 360, "bad": 0}
     assert len(_get(collector, "/micro/good")) == 360
+
+
+def test_a_plan_with_an_invalid_schema_is_refused_naming_the_rule(tmp_path: Path) -> None:
+    bad = tmp_path / "plan.json"
+    schema = {"properties": {"properties": {"type": "object", "properties": {"n": {"type": 5}}}}}
+    bad.write_text(
+        json.dumps({"rules": [{"key": "Order Placed", "type": "TRACK", "version": 1, "jsonSchema": schema}]})
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "instrument", "collect", "--port", "0", "--plan", str(bad)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"{bad}: rule 'Order Placed': not a valid draft-07 schema at /properties/properties/properties/n/type" in (
+        done.stderr
+    )

@@ -328,6 +328,7 @@ class Collector:
 
     Binds ``host`` (127.0.0.1 unless told otherwise) on ``port`` (0 picks a free one). ``db`` is an SQLite
     file or ``:memory:``. With ``write_key``, other keys are refused; without, any non-empty key is taken.
+    Raises PlanError for a plan whose schemas are not valid, OSError when the address cannot be bound.
     """
 
     def __init__(
@@ -339,10 +340,15 @@ class Collector:
         port: int = 0,
         write_key: str | None = None,
     ) -> None:
+        checker = Checker(plan) if plan is not None else None  # a bad plan fails before anything is opened
         self.store = Store(db)
-        self._server = _Server((host, port), _Handler)
+        try:
+            self._server = _Server((host, port), _Handler)
+        except OSError:
+            self.store.close()
+            raise
         self._server.store = self.store
-        self._server.checker = Checker(plan) if plan is not None else None
+        self._server.checker = checker
         self._server.write_key = write_key
         self._server.page = page_html()
         self._thread: threading.Thread | None = None

@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 
-from instrument.plan._model import Plan, Rule
+from instrument.plan._model import Plan, PlanError, Rule
 
 UNPLANNED = "Unplanned-Event"
 REQUIRED_MISSING = "Required-Missing"
@@ -64,14 +64,24 @@ def _json_type(value: object) -> str:
 
 
 class Checker:
-    """Validates messages against a plan; one compiled validator per rule."""
+    """Validates messages against a plan; one compiled validator per rule.
+
+    Raises PlanError naming the rule when one of the plan's schemas is not valid draft-07.
+    """
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self._validators: dict[tuple[str, str], jsonschema.Draft7Validator] = {}
         for rule in plan.rules:
             schema = rule.message_schema()
-            jsonschema.Draft7Validator.check_schema(schema)
+            try:
+                jsonschema.Draft7Validator.check_schema(schema)
+            except jsonschema.SchemaError as error:
+                where = _pointer(list(error.absolute_path))
+                raise PlanError(
+                    f"{plan.origin}: rule {rule.label()!r}: not a valid draft-07 schema at {where or '/'}: "
+                    f"{error.message}"
+                ) from None
             self._validators[(rule.type, rule.key)] = jsonschema.Draft7Validator(schema)
 
     def _rule_violations(self, rule: Rule, message: Mapping[str, Any]) -> list[Violation]:
