@@ -305,3 +305,19 @@ def test_a_plan_with_an_invalid_schema_is_refused_naming_the_rule(tmp_path: Path
     assert f"{bad}: rule 'Order Placed': not a valid draft-07 schema at /properties/properties/properties/n/type" in (
         done.stderr
     )
+
+
+def test_a_busy_port_is_exit_2_naming_the_address() -> None:
+    with Collector() as busy:
+        port = busy.url.rsplit(":", 1)[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "instrument", "collect", "--port", port],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"instrument: error: cannot listen on 127.0.0.1:{port}: ")
+    assert "Traceback" not in done.stderr
