@@ -47,7 +47,10 @@ def test_usage_errors_exit_2_with_the_usage(argv: tuple[str, ...]) -> None:
 
 
 MODULES = {
-    "raises_at_import": ("1 / 0\n", "module 'raises_at_import' failed to import: ZeroDivisionError: division by zero"),
+    "raises_at_import": (
+        "x = 1\n1 / 0\n",
+        "module 'raises_at_import' failed to import: ZeroDivisionError: division by zero (",
+    ),
     "broken_syntax": ("def (:\n", "module 'broken_syntax' failed to import: SyntaxError"),
     "object_field": (
         "from instrument import EventName, Track\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from instrument.plan._model import DRAFT_07, SCOPE_KEYWORD, Plan, PlanError, Rule
+from instrument.plan._model import DRAFT_07, Plan, PlanError, Rule
 from instrument.plan._types import Schema, type_text
 
 FORMATS = ("segment", "jsonschema", "markdown")
@@ -110,6 +110,3 @@ def render(plan: Plan, fmt: str) -> str:
 def format_of(data: Any) -> str:
     """Which export format a parsed plan file is in (segment or jsonschema)."""
     return "segment" if isinstance(data, dict) and "rules" in data else "jsonschema"
-
-
-__all__ = ["FORMATS", "SCOPE_KEYWORD", "dumps", "render"]

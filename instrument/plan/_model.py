@@ -108,13 +108,14 @@ def import_module(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except Exception as error:
-        where = ""
-        frames = traceback.extract_tb(error.__traceback__)
-        if frames and isinstance(
-            error, (SyntaxError, NameError, AttributeError, TypeError, ValueError, AnalyticsError)
-        ):
-            where = f" ({frames[-1].filename}:{frames[-1].lineno})"
+        # Where in the user's code it failed: the last frame outside the import machinery.
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if not _is_machinery(f.filename)]
+        where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
         raise PlanError(f"module {name!r} failed to import: {type(error).__name__}: {error}{where}") from None
+
+
+def _is_machinery(filename: str) -> bool:
+    return filename.startswith("<frozen") or filename == __file__ or "importlib" in Path(filename).parts
 
 
 def walk_modules(root: ModuleType) -> Iterator[ModuleType]:
