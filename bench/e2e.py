@@ -25,7 +25,7 @@ _RUN = Path(__file__).resolve().parent / "run.py"
 
 def serve() -> None:
     """Serve a counting SegmentEndpoint until stdin closes. Commands: count, clear, wait N SECONDS, quit."""
-    from instrument._endpoint import SegmentEndpoint
+    from instrument.testing import SegmentEndpoint
 
     endpoint = SegmentEndpoint(keep_messages=False)
     endpoint.start()

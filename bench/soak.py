@@ -25,7 +25,7 @@ from typing import Any
 
 import instrument
 from instrument import AnalyticsError, EventName, Track, analytics_scope
-from instrument._endpoint import SegmentEndpoint
+from instrument.testing import SegmentEndpoint
 
 WRITE_KEY = "wk-soak"
 

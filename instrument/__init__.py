@@ -13,6 +13,7 @@ from instrument._client import (
     ashutdown,
     configure,
     flush,
+    get_client,
     identify,
     is_configured,
     shutdown,
@@ -50,6 +51,7 @@ from instrument._scopes import (
     define_scope,
     reset_scope,
 )
+from instrument._settings import Settings
 from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
 
 __version__ = "0.1.0"
@@ -83,6 +85,7 @@ __all__ = [
     "ScopeFieldSchema",
     "ScopeId",
     "SegmentTransport",
+    "Settings",
     "Stats",
     "Track",
     "TrackDefinitionError",
@@ -99,6 +102,7 @@ __all__ = [
     "describe",
     "field",
     "flush",
+    "get_client",
     "identify",
     "is_configured",
     "reset_scope",

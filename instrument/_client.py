@@ -1,7 +1,8 @@
-"""The client: configuration, ``track``/``identify``, flush and shutdown. The one place with global state.
+"""The client: ``configure``, ``track``/``identify``, flush and shutdown, and the client the module functions use.
 
 Until ``configure`` is called the client is a no-op that still validates (like the OpenTelemetry API's
-default): events are dropped with NotConfiguredError, warned about once, and never raise.
+default): events are dropped with NotConfiguredError, warned about once, and never raise. Which client
+is current lives in ``_state`` (the one place with global state); its options live in its ``Settings``.
 """
 
 from __future__ import annotations
@@ -10,27 +11,20 @@ import asyncio
 import atexit
 import logging
 import os
-import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from instrument import _scopes
+from instrument import _scopes, _state
 from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
 from instrument._errors import AnalyticsError, ConfigurationError, NotConfiguredError, PropertyError
 from instrument._messages import EncodeOptions, to_message
-from instrument._mode import mode
 from instrument._records import Identify, Track
+from instrument._reporting import RateLimitedLog
+from instrument._settings import ErrorHandler, Redactor, Settings
 from instrument.transports import SegmentTransport, Transport
 from instrument.transports._segment import reset_http_session_after_fork
 
 logger = logging.getLogger("instrument")
-
-ErrorHandler = Callable[[AnalyticsError], None]
-Redactor = Callable[[str, dict[str, Any]], Mapping[str, Any]]
-
-#: Seconds between two log lines about the same kind of dropped event (see Client._log_limited).
-LOG_INTERVAL = 10.0
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
@@ -43,45 +37,45 @@ def strict_from_env() -> bool:
 class Client:
     """One configured pipeline: validation, a dispatcher, a transport. Use the module functions.
 
-    ``transport=None`` makes a client that validates but drops every event with NotConfiguredError.
+    ``Client(transport, settings)`` or ``Client(transport, strict=True, sync=True)`` (keyword arguments
+    are ``Settings`` fields applied over ``settings``). ``transport=None`` makes a client that validates
+    but drops every event with NotConfiguredError. Its own ``settings.strict`` decides whether
+    programmer errors raise in ``track``/``identify``. Raises ConfigurationError for a bad setting.
     """
 
-    def __init__(
-        self,
-        transport: Transport | None,
-        *,
-        strict: bool = False,
-        on_error: ErrorHandler | None = None,
-        options: EncodeOptions | None = None,
-        sync: bool = False,
-        max_queue_size: int = 10_000,
-        drop_oldest: bool = False,
-        flush_interval: float = 0.5,
-        batch_size: int = 100,
-        exit_timeout: float = 5.0,
-    ) -> None:
-        self.strict = strict
-        self.on_error = on_error
-        self.options = options or EncodeOptions()
-        self.exit_timeout = exit_timeout
+    def __init__(self, transport: Transport | None, settings: Settings | None = None, /, **changes: Any) -> None:
+        if transport is not None and not isinstance(transport, Transport):
+            raise ConfigurationError(f"Client: transport must be a Transport or None, got {type(transport).__name__}")
+        settings = settings or Settings()
+        if changes:
+            settings = settings.replace(**changes)
+        self.settings = settings
+        self.strict = settings.strict  # read on every emit: a plain attribute
+        self.options = EncodeOptions(wire_keys=settings.wire_keys, redact=settings.redact)
         self.configured = transport is not None
         self._warned_unconfigured = False
-        self._log_lock = threading.Lock()
-        self._log_state: dict[str, tuple[float, int]] = {}
+        self._log = RateLimitedLog()
 
         def encode(record: Any) -> dict[str, Any]:
             return to_message(record, self.options)
 
-        kind = SyncDispatcher if sync else Dispatcher
+        kind = SyncDispatcher if settings.sync else Dispatcher
         self.dispatcher = kind(
-            transport if transport is not None else _Nowhere(),
-            encode=encode,
-            report_error=self._report,
-            max_queue_size=max_queue_size,
-            drop_oldest=drop_oldest,
-            flush_interval=flush_interval,
-            batch_size=batch_size,
+            transport if transport is not None else _Nowhere(), settings, encode=encode, report_error=self._report
         )
+
+    @property
+    def on_error(self) -> ErrorHandler | None:
+        """The handler every AnalyticsError is reported to (None: the rate-limited ``instrument`` logger)."""
+        return self.settings.on_error
+
+    @property
+    def exit_timeout(self) -> float:
+        """How long delivery may take at interpreter exit."""
+        return self.settings.exit_timeout
+
+    def __repr__(self) -> str:
+        return f"<instrument.Client configured={self.configured} strict={self.strict} sync={self.settings.sync}>"
 
     # -- emitting ---------------------------------------------------------------------------
 
@@ -101,15 +95,15 @@ class Client:
                 field="",
                 value_type=type(record).__name__,
             )
-            if mode.strict:
+            if self.strict:
                 raise error
             return self.dispatcher.drop(error)
         error_ = record._error
         if error_ is not None:
-            if mode.strict:
+            if self.strict:
                 raise error_
             return self.dispatcher.drop(error_)
-        if mode.strict:
+        if self.strict:
             # Strict: every check, the encoder and the size limit run here, so errors raise at the call.
             item: Any = to_message(record, self.options)
         else:
@@ -128,28 +122,14 @@ class Client:
         return self.dispatcher.drop(error, report=first)
 
     def _report(self, error: AnalyticsError) -> None:
-        handler = self.on_error
+        handler = self.settings.on_error
         if handler is not None:
             try:
                 handler(error)
             except Exception:
                 logger.exception("instrument: the on_error handler raised while reporting %s", type(error).__name__)
             return
-        self._log_limited(error)
-
-    def _log_limited(self, error: AnalyticsError) -> None:
-        # A burst (a full queue, an endpoint down) must not become a burst of log lines: log the first
-        # of each kind, then at most one summary line per kind every LOG_INTERVAL seconds.
-        kind = type(error).__name__
-        now = time.monotonic()
-        with self._log_lock:
-            last, suppressed = self._log_state.get(kind, (-LOG_INTERVAL, 0))
-            if now - last < LOG_INTERVAL:
-                self._log_state[kind] = (last, suppressed + 1)
-                return
-            self._log_state[kind] = (now, 0)
-        more = f" ({suppressed} more {kind} since the last report)" if suppressed else ""
-        logger.warning("analytics: %s: %s%s", kind, error, more)
+        self._log.report(error)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -158,10 +138,14 @@ class Client:
         return self.dispatcher.flush(timeout)
 
     def shutdown(self, timeout: float = 5.0) -> int:
-        """Flush within ``timeout``, then stop; later events are dropped. Returns how many were lost."""
+        """Flush within ``timeout``, then stop; later events are dropped. Returns how many were lost.
+
+        The summary of errors the log suppressed (rate limiting) is printed here, so none stays unsaid.
+        """
         lost = self.dispatcher.close(timeout)
         if lost:
             logger.warning("analytics: %d event(s) could not be delivered before shutdown", lost)
+        self._log.close()
         return lost
 
     def stats(self) -> Stats:
@@ -170,8 +154,7 @@ class Client:
 
     def after_fork(self) -> None:
         """In a forked child: start afresh, without the parent's queue, threads, sockets or counters."""
-        # Another thread of the parent may have held this lock at the fork: it would never be released.
-        self._log_lock = threading.Lock()
+        self._log.after_fork()
         self.dispatcher.after_fork()
 
 
@@ -180,27 +163,31 @@ class _Nowhere(Transport):
         raise NotConfiguredError("no transport")
 
 
-_lock = threading.RLock()
-# Set by instrument.testing while it captures: configure() hands the client it built to it instead of
-# installing it, so code under test that configures delivery cannot send anything.
-_interceptor: Callable[[Client], None] | None = None
+def default_client() -> Client:
+    """A fresh no-op client (validates, drops, warns once), strict when INSTRUMENT_STRICT says so."""
+    return Client(None, Settings(strict=strict_from_env()))
+
+
 # The no-op default still validates, and INSTRUMENT_STRICT applies to it too.
-_client = Client(None, strict=strict_from_env())
-mode.strict = _client.strict
+_state.install(default_client())
+_current = _state.current
 
 
 def get_client() -> Client:
     """The client the module functions use."""
-    return _client
+    client: Client = _current.client
+    return client
 
 
-def swap_client(client: Client) -> Client:
-    """Install ``client`` as the global one and return the previous one (used by the testing kit)."""
-    global _client
-    with _lock:
-        previous, _client = _client, client
-        mode.strict = client.strict
-        return previous
+def reset() -> None:
+    """Back to the state at import: the default no-op client (INSTRUMENT_STRICT honoured), no capture
+    hook, nothing bound in the current context. The client it replaces is shut down at once."""
+    with _state.lock:
+        _current.interceptor = None
+        previous: Client = _state.install(default_client())
+    _scopes._set(_scopes._EMPTY)
+    if previous.configured:
+        previous.shutdown(0)
 
 
 def configure(
@@ -213,6 +200,7 @@ def configure(
     wire_keys: Mapping[str, str] | None = None,
     redact: Redactor | None = None,
     max_queue_size: int = 10_000,
+    max_queue_bytes: int | None = None,
     queue_policy: str = "drop_newest",
     flush_interval: float = 0.5,
     batch_size: int = 100,
@@ -227,81 +215,63 @@ def configure(
 
     The write key is ``write_key``, else SEGMENT_WRITE_KEY, else SEGMENT_CLIENT_KEY; with none and no
     ``transport``, events are validated and dropped with NotConfiguredError (warned once). ``host``
-    points the Segment transport elsewhere (self-hosted, RudderStack, a local endpoint). ``strict``
-    (default: INSTRUMENT_STRICT) makes programmer errors raise at the call. ``on_error`` receives every
-    AnalyticsError instead of the ``instrument`` logger. ``wire_keys`` renames scope fields on the wire
-    (``{"project_id": "proj_id"}``). ``redact(event, properties)`` returns the properties to send.
-    ``queue_policy`` is "drop_newest" or "drop_oldest" when the queue is full. ``exit_timeout`` bounds
-    delivery at interpreter exit. Raises ConfigurationError for a bad argument.
+    points the Segment transport elsewhere (an http(s) URL: self-hosted, RudderStack, a local endpoint;
+    no credentials in it). ``strict`` (default: INSTRUMENT_STRICT) makes programmer errors raise at the
+    call. ``on_error`` receives every AnalyticsError instead of the ``instrument`` logger. ``wire_keys``
+    renames scope fields on the wire (``{"project_id": "proj_id"}``). ``redact(event, properties)``
+    returns the properties to send. ``max_queue_size`` (events) and ``max_queue_bytes`` (encoded bytes,
+    optional) bound the queue; ``queue_policy`` is "drop_newest" or "drop_oldest" when it is full.
+    ``flush_interval``, ``timeout``, ``exit_timeout`` (delivery at interpreter exit) and
+    ``retry_window`` are finite seconds. Every argument is validated here (types, ranges, URL):
+    raises ConfigurationError naming the argument, never showing a secret.
     """
-    if queue_policy not in ("drop_newest", "drop_oldest"):
+    if write_key is not None and (not isinstance(write_key, str) or not write_key):
+        raise ConfigurationError(f"configure: write_key must be a non-empty str, got {type(write_key).__name__}")
+    if transport is not None and not isinstance(transport, Transport):
         raise ConfigurationError(
-            f"configure: queue_policy must be 'drop_newest' or 'drop_oldest', not {queue_policy!r}"
+            f"configure: transport must be a Transport (e.g. instrument.ConsoleTransport()), got "
+            f"{type(transport).__name__}"
         )
-    for name, value in (
-        ("max_queue_size", max_queue_size),
-        ("flush_interval", flush_interval),
-        ("batch_size", batch_size),
-        ("timeout", timeout),
-    ):
-        if not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigurationError(f"configure: {name} must be a positive number, not {value!r}")
-    for name, value in (("exit_timeout", exit_timeout), ("retry_window", retry_window), ("max_retries", max_retries)):
-        if not isinstance(value, (int, float)) or value < 0:
-            raise ConfigurationError(f"configure: {name} must be >= 0, not {value!r}")
-    if on_error is not None and not callable(on_error):
-        raise ConfigurationError("configure: on_error must be callable")
-    if redact is not None and not callable(redact):
-        raise ConfigurationError("configure: redact must be callable")
-    keys = dict(wire_keys or {})
-    for field, key in keys.items():
-        if field not in _scopes.known_fields() or field == _scopes.USER_ID:
-            raise ConfigurationError(
-                f"configure: wire_keys names {field!r}, which is not a scope property field "
-                f"(known: {sorted(_scopes.known_fields() - {_scopes.USER_ID})})"
-            )
-        if not isinstance(key, str) or not key:
-            raise ConfigurationError(f"configure: wire key for {field!r} must be a non-empty str")
     if transport is not None and write_key is not None:
         raise ConfigurationError("configure: give write_key or transport, not both")
+    if transport is not None and host is not None:
+        raise ConfigurationError("configure: host applies to the Segment transport; set it on your transport")
+    settings = Settings(
+        host=host,
+        strict=strict_from_env() if strict is None else strict,
+        on_error=on_error,
+        wire_keys=wire_keys if wire_keys is not None else {},
+        redact=redact,
+        max_queue_size=max_queue_size,
+        max_queue_bytes=max_queue_bytes,
+        queue_policy=queue_policy,
+        flush_interval=flush_interval,
+        batch_size=batch_size,
+        exit_timeout=exit_timeout,
+        timeout=timeout,
+        max_retries=max_retries,
+        retry_window=retry_window,
+        gzip=gzip,
+        sync=sync,
+    )
+    intercepted = _current.interceptor is not None
     if transport is None:
         write_key = write_key or os.environ.get("SEGMENT_WRITE_KEY") or os.environ.get("SEGMENT_CLIENT_KEY")
         if write_key:
-            transport = SegmentTransport(
-                write_key,
-                host=host,
-                gzip=gzip,
-                timeout=timeout,
-                max_retries=int(max_retries),
-                retry_window=retry_window,
-                upload_interval=min(flush_interval, 0.5),
-                upload_size=int(batch_size),
-                max_queue_size=max(10_000, 2 * int(batch_size)),
-            )
-        else:
+            transport = SegmentTransport(write_key, settings)
+        elif not intercepted:  # while the testing kit captures, events are not dropped: no warning
             logger.warning(
                 "analytics: no Segment write key (configure(write_key=...), SEGMENT_WRITE_KEY or "
                 "SEGMENT_CLIENT_KEY): events will be validated and dropped"
             )
-    elif host is not None:
-        raise ConfigurationError("configure: host applies to the Segment transport; set it on your transport")
-    client = Client(
-        transport,
-        strict=strict_from_env() if strict is None else bool(strict),
-        on_error=on_error,
-        options=EncodeOptions(wire_keys=keys, redact=redact),
-        sync=sync,
-        max_queue_size=int(max_queue_size),
-        drop_oldest=queue_policy == "drop_oldest",
-        flush_interval=flush_interval,
-        batch_size=int(batch_size),
-        exit_timeout=exit_timeout,
-    )
-    interceptor = _interceptor
+    client = Client(transport, settings)
+    with _state.lock:
+        interceptor = _current.interceptor
+        if interceptor is None:
+            previous: Client = _state.install(client)
     if interceptor is not None:
         interceptor(client)
         return client
-    previous = swap_client(client)
     previous.shutdown(previous.exit_timeout)
     return client
 
@@ -313,46 +283,46 @@ def track(event: Track) -> EmitResult:
     (NotConfiguredError, QueueFullError, ClosedError, or the event's validation error). In strict mode
     programmer errors (PropertyError, ScopeError, EncodingError, OversizeError) raise here.
     """
-    return _client._emit(event, Track)
+    return _current.client._emit(event, Track)  # type: ignore[no-any-return]
 
 
 def identify(traits: Identify) -> EmitResult:
     """Record an identify (traits for the bound or given user). Raises and returns as ``track`` does."""
-    return _client._emit(traits, Identify)
+    return _current.client._emit(traits, Identify)  # type: ignore[no-any-return]
 
 
 def flush(timeout: float = 5.0) -> bool:
     """Deliver everything recorded so far, waiting at most ``timeout`` seconds; False if time ran out."""
-    return _client.flush(timeout)
+    return get_client().flush(timeout)
 
 
 def shutdown(timeout: float = 5.0) -> int:
     """Flush within ``timeout`` and stop the client; returns how many events were lost. Idempotent."""
-    return _client.shutdown(timeout)
+    return get_client().shutdown(timeout)
 
 
 async def aflush(timeout: float = 5.0) -> bool:
     """``flush`` in a worker thread, so the event loop is never blocked."""
-    return await asyncio.to_thread(_client.flush, timeout)
+    return await asyncio.to_thread(get_client().flush, timeout)
 
 
 async def ashutdown(timeout: float = 5.0) -> int:
     """``shutdown`` in a worker thread, so the event loop is never blocked."""
-    return await asyncio.to_thread(_client.shutdown, timeout)
+    return await asyncio.to_thread(get_client().shutdown, timeout)
 
 
 def stats() -> Stats:
     """Counters of the current client: recorded, sent, retried, pending, and dropped by reason."""
-    return _client.stats()
+    return get_client().stats()
 
 
 def is_configured() -> bool:
     """True when events have somewhere to go (a write key or a transport was configured)."""
-    return _client.configured
+    return get_client().configured
 
 
 def _at_exit() -> None:
-    client = _client
+    client = get_client()
     try:
         client.shutdown(client.exit_timeout)
     except Exception:  # interpreter exit: report, never raise
@@ -361,7 +331,7 @@ def _at_exit() -> None:
 
 def _after_fork_in_child() -> None:
     reset_http_session_after_fork()
-    _client.after_fork()
+    get_client().after_fork()
 
 
 atexit.register(_at_exit)

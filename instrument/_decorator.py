@@ -9,14 +9,13 @@ from typing import Any, ParamSpec, TypeVar, Union
 
 import wrapt
 
-from instrument import _client
 from instrument._codegen import make_function
 from instrument._errors import AnalyticsError, ConfigurationError, PropsError
 from instrument._events import EventName
 from instrument._fields import MISSING
-from instrument._mode import mode
 from instrument._records import Track, adhoc_track, spec_of
 from instrument._scopes import scopes
+from instrument._state import current as _state
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -175,6 +174,7 @@ class _Emitter:
             self.failure_sets_error = "error" in failure_spec.by_name or failure_spec.free_form
 
     def success(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        client = _state.client
         try:
             if self.props is None:
                 record = self.build(instance, args, kwargs)
@@ -184,20 +184,20 @@ class _Emitter:
                 call.result = result
                 fields.update(self._props(call))
                 record = self.track_cls(**fields)
-            _client._client._emit(record, Track)
+            client._emit(record, Track)
         except AnalyticsError as error:
-            if mode.strict:
+            if client.strict:
                 raise
-            _client._client.dispatcher.drop(error)
+            client.dispatcher.drop(error)
         except Exception as error:
             # A default_factory or a hook (redact) failing: never let it replace the function's result.
             wrapped_error = AnalyticsError(
                 f"@tracks({self.track_cls.__qualname__}): building the event failed: {error!r}",
                 track=self.track_cls.__qualname__,
             )
-            if mode.strict:
+            if client.strict:
                 raise wrapped_error from error
-            _client._client.dispatcher.drop(wrapped_error)
+            client.dispatcher.drop(wrapped_error)
 
     def failure(
         self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException
@@ -206,6 +206,7 @@ class _Emitter:
         # errors on this path are reported, never raised (not even in strict mode).
         failure_cls = self.failure_cls
         assert failure_cls is not None
+        client = _state.client
         try:
             fields = self.failure_plan.extract(instance, args, kwargs)
             if self.failure_sets_error:
@@ -215,11 +216,11 @@ class _Emitter:
                 call.exception = exc
                 fields.update(self._props(call))
             # In strict mode these raise; the except below reports them instead.
-            _client._client.track(failure_cls(**fields))
+            client.track(failure_cls(**fields))
         except AnalyticsError as error:
-            _client._client.dispatcher.drop(error)
+            client.dispatcher.drop(error)
         except Exception as error:  # never mask the business exception
-            _client._client.dispatcher.drop(
+            client.dispatcher.drop(
                 AnalyticsError(
                     f"@tracks on_error: building the event failed: {error!r}", track=failure_cls.__qualname__
                 )

@@ -24,6 +24,7 @@ from instrument._errors import (
     OversizeError,
     QueueFullError,
 )
+from instrument._settings import Settings
 from instrument.transports import Message, Transport
 
 logger = logging.getLogger("instrument")
@@ -50,6 +51,14 @@ class Stats:
     def dropped_total(self) -> int:
         """All dropped events, whatever the reason."""
         return sum(self.dropped.values())
+
+    def __repr__(self) -> str:
+        # A plain dict of the reasons that happened (the field is a read-only mappingproxy).
+        dropped = {reason: n for reason, n in self.dropped.items() if n}
+        return (
+            f"Stats(recorded={self.recorded}, sent={self.sent}, retried={self.retried}, pending={self.pending}, "
+            f"dropped={dropped})"
+        )
 
 
 @dataclass(frozen=True)
@@ -146,21 +155,19 @@ class Dispatcher:
     def __init__(
         self,
         transport: Transport,
+        settings: Settings,
         *,
         encode: Callable[[Any], Message],
         report_error: Callable[[AnalyticsError], None],
-        max_queue_size: int = 10_000,
-        drop_oldest: bool = False,
-        flush_interval: float = 0.5,
-        batch_size: int = 100,
     ) -> None:
         self.transport = transport
+        self.settings = settings
         self._encode = encode
         self._report_error = report_error
-        self._cap = max_queue_size
-        self._drop_oldest = drop_oldest
-        self._interval = flush_interval
-        self._batch_size = batch_size
+        self._cap = settings.max_queue_size
+        self._drop_oldest = settings.drop_oldest
+        self._interval = settings.flush_interval
+        self._batch_size = settings.batch_size
         self.counters = Counters()
         transport.bind(_Report(self.counters, report_error))
         self._reset_runtime()

@@ -14,12 +14,13 @@ from typing import Any
 from instrument import _scopes
 from instrument._errors import AnalyticsError, PropertyError, ScopeError
 from instrument._fields import MISSING
-from instrument._mode import mode
 from instrument._spec import PropertySpec, Spec
+from instrument._state import State, current
 
-#: Where strictness is read: an object whose ``.strict`` says whether programmer errors raise. The one
-#: place to change when strictness moves (e.g. to a client-owned setting).
-strictness = mode
+#: Where strictness is read: ``strictness.strict`` says whether programmer errors raise. It is the
+#: installed client's own ``strict`` setting (``_state.current``, kept in step with the client by
+#: ``_state.install``), read as a plain attribute because every Track construction does it.
+strictness: State = current
 
 
 class FactoryFailed:

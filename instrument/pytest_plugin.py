@@ -35,9 +35,13 @@ def analytics_events(request: pytest.FixtureRequest) -> Iterator[CapturedEvents]
     Mark the test ``@pytest.mark.analytics_lenient`` to turn strict mode off for it.
     """
     lenient = request.node.get_closest_marker(LENIENT_MARKER) is not None
+    failure: AnalyticsAssertionError | None = None
     try:
         with capture_events(strict=not lenient) as events:
             yield events
-    except AnalyticsAssertionError as failure:
-        # Violations reported (not raised) during the test: say so without the kit's traceback.
+    except AnalyticsAssertionError as error:
+        failure = error
+    if failure is not None:
+        # Violations reported (not raised) during the test: say so once, without the kit's traceback
+        # (failing outside the except block, so no "During handling of the above exception" chain).
         pytest.fail(str(failure), pytrace=False)

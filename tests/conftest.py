@@ -8,23 +8,21 @@ from typing import Any
 import pytest
 
 import instrument
-from instrument import _client
-from instrument._endpoint import SegmentEndpoint
+from instrument import Client
 from instrument._errors import AnalyticsError
-from instrument._mode import mode
+from instrument.testing import SegmentEndpoint, reset
 from instrument.transports import MemoryTransport
 
 
 @pytest.fixture(autouse=True)
-def _fresh_client() -> Iterator[None]:
-    previous_strict = mode.strict
-    previous = _client.swap_client(_client.Client(None))
-    mode.strict = False
+def _fresh_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Production mode whatever the environment says, then the state of a fresh import.
+    monkeypatch.delenv("INSTRUMENT_STRICT", raising=False)
+    reset()
     try:
         yield
     finally:
-        _client.swap_client(previous)
-        mode.strict = previous_strict
+        reset()
 
 
 @pytest.fixture
@@ -34,14 +32,11 @@ def reported() -> list[AnalyticsError]:
 
 
 @pytest.fixture
-def memory(reported: list[AnalyticsError]) -> Iterator[MemoryTransport]:
+def memory(reported: list[AnalyticsError]) -> MemoryTransport:
     """A MemoryTransport behind a synchronous client (production mode): messages are there at once."""
     transport = MemoryTransport()
-    previous = _client.swap_client(_client.Client(transport, sync=True, on_error=reported.append))
-    try:
-        yield transport
-    finally:
-        _client.swap_client(previous)
+    instrument.configure(transport=transport, sync=True, on_error=reported.append, strict=False)
+    return transport
 
 
 @pytest.fixture
@@ -66,12 +61,11 @@ def errors() -> list[AnalyticsError]:
 @pytest.fixture
 def configure(
     endpoint: SegmentEndpoint, errors: list[AnalyticsError], write_key: str
-) -> Iterator[Callable[..., _client.Client]]:
-    """configure() against the endpoint with small timings; restores the global client and shuts ours down."""
-    made: list[_client.Client] = []
-    previous = _client.swap_client(_client.Client(None))
+) -> Iterator[Callable[..., Client]]:
+    """configure() against the endpoint with small timings; shuts our clients down after the test."""
+    made: list[Client] = []
 
-    def make(**options: Any) -> _client.Client:
+    def make(**options: Any) -> Client:
         if "transport" not in options:  # the Segment transport, at the endpoint
             options.setdefault("host", endpoint.url)
             options.setdefault("timeout", 0.5)
@@ -87,4 +81,3 @@ def configure(
     finally:
         for client in made:
             client.shutdown(2.0)
-        _client.swap_client(previous)

@@ -21,10 +21,9 @@ from instrument import (
     PropertyError,
     SegmentTransport,
     Track,
-    _client,
     analytics_scope,
 )
-from instrument._endpoint import SegmentEndpoint
+from instrument.testing import SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,7 +142,7 @@ def test_track_of_something_that_is_not_a_track_is_reported_not_raised(memory: M
 
 
 def test_track_of_something_that_is_not_a_track_raises_in_strict_mode() -> None:
-    _client.swap_client(_client.Client(MemoryTransport(), strict=True, sync=True))
+    instrument.configure(transport=MemoryTransport(), strict=True, sync=True)
     with pytest.raises(PropertyError, match="takes a Track instance"):
         instrument.track("Cluster Provisioning Success")  # type: ignore[arg-type]
 
@@ -168,7 +167,7 @@ def test_configure_replaces_and_shuts_down_the_previous_client() -> None:
     first = instrument.configure(transport=MemoryTransport())
     second = instrument.configure(transport=MemoryTransport())
     try:
-        assert _client.get_client() is second
+        assert instrument.get_client() is second
         assert first.dispatcher._closed
     finally:
         second.shutdown(0)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 
 import instrument
-from instrument import AnalyticsError, EventName, Track, _client, analytics_scope
-from instrument._endpoint import SegmentEndpoint
+from instrument import AnalyticsError, Client, EventName, Track, analytics_scope
+from instrument.testing import SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -56,7 +56,7 @@ def check_every_event_once_with_its_own_scope(endpoint: SegmentEndpoint, expecte
 
 
 def test_threads_each_in_their_own_scope_deliver_every_event_once(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure(max_queue_size=200_000, batch_size=500)
     start = threading.Barrier(THREADS)
@@ -85,7 +85,7 @@ def test_threads_each_in_their_own_scope_deliver_every_event_once(
 
 
 async def test_asyncio_tasks_each_in_their_own_scope_deliver_every_event_once(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure(max_queue_size=200_000, batch_size=500)
 

@@ -25,7 +25,6 @@ from instrument import (
     field,
     tracks,
 )
-from instrument._mode import mode
 
 
 class Events(EventName):
@@ -550,7 +549,7 @@ def test_in_production_a_build_failure_is_reported_counted_and_the_result_return
 def test_in_strict_mode_a_build_failure_raises_an_analytics_error(
     memory: MemoryTransport, why: str, case: dict[str, Any], error_type: type[AnalyticsError]
 ) -> None:
-    mode.strict = True
+    instrument.configure(transport=memory, sync=True, strict=True)
     func = case["decorate"](case["func"])
     with analytics_scope(user_id=1, project_id=2), pytest.raises(error_type):
         func("5" if why == "bad property" else 5)
@@ -560,7 +559,7 @@ def test_in_strict_mode_a_build_failure_raises_an_analytics_error(
 def test_a_failure_track_build_error_never_masks_the_business_exception(
     memory: MemoryTransport, reported: list[AnalyticsError]
 ) -> None:
-    mode.strict = True  # not even in strict mode
+    instrument.configure(transport=memory, sync=True, strict=True, on_error=reported.append)  # not even strict
 
     @tracks(ClusterCreated, on_error=ClusterCreationFailed, props=raising_props)
     def create(infra_id: int) -> None:

@@ -17,16 +17,16 @@ import instrument
 from instrument import (
     MAX_BATCH_BYTES,
     AnalyticsError,
+    Client,
     DeliveryError,
     EventName,
     OversizeError,
     Track,
     Truncatable,
-    _client,
     analytics_scope,
 )
 from instrument._dispatch import Stats
-from instrument._endpoint import SegmentEndpoint
+from instrument.testing import SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -77,7 +77,7 @@ def assert_invariant(stats: Stats) -> None:
 
 
 def test_oversize_event_is_reported_and_never_raises_into_business_code(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure()
 
@@ -99,7 +99,7 @@ def test_oversize_event_is_reported_and_never_raises_into_business_code(
 
 
 def test_truncatable_field_is_cut_so_the_event_arrives(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure()
 
@@ -122,7 +122,7 @@ def test_truncatable_field_is_cut_so_the_event_arrives(
     ],
 )
 def test_large_messages_arrive_in_post_bodies_under_500_kb(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError], sizes: list[int]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError], sizes: list[int]
 ) -> None:
     configure(flush_interval=0.3)
     overhead = len(Parcel.__name__)  # keep each message under 32 KB: about 200 bytes of envelope
@@ -142,7 +142,7 @@ def test_large_messages_arrive_in_post_bodies_under_500_kb(
 
 
 def test_5xx_then_recovery_delivers_once_and_counts_retries(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure(flush_interval=ONE_BATCH)
     endpoint.fail_next(2, 503)
@@ -161,7 +161,7 @@ def test_5xx_then_recovery_delivers_once_and_counts_retries(
 
 
 def test_429_with_retry_after_is_delivered_after_the_wait(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure(flush_interval=ONE_BATCH)
     endpoint.fail_next(1, 429, headers={"Retry-After": "1"})
@@ -180,7 +180,7 @@ def test_429_with_retry_after_is_delivered_after_the_wait(
 
 
 def test_hung_request_is_retried_and_each_event_arrives_with_one_message_id(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure(timeout=0.5, flush_interval=ONE_BATCH)
     endpoint.hang_next(1, 1.5)
@@ -200,7 +200,7 @@ def test_hung_request_is_retried_and_each_event_arrives_with_one_message_id(
 
 
 def test_connection_refused_then_endpoint_back_within_the_retry_window_delivers(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure(flush_interval=ONE_BATCH)
     endpoint.stop()
@@ -221,7 +221,7 @@ def test_connection_refused_then_endpoint_back_within_the_retry_window_delivers(
 
 
 def test_persistent_failure_past_max_retries_is_dropped_counted_and_reported(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure(max_retries=1, flush_interval=ONE_BATCH)
     endpoint.fail_next(50, 500)
@@ -241,7 +241,7 @@ def test_persistent_failure_past_max_retries_is_dropped_counted_and_reported(
 
 
 def test_endpoint_down_past_the_retry_window_is_dropped_counted_and_reported(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure(retry_window=0.2, flush_interval=ONE_BATCH)
     endpoint.stop()
@@ -260,7 +260,7 @@ def test_endpoint_down_past_the_retry_window_is_dropped_counted_and_reported(
 
 
 def test_400_is_not_retried_and_is_reported_at_once(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure(flush_interval=ONE_BATCH)
     endpoint.fail_next(1, 400)
@@ -277,7 +277,7 @@ def test_400_is_not_retried_and_is_reported_at_once(
 
 
 def test_events_after_recovery_are_delivered_once(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure(flush_interval=0.1)
     endpoint.fail_next(3, 502)

@@ -149,9 +149,7 @@ def test_configuration_errors_name_the_offending_argument() -> None:
 
 
 def test_a_props_error_names_the_track_and_chains_the_cause(memory: instrument.MemoryTransport) -> None:
-    from instrument._mode import mode
-
-    mode.strict = True
+    instrument.configure(transport=memory, sync=True, strict=True)
 
     @tracks(CartCheckedOut, props=lambda call: dict[str, Any]()["missing"])
     def checkout(total: int) -> None:
@@ -165,17 +163,12 @@ def test_a_props_error_names_the_track_and_chains_the_cause(memory: instrument.M
 
 
 def test_a_failing_redact_hook_is_reported_not_raised_by_track_in_sync_mode() -> None:
-    from instrument import _client
-    from instrument._messages import EncodeOptions
-
     def redact(event: str, properties: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("hook bug")
 
     reported: list[AnalyticsError] = []
     transport = instrument.MemoryTransport()
-    _client.swap_client(
-        _client.Client(transport, sync=True, options=EncodeOptions(redact=redact), on_error=reported.append)
-    )
+    instrument.configure(transport=transport, sync=True, redact=redact, on_error=reported.append, strict=False)
     with analytics_scope(user_id=1, project_id=2):
         result = instrument.track(CartCheckedOut(total=3))
     assert not result.ok

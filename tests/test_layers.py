@@ -12,9 +12,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 # Lowest first (see the README's "Design" table).
 LAYERS: list[set[str]] = [
     {"_errors", "_codegen"},
-    {"_events", "_scopes", "_checks", "_encoding", "_mode", "_fields", "transports", "_endpoint"},
-    {"_spec", "_validate"},
-    {"_records", "_dispatch"},
+    {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields"},
+    {"_settings", "_reporting", "_spec", "_validate"},
+    {"transports", "_records", "_dispatch"},
     {"_messages", "_describe"},
     {"_client"},
     {"_decorator"},

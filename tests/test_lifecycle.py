@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 import instrument
-from instrument import AnalyticsError, ClosedError, EventName, Track, _client, analytics_scope
-from instrument._endpoint import SegmentEndpoint
+from instrument import AnalyticsError, Client, ClosedError, EventName, Track, analytics_scope
+from instrument.testing import SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -188,7 +188,7 @@ def test_fork_child_and_parent_each_deliver_their_own_events_once(tmp_path: Path
 
 
 def test_flush_on_a_hung_endpoint_returns_false_within_its_timeout_then_delivers(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client]
 ) -> None:
     configure(timeout=5.0)
     endpoint.hang_next(1, 2.0)
@@ -204,7 +204,7 @@ def test_flush_on_a_hung_endpoint_returns_false_within_its_timeout_then_delivers
 
 
 def test_shutdown_is_bounded_counts_the_loss_and_a_second_shutdown_is_a_no_op(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], errors: list[AnalyticsError]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
 ) -> None:
     configure(timeout=5.0, flush_interval=30.0)  # the 5 events travel as one (hung) batch
     endpoint.hang_next(1, 3.0)
@@ -231,7 +231,7 @@ def test_shutdown_is_bounded_counts_the_loss_and_a_second_shutdown_is_a_no_op(
 
 
 def test_shutdown_delivers_what_is_queued_when_the_endpoint_answers(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client]
 ) -> None:
     configure(flush_interval=30.0, batch_size=1000)
     emit(250)
@@ -243,7 +243,7 @@ def test_shutdown_delivers_what_is_queued_when_the_endpoint_answers(
 
 
 def test_when_no_thread_can_be_started_flush_and_shutdown_deliver_on_their_own_thread(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], monkeypatch: pytest.MonkeyPatch
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # What Python 3.12+ does at interpreter exit (atexit handlers): no new thread may start.
     real_start = threading.Thread.start
@@ -290,7 +290,7 @@ async def _ticks_while(awaitable: Any) -> tuple[Any, int]:
 
 
 async def test_aflush_waits_for_a_slow_endpoint_without_blocking_the_event_loop(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client]
 ) -> None:
     configure(timeout=5.0)
     endpoint.hang_next(1, 1.0)
@@ -304,7 +304,7 @@ async def test_aflush_waits_for_a_slow_endpoint_without_blocking_the_event_loop(
 
 
 async def test_ashutdown_waits_for_a_slow_endpoint_without_blocking_the_event_loop(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client]
 ) -> None:
     configure(timeout=5.0)
     endpoint.hang_next(1, 1.0)

@@ -12,8 +12,7 @@ import textwrap
 import pytest
 
 import instrument
-from instrument import EncodingError, EventName, ScopeError, Track, _client, analytics_scope
-from instrument._mode import mode
+from instrument import EncodingError, EventName, ScopeError, Track, analytics_scope
 from instrument.testing import CapturedEvents
 
 pytest_plugins = ["pytester"]
@@ -146,13 +145,12 @@ def test_lenient_marker_drops_violations_into_errors(pytester: pytest.Pytester) 
 
         import instrument
         from instrument import ScopeError, EncodingError, analytics_scope
-        from instrument._mode import mode
         from catalog import ClusterProvisioningSuccess, ReportSaved
 
 
         @pytest.mark.analytics_lenient
         def test_lenient(analytics_events):
-            assert mode.strict is False
+            assert instrument.get_client().strict is False
             result = instrument.track(ClusterProvisioningSuccess(infra_id=4, cluster_type="eks"))
             assert not result.ok
             with analytics_scope(user_id=1):
@@ -162,7 +160,7 @@ def test_lenient_marker_drops_violations_into_errors(pytester: pytest.Pytester) 
 
 
         def test_strict_again(analytics_events):
-            assert mode.strict is True
+            assert instrument.get_client().strict is True
         """,
     )
     result = run(pytester, "--strict-markers")
@@ -182,17 +180,15 @@ def test_each_test_starts_from_the_state_before_the_fixture(pytester: pytest.Pyt
 
         import instrument
         from instrument import bind_scope, current_scope
-        from instrument import _client
-        from instrument._mode import mode
         from catalog import ClusterProvisioningSuccess
 
-        ORIGINAL = _client.get_client()
+        ORIGINAL = instrument.get_client()
 
 
         @pytest.mark.parametrize("n", range(6))
         def test_leaky(analytics_events, n):
-            assert _client.get_client() is not ORIGINAL
-            assert mode.strict is True
+            assert instrument.get_client() is not ORIGINAL
+            assert instrument.get_client().strict is True
             assert dict(current_scope()) == {}
             assert len(analytics_events) == 0
             bind_scope(user_id=n, project_id=n, cluster_id=n)  # never reset
@@ -202,8 +198,8 @@ def test_each_test_starts_from_the_state_before_the_fixture(pytester: pytest.Pyt
 
         @pytest.mark.parametrize("n", range(6))
         def test_without_fixture(n):
-            assert _client.get_client() is ORIGINAL
-            assert mode.strict is False
+            assert instrument.get_client() is ORIGINAL
+            assert instrument.get_client().strict is False
             assert dict(current_scope()) == {}
         """,
     )
@@ -221,7 +217,7 @@ def test_nothing_leaves_the_process_even_with_a_write_key(pytester: pytest.Pytes
         """
         import instrument
         from instrument import analytics_scope
-        from instrument._endpoint import SegmentEndpoint
+        from instrument.testing import SegmentEndpoint
         from catalog import ClusterProvisioningSuccess
 
 
@@ -308,8 +304,8 @@ class ProjectArchived(Track, event=Events.PROJECT_ARCHIVED, scope="project"):
 
 
 def test_fixture_in_process_is_strict_and_captures(analytics_events: CapturedEvents) -> None:
-    assert mode.strict is True
-    assert isinstance(_client.get_client().dispatcher.transport, instrument.MemoryTransport)
+    assert instrument.get_client().strict is True
+    assert isinstance(instrument.get_client().dispatcher.transport, instrument.MemoryTransport)
     with analytics_scope(user_id=1, project_id=2):
         instrument.track(ProjectArchived(reason="cleanup"))
     analytics_events.assert_tracked(ProjectArchived, exact=True, reason="cleanup", project_id=2)
@@ -319,10 +315,73 @@ def test_fixture_in_process_is_strict_and_captures(analytics_events: CapturedEve
 
 @pytest.mark.analytics_lenient
 def test_fixture_in_process_lenient(analytics_events: CapturedEvents) -> None:
-    assert mode.strict is False
+    assert instrument.get_client().strict is False
     with analytics_scope(user_id=1, project_id=2):
         result = instrument.track(ProjectArchived(reason=math.nan))  # type: ignore[arg-type]
     assert not result.ok
     assert len(analytics_events.errors) == 1
     assert not isinstance(analytics_events.errors[0], EncodingError)  # a type error, caught before encoding
     analytics_events.assert_nothing_tracked()
+
+
+def test_a_violation_in_a_thread_the_test_never_joins_fails_the_test_once_at_teardown(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(
+        pytester,
+        """
+        import threading
+        import time
+
+        import instrument
+        from instrument import analytics_scope
+        from catalog import ClusterProvisioningSuccess
+
+
+        def emit_without_scope():
+            instrument.track(ClusterProvisioningSuccess(infra_id=4, cluster_type="eks"))  # raises: strict
+
+
+        def test_fire_and_forget(analytics_events):
+            worker = threading.Thread(target=emit_without_scope)
+            worker.start()
+            deadline = time.monotonic() + 30
+            while worker.is_alive() and time.monotonic() < deadline:  # wait without joining or asserting on it
+                time.sleep(0.01)
+        """,
+    )
+    result = run(pytester, "-W", "error::pytest.PytestUnhandledThreadExceptionWarning")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_fire_and_forget*",
+            "1 analytics violation(s) were reported (not raised) while capturing in strict mode*",
+            "  ScopeError: *cluster*",
+        ]
+    )
+    text = result.stdout.str()
+    assert text.count("analytics violation(s) were reported") == 1
+    assert "During handling of the above exception" not in text
+    assert "Exception in thread" not in text + result.stderr.str()
+
+
+def test_instrument_shutdown_in_the_fixture_keeps_capturing(pytester: pytest.Pytester) -> None:
+    make_project(
+        pytester,
+        """
+        import instrument
+        from instrument import analytics_scope
+        from catalog import ClusterProvisioningSuccess
+
+
+        def test_app_lifespan_shuts_down(analytics_events):
+            with analytics_scope(user_id=1, project_id=2, cluster_id=3):
+                instrument.track(ClusterProvisioningSuccess(infra_id=1, cluster_type="eks"))
+                assert instrument.shutdown() == 0  # e.g. the app's lifespan ending inside the test
+                result = instrument.track(ClusterProvisioningSuccess(infra_id=2, cluster_type="eks"))
+            assert result.ok, result.error
+            analytics_events.assert_tracked(ClusterProvisioningSuccess, infra_id=2)
+            assert len(analytics_events) == 2
+        """,
+    )
+    run(pytester).assert_outcomes(passed=1)

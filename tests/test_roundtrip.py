@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from instrument import AnalyticsError, EncodingError, EventName, SegmentTransport, Track, _client
+from instrument import AnalyticsError, Client, EncodingError, EventName, SegmentTransport, Track
 from instrument._encoding import encode
-from instrument._endpoint import SegmentEndpoint
+from instrument.testing import SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,8 +50,8 @@ class Pipeline:
     def __init__(self, endpoint: SegmentEndpoint) -> None:
         self.endpoint = endpoint
         self.errors: list[AnalyticsError] = []
-        transport = SegmentTransport(WRITE_KEY, host=endpoint.url, timeout=2.0, upload_interval=0.05)
-        self.client = _client.Client(transport, flush_interval=0.05, on_error=self.errors.append)
+        transport = SegmentTransport(WRITE_KEY, host=endpoint.url, timeout=2.0, flush_interval=0.05)
+        self.client = Client(transport, flush_interval=0.05, on_error=self.errors.append)
         self._keys = itertools.count()
         self._seen = 0
         self._by_key: dict[int, dict[str, Any]] = {}

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import instrument
-from instrument import AnalyticsError, DeliveryError, EventName, SegmentTransport, Track, _client, analytics_scope
-from instrument._endpoint import SegmentEndpoint
+from instrument import AnalyticsError, Client, DeliveryError, EventName, SegmentTransport, Track, analytics_scope
+from instrument.testing import SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,7 +72,7 @@ def assert_no_key(text: str) -> None:
 
 
 def test_write_key_never_appears_in_logs_reprs_errors_or_stats(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client], all_logs: _Everything
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], all_logs: _Everything
 ) -> None:
     errors: list[AnalyticsError] = []
     client = configure(max_retries=1, on_error=errors.append)
@@ -111,7 +111,7 @@ def test_segment_transport_repr_hides_the_key() -> None:
 
 
 def test_write_key_is_sent_as_basic_auth_to_the_configured_host_only(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client]
 ) -> None:
     with SegmentEndpoint() as elsewhere:
         configure()
@@ -128,7 +128,7 @@ def test_write_key_is_sent_as_basic_auth_to_the_configured_host_only(
 
 
 def test_redact_hook_keeps_personal_data_out_of_track_properties(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client]
 ) -> None:
     personal = {"email", "name", "company"}
     calls: list[str] = []
@@ -150,7 +150,7 @@ def test_redact_hook_keeps_personal_data_out_of_track_properties(
 
 
 def test_failing_redact_hook_drops_the_event_rather_than_sending_it_unredacted(
-    endpoint: SegmentEndpoint, configure: Callable[..., _client.Client]
+    endpoint: SegmentEndpoint, configure: Callable[..., Client]
 ) -> None:
     errors: list[AnalyticsError] = []
 

@@ -23,6 +23,7 @@ from segment.analytics.request import DatetimeSerializer
 
 from instrument._encoding import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from instrument._errors import ConfigurationError
+from instrument._settings import Settings
 from instrument.transports._base import DeliveryReport, Message, Transport
 
 _log = logging.getLogger("instrument")
@@ -115,16 +116,37 @@ class _CountingConsumer(Consumer):  # type: ignore[misc]
 
 
 class _ScrubKey(logging.Filter):
-    """Keeps the write key out of the ``segment`` logger (its debug lines print request bodies)."""
+    """Keeps the write key out of the ``segment`` logger (its debug lines print request bodies).
+
+    Holds the ``MAX_KEYS`` most recently used keys, so configuring again and again (tests, key
+    rotation) does not grow it without bound; a process uses one or two keys at a time.
+    """
+
+    MAX_KEYS = 32
 
     def __init__(self) -> None:
         super().__init__()
-        self.keys: set[str] = set()
+        self._keys: dict[str, None] = {}  # insertion-ordered: the oldest first
+        self._lock = threading.Lock()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys scrubbed, oldest first."""
+        return tuple(self._keys)
+
+    def add(self, key: str) -> None:
+        """Scrub ``key`` from now on (forgetting the least recently added key beyond ``MAX_KEYS``)."""
+        with self._lock:
+            self._keys.pop(key, None)
+            self._keys[key] = None
+            while len(self._keys) > self.MAX_KEYS:
+                del self._keys[next(iter(self._keys))]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        keys = self.keys
         text = record.getMessage()
-        if any(key in text for key in self.keys):
-            for key in self.keys:
+        if any(key in text for key in keys):
+            for key in keys:
                 text = text.replace(key, "***")
             record.msg, record.args = text, None
         return True
@@ -137,41 +159,38 @@ logging.getLogger("segment").addFilter(_scrubber)
 class SegmentTransport(Transport):
     """Sends to Segment (or any Segment-compatible ``host``) with the Segment client's Consumer.
 
-    ``timeout`` bounds each HTTP request; ``max_retries`` and ``retry_window`` (seconds) bound how long
-    a batch is retried (backoff, or ``Retry-After`` for 429) before it is dropped and reported.
-    Raises ConfigurationError for an empty write key. The key is never logged or shown in a repr.
+    Its options come from ``settings`` (keyword arguments are ``Settings`` fields applied over it):
+    ``host``, ``gzip``, ``timeout`` bounds each HTTP request, ``max_retries`` and ``retry_window``
+    (seconds) bound how long a batch is retried (backoff, or ``Retry-After`` for 429) before it is
+    dropped and reported, ``batch_size`` messages per request, uploads at least every
+    ``flush_interval`` (0.5 s at most). Raises ConfigurationError for an empty write key or a bad
+    setting. The key is never logged or shown in a repr.
     """
 
-    def __init__(
-        self,
-        write_key: str,
-        *,
-        host: str | None = None,
-        gzip: bool = False,
-        timeout: float = 10.0,
-        max_retries: int = 10,
-        retry_window: float = 300.0,
-        upload_interval: float = 0.5,
-        upload_size: int = 100,
-        max_queue_size: int = 10_000,
-    ) -> None:
+    def __init__(self, write_key: str, settings: Settings | None = None, /, **changes: Any) -> None:
         super().__init__()
         if not isinstance(write_key, str) or not write_key:
             raise ConfigurationError("SegmentTransport: write_key must be a non-empty str")
-        if upload_size < 1 or max_queue_size < 2 * upload_size:
-            raise ConfigurationError("SegmentTransport: need upload_size >= 1 and max_queue_size >= 2 * upload_size")
+        settings = settings or Settings()
+        if changes:
+            settings = settings.replace(**changes)
+        self.settings = settings
+        host = settings.host
+        upload_size = settings.batch_size
+        # The Consumer's own queue: room for two batches at least, so a put-back batch always fits.
+        max_queue_size = max(10_000, 2 * upload_size)
         self.__write_key = write_key
-        _scrubber.keys.add(write_key)
+        _scrubber.add(write_key)
         self.host = host
         self._consumer_args: dict[str, Any] = {
             "host": host,
-            "gzip": gzip,
-            "timeout": timeout,
-            "retries": max_retries,
-            "upload_interval": upload_interval,
+            "gzip": settings.gzip,
+            "timeout": settings.timeout,
+            "retries": settings.max_retries,
+            "upload_interval": min(settings.flush_interval, 0.5),
             "upload_size": upload_size,
-            "max_total_backoff_duration": retry_window,
-            "max_rate_limit_duration": retry_window,
+            "max_total_backoff_duration": settings.retry_window,
+            "max_rate_limit_duration": settings.retry_window,
         }
         self._max_queue = max_queue_size
         # Cut batches so the whole request body stays under Segment's 500 KB.

@@ -18,7 +18,7 @@ import pytest
 import requests
 from segment.analytics import Client
 
-from instrument._endpoint import ReceivedBatch, SegmentEndpoint
+from instrument.testing import ReceivedBatch, SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(60)
 

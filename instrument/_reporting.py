@@ -1,0 +1,106 @@
+"""Rate-limited reporting of AnalyticsErrors to the ``instrument`` logger.
+
+A burst (a full queue, an endpoint down) must not become a burst of log lines, and must not become
+invisible either: the first error of each kind is logged at once, the following ones are counted,
+and the count is logged as a summary line once per ``interval`` (by a timer, so it appears even if
+no further error comes) and when the client shuts down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from instrument._errors import AnalyticsError
+
+logger = logging.getLogger("instrument")
+
+#: Seconds between two log lines about the same kind of error.
+LOG_INTERVAL = 10.0
+
+
+class _Kind:
+    __slots__ = ("last", "latest", "suppressed", "timer")
+
+    def __init__(self, last: float) -> None:
+        self.last = last  # when the last line about this kind was logged
+        self.suppressed = 0  # errors of this kind not logged since then
+        self.latest = ""  # the text of the most recent suppressed one
+        self.timer: threading.Timer | None = None
+
+
+class RateLimitedLog:
+    """Logs AnalyticsErrors: the first of each kind, then one summary per kind per ``interval`` seconds."""
+
+    def __init__(self, interval: float = LOG_INTERVAL) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._kinds: dict[str, _Kind] = {}
+        self._closed = False
+
+    def report(self, error: AnalyticsError) -> None:
+        """Log ``error`` now, or count it for the next summary of its kind."""
+        kind = type(error).__name__
+        now = time.monotonic()
+        with self._lock:
+            state = self._kinds.get(kind)
+            if state is not None and now - state.last < self.interval:
+                state.suppressed += 1
+                state.latest = str(error)
+                if state.timer is None and not self._closed:
+                    state.timer = self._start_timer(kind, state.last + self.interval - now)
+                return
+            more = self._take_summary(kind, state)
+            self._kinds[kind] = _Kind(now)
+        logger.warning("analytics: %s: %s%s", kind, error, f" ({more})" if more else "")
+
+    def flush(self) -> None:
+        """Log the summary of every kind with suppressed errors now (at shutdown, at exit)."""
+        with self._lock:
+            lines = [(kind, self._take_summary(kind, state)) for kind, state in self._kinds.items()]
+        for kind, more in lines:
+            if more:
+                logger.warning("analytics: %s: %s", kind, more)
+
+    def close(self) -> None:
+        """Stop the timers and log what is still suppressed; later errors are logged without timers."""
+        with self._lock:
+            self._closed = True
+        self.flush()
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's timers do not exist here, and its lock may be held."""
+        self._lock = threading.Lock()
+        self._kinds = {}
+
+    def _start_timer(self, kind: str, delay: float) -> threading.Timer | None:
+        timer = threading.Timer(max(0.0, delay), self._on_timer, (kind,))
+        timer.daemon = True
+        timer.name = "instrument-log-summary"
+        try:
+            timer.start()
+        except RuntimeError:  # interpreter exit: the shutdown flush prints the summary instead
+            return None
+        return timer
+
+    def _on_timer(self, kind: str) -> None:
+        with self._lock:
+            state = self._kinds.get(kind)
+            more = self._take_summary(kind, state)
+            if state is not None:
+                state.last = time.monotonic()
+        if more:
+            logger.warning("analytics: %s: %s", kind, more)
+
+    def _take_summary(self, kind: str, state: _Kind | None) -> str:
+        """The summary text of ``kind`` (empty if nothing was suppressed), resetting its count. Under the lock."""
+        if state is None:
+            return ""
+        timer, state.timer = state.timer, None
+        if timer is not None and timer is not threading.current_thread():
+            timer.cancel()
+        suppressed, state.suppressed = state.suppressed, 0
+        if not suppressed:
+            return ""
+        return f"{suppressed} more {kind} since the last report; the latest: {state.latest}"

@@ -1,0 +1,138 @@
+"""Rate-limited reporting: bursts become one line plus a summary, and the summary is always printed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import instrument
+from instrument import EventName, MemoryTransport, QueueFullError, Track
+from instrument._reporting import RateLimitedLog
+from instrument.transports._segment import _scrubber
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "instrument"]
+
+
+def _burst(log: RateLimitedLog, n: int) -> None:
+    for i in range(n):
+        log.report(QueueFullError(f"queue full: event {i} dropped"))
+
+
+def test_a_burst_logs_the_first_error_then_a_summary_after_the_interval_without_a_further_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "instrument")
+    log = RateLimitedLog(interval=0.3)
+    _burst(log, 999)
+    assert _lines(caplog) == ["analytics: QueueFullError: queue full: event 0 dropped"]
+    deadline = time.monotonic() + 20
+    while len(_lines(caplog)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _lines(caplog)[1] == (
+        "analytics: QueueFullError: 998 more QueueFullError since the last report; "
+        "the latest: queue full: event 998 dropped"
+    )
+    time.sleep(0.5)
+    assert len(_lines(caplog)) == 2  # printed once: nothing left to summarise
+    log.close()
+    assert len(_lines(caplog)) == 2
+
+
+def test_the_summary_is_printed_at_close_before_the_interval(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "instrument")
+    log = RateLimitedLog(interval=3600)
+    _burst(log, 5)
+    log.close()
+    assert _lines(caplog) == [
+        "analytics: QueueFullError: queue full: event 0 dropped",
+        "analytics: QueueFullError: 4 more QueueFullError since the last report; "
+        "the latest: queue full: event 4 dropped",
+    ]
+
+
+def test_after_the_interval_the_next_error_is_logged_with_the_count_since_the_last_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "instrument")
+    log = RateLimitedLog(interval=0.2)
+    log.report(QueueFullError("first"))
+    log._kinds["QueueFullError"].last -= 1.0  # the interval has passed (no timer was started: nothing suppressed)
+    log.report(QueueFullError("second"))
+    assert _lines(caplog) == ["analytics: QueueFullError: first", "analytics: QueueFullError: second"]
+    log.close()
+
+
+class Events(EventName):
+    PROJECT_CREATED = "Project Created"
+
+
+class ProjectCreated(Track, event=Events.PROJECT_CREATED, scope="project"):
+    name: str
+
+
+def test_shutdown_prints_the_summary_of_the_drops_it_suppressed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "instrument")
+    instrument.configure(transport=MemoryTransport(), strict=False)
+    for _ in range(50):
+        assert not instrument.track(ProjectCreated(name="x")).ok  # no scope bound: dropped, reported
+    assert len(_lines(caplog)) == 1
+    instrument.shutdown(1.0)
+    lines = _lines(caplog)
+    assert len(lines) == 2, lines
+    assert lines[1].startswith("analytics: ScopeError: 49 more ScopeError since the last report; the latest: ")
+
+
+def test_repeated_configure_calls_keep_the_key_filter_bounded() -> None:
+    for i in range(100):
+        client = instrument.configure(f"wk-{i:03d}", host="http://127.0.0.1:9")
+        client.shutdown(0)
+    keys = _scrubber.keys
+    assert len(keys) <= _scrubber.MAX_KEYS
+    assert keys[-1] == "wk-099"  # the most recent keys are the ones kept
+    segment_filters = logging.getLogger("segment").filters
+    assert segment_filters.count(_scrubber) == 1
+    assert len(segment_filters) == 1
+
+
+def test_the_summary_is_printed_at_interpreter_exit_without_an_explicit_shutdown(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import instrument
+            from instrument import EventName, Track
+
+
+            class Events(EventName):
+                PROJECT_CREATED = "Project Created"
+
+
+            class ProjectCreated(Track, event=Events.PROJECT_CREATED, scope="project"):
+                name: str
+
+
+            instrument.configure(transport=instrument.MemoryTransport())
+            for _ in range(999):
+                instrument.track(ProjectCreated(name="x"))  # no scope bound: each is dropped
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "INSTRUMENT_STRICT"}
+    run = subprocess.run(
+        [sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=60, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("analytics: ScopeError")]
+    assert len(lines) == 2, run.stderr
+    assert lines[1].startswith("analytics: ScopeError: 998 more ScopeError since the last report")
