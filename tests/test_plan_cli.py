@@ -122,6 +122,7 @@ class _Terminal(io.StringIO):
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
     terminal = _Terminal()
     main(["plan", "check", PORTER, "--against", str(ROOT / "examples/porter/plan.json")], stdout=terminal)
     assert "\033[32m" in terminal.getvalue()
@@ -129,6 +130,11 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.M
     plain = _Terminal()
     main(["plan", "check", PORTER, "--against", str(ROOT / "examples/porter/plan.json")], stdout=plain)
     assert "\033[" not in plain.getvalue()
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "dumb")
+    dumb = _Terminal()
+    main(["plan", "check", PORTER, "--against", str(ROOT / "examples/porter/plan.json")], stdout=dumb)
+    assert "\033[" not in dumb.getvalue()
 
 
 def test_importing_instrument_imports_no_cli_collector_or_jsonschema() -> None:

@@ -1,6 +1,6 @@
 """The ``instrument`` command: ``plan export|lint|diff|check`` and ``collect``.
 
-Human output by default (colour only on a terminal, and never with NO_COLOR), ``--json`` for machines.
+Human output by default (colour only on a terminal that supports it, never with NO_COLOR), ``--json`` for machines.
 Exit codes: 0 clean, 1 findings (lint findings, breaking changes, a stale plan), 2 bad input or usage.
 """
 
@@ -27,7 +27,7 @@ class _Out:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.colour = stream.isatty() and not os.environ.get("NO_COLOR")
+        self.colour = stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
     def paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.colour else text
