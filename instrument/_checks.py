@@ -24,8 +24,8 @@ class Check:
     ok: Predicate
     exact: tuple[type, ...] | None  # value.__class__ in exact -> passes the hot path's test
     text: str
-    # True when an exact class only passes the hot path: the items still need ok() (done in strict
-    # mode at construction, else on the background worker before encoding).
+    # True when the exact class is not enough (a container): its items need ok() too, so the generated
+    # __init__ calls ok() instead of comparing the class.
     shallow: bool = False
 
 
@@ -48,6 +48,12 @@ def _class_check(tp: type) -> Check:
     if tp is object:
         return Check(lambda v: True, None, "object")
     return Check(lambda v: isinstance(v, tp), (tp,), _name(tp))
+
+
+def _arity(tp: object, args: tuple[Any, ...], expected: int) -> None:
+    # ``dict[str]`` and ``list[int, str]`` are accepted by Python at run time, but mean nothing.
+    if args and len(args) != expected:
+        raise UnsupportedAnnotation(f"{_name(tp)} takes {expected} type argument(s), got {len(args)}")
 
 
 def compile_check(tp: Any) -> Check:
@@ -76,6 +82,7 @@ def compile_check(tp: Any) -> Check:
             f"Literal[{', '.join(map(repr, allowed))}]",
         )
     if origin in (list, cabc.Sequence, cabc.MutableSequence, set, frozenset, cabc.Set, cabc.Iterable):
+        _arity(tp, args, 1)
         item = compile_check(args[0]) if args else compile_check(Any)
         container: tuple[type, ...] = {
             list: (list,),
@@ -109,6 +116,7 @@ def compile_check(tp: Any) -> Check:
             shallow=True,
         )
     if origin in (dict, cabc.Mapping, cabc.MutableMapping):
+        _arity(tp, args, 2)
         key = compile_check(args[0]) if args else compile_check(Any)
         val = compile_check(args[1]) if args else compile_check(Any)
         key_ok, val_ok = key.ok, val.ok

@@ -46,6 +46,8 @@ class Client:
     def __init__(self, transport: Transport | None, settings: Settings | None = None, /, **changes: Any) -> None:
         if transport is not None and not isinstance(transport, Transport):
             raise ConfigurationError(f"Client: transport must be a Transport or None, got {type(transport).__name__}")
+        if settings is not None and not isinstance(settings, Settings):
+            raise ConfigurationError(f"Client: settings must be a Settings, got {type(settings).__name__}")
         settings = settings or Settings()
         if changes:
             settings = settings.replace(**changes)
@@ -88,7 +90,11 @@ class Client:
         return self._emit(traits, Identify)
 
     def _emit(self, record: Any, kind: type[Track] | type[Identify]) -> EmitResult:
-        if not isinstance(record, kind):
+        try:
+            right_kind = isinstance(record, kind)
+        except Exception:  # a hostile object whose __class__ raises
+            right_kind = False
+        if not right_kind:
             error = PropertyError(
                 f"{kind.__name__.lower()}() takes a {kind.__name__} instance, got {type(record).__name__}",
                 track=type(record).__name__,
@@ -186,6 +192,7 @@ def reset() -> None:
         _current.interceptor = None
         previous: Client = _state.install(default_client())
     _scopes._set(_scopes._EMPTY)
+    _scopes.foreign_exit_log.reset()
     if previous.configured:
         previous.shutdown(0)
 
@@ -218,10 +225,11 @@ def configure(
     points the Segment transport elsewhere (an http(s) URL: self-hosted, RudderStack, a local endpoint;
     no credentials in it). ``strict`` (default: INSTRUMENT_STRICT) makes programmer errors raise at the
     call. ``on_error`` receives every AnalyticsError instead of the ``instrument`` logger. ``wire_keys``
-    renames scope fields on the wire (``{"project_id": "proj_id"}``). ``redact(event, properties)``
-    returns the properties to send. ``max_queue_size`` (events) and ``max_queue_bytes`` (encoded bytes,
-    optional) bound the queue; ``queue_policy`` is "drop_newest" or "drop_oldest" when it is full.
-    ``flush_interval``, ``timeout``, ``exit_timeout`` (delivery at interpreter exit) and
+    renames scope fields on the wire for this client (``{"project_id": "proj_id"}``; deprecated: declare
+    them once with the catalog, ``EventName(..., wire_keys=...)``, which they must agree with).
+    ``redact(event, properties)`` returns the properties to send. ``max_queue_size`` (events) and
+    ``max_queue_bytes`` (encoded bytes, optional) bound the queue; ``queue_policy`` is "drop_newest" or
+    "drop_oldest" when it is full. ``flush_interval``, ``timeout``, ``exit_timeout`` (delivery at interpreter exit) and
     ``retry_window`` are finite seconds. Every argument is validated here (types, ranges, URL):
     raises ConfigurationError naming the argument, never showing a secret.
     """
@@ -327,11 +335,13 @@ def _at_exit() -> None:
         client.shutdown(client.exit_timeout)
     except Exception:  # interpreter exit: report, never raise
         logger.exception("analytics: delivery at exit failed")
+    _scopes.foreign_exit_log.close()  # the count of suppressed reports is never left unsaid
 
 
 def _after_fork_in_child() -> None:
     reset_http_session_after_fork()
     get_client().after_fork()
+    _scopes.foreign_exit_log.after_fork()
 
 
 atexit.register(_at_exit)

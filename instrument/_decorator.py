@@ -71,7 +71,7 @@ def _resolve(target: EventOrTrack, scope: str | None, role: str) -> type[Track]:
             )
         return target
     if isinstance(target, str):
-        if scope is not None and scope not in scopes():
+        if scope is not None and (not isinstance(scope, str) or scope not in scopes()):
             raise ConfigurationError(f"@tracks: unknown scope {scope!r} (known: {sorted(scopes())})")
         return adhoc_track(target, scope or "user")
     raise ConfigurationError(f"@tracks: {role} must be a Track subclass or an event name, got {target!r}")
@@ -106,6 +106,8 @@ class _Plan:
         ns: dict[str, Any] = {"_cls": cls, "_extract": self.extract, "_len": len}
         if self.extra:
             lines = ["def build(_instance, _args, _kwargs):", "    return _cls(**_extract(_instance, _args, _kwargs))"]
+        elif not self.entries:  # no parameter feeds a field: nothing to look up
+            lines = ["def build(_instance, _args, _kwargs):", "    return _cls()"]
         else:
             parts = []
             for i, (name, position, default) in enumerate(self.entries):
@@ -153,6 +155,16 @@ class _Plan:
         return out
 
 
+def _building_failed(cls: type[Track], error: Exception) -> AnalyticsError:
+    """The AnalyticsError for a plain exception raised while building ``cls``: its type, never its text
+    (an exception's message may quote a property value); the exception itself is the ``__cause__``."""
+    wrapped = AnalyticsError(
+        f"@tracks({cls.__qualname__}): building the event failed: {type(error).__name__}", track=cls.__qualname__
+    )
+    wrapped.__cause__ = error
+    return wrapped
+
+
 class _Emitter:
     """Builds and sends the success (or failure) track for one decorated function."""
 
@@ -191,10 +203,7 @@ class _Emitter:
             client.dispatcher.drop(error)
         except Exception as error:
             # A default_factory or a hook (redact) failing: never let it replace the function's result.
-            wrapped_error = AnalyticsError(
-                f"@tracks({self.track_cls.__qualname__}): building the event failed: {error!r}",
-                track=self.track_cls.__qualname__,
-            )
+            wrapped_error = _building_failed(self.track_cls, error)
             if client.strict:
                 raise wrapped_error from error
             client.dispatcher.drop(wrapped_error)
@@ -220,11 +229,7 @@ class _Emitter:
         except AnalyticsError as error:
             client.dispatcher.drop(error)
         except Exception as error:  # never mask the business exception
-            client.dispatcher.drop(
-                AnalyticsError(
-                    f"@tracks on_error: building the event failed: {error!r}", track=failure_cls.__qualname__
-                )
-            )
+            client.dispatcher.drop(_building_failed(failure_cls, error))
 
     def _props(self, call: Call) -> Mapping[str, Any]:
         try:
@@ -233,7 +238,8 @@ class _Emitter:
             raise
         except Exception as error:
             raise PropsError(
-                f"@tracks({self.track_cls.__qualname__}): props raised {error!r}", track=self.track_cls.__qualname__
+                f"@tracks({self.track_cls.__qualname__}): props raised {type(error).__name__}",
+                track=self.track_cls.__qualname__,
             ) from error
         if not isinstance(extra, Mapping):
             raise PropsError(

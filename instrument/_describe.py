@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from instrument import _scopes
-from instrument._errors import AnalyticsError, TrackDefinitionError
+from instrument._errors import TrackDefinitionError
 from instrument._fields import MISSING
 from instrument._records import Identify, Track, _Record, spec_of
 
@@ -86,15 +86,7 @@ def describe(cls: type) -> EventSchema:
     """
     if not isinstance(cls, type) or not issubclass(cls, (Track, Identify)) or cls in (Track, Identify):
         raise TrackDefinitionError(f"describe() takes a Track or Identify subclass, got {_what(cls)}")
-    try:
-        spec = spec_of(cls)
-    except AnalyticsError:
-        raise
-    except Exception as error:  # an annotation that does not resolve (NameError, ...)
-        raise TrackDefinitionError(
-            f"{cls.__qualname__}: cannot resolve its annotations ({type(error).__name__}: {error})",
-            track=cls.__qualname__,
-        ) from None
+    spec = spec_of(cls)  # raises TrackDefinitionError for annotations that do not resolve
     docs = _attribute_docs(cls)
     properties = tuple(
         PropertySchema(

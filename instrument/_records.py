@@ -7,6 +7,7 @@ import sys
 import time
 import typing
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from instrument import _scopes
@@ -43,7 +44,15 @@ class _Record:
     _error: AnalyticsError | None = None
 
     def __init_subclass__(cls, *, event: str | None = None, scope: str | None = None, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
+        try:
+            super().__init_subclass__(**kw)
+        except TypeError as error:
+            if not kw:
+                raise
+            raise TrackDefinitionError(
+                f"{cls.__qualname__}: unexpected class keyword(s) {sorted(kw)} (a Track takes event= and scope=)",
+                track=cls.__qualname__,
+            ) from error
         cls.__instrument_spec__ = None
         if cls.__name__ in _BASES and cls.__module__ == __name__:
             return
@@ -60,7 +69,7 @@ class _Record:
                 raise TrackDefinitionError(
                     f"{cls.__qualname__}: an Identify is always user-scoped", track=cls.__qualname__
                 )
-            if scope not in _scopes.scopes():
+            if not isinstance(scope, str) or scope not in _scopes.scopes():
                 raise TrackDefinitionError(
                     f"{cls.__qualname__}: unknown scope {scope!r} (known: {sorted(_scopes.scopes())}; "
                     "add one with define_scope)",
@@ -80,17 +89,20 @@ class _Record:
         def __init__(self, **fields: Any) -> None: ...
 
     def __repr__(self) -> str:
-        spec = _spec(type(self))
-        parts = [f"{p.name}={_safe_repr(getattr(self, p.name, MISSING))}" for p in spec.properties]
+        try:
+            properties = _spec(type(self)).properties
+        except TrackDefinitionError:  # annotations that never resolved: repr() must not raise anyway
+            return f"{type(self).__qualname__}(<unresolved annotations>)"
+        parts = [f"{p.name}={_safe_repr(getattr(self, p.name, MISSING))}" for p in properties]
         parts += [f"{k}={_safe_repr(v)}" for k, v in self.scope.items()]
         return f"{type(self).__qualname__}({', '.join(parts)})"
 
     @property
     def scope(self) -> Mapping[str, object]:
         """The scope fields this record carries: the bound scope at construction, then overrides."""
-        spec = _spec(type(self))
         merged = merge_scope(self._ctx, self._over)
-        return {f: merged[f] for f in spec.scope.fields if merged.get(f) is not None}
+        fields = _scopes.get_scope(type(self)._scope_name).fields  # needs no annotation resolved
+        return {f: merged[f] for f in fields if merged.get(f) is not None}
 
     @property
     def properties(self) -> dict[str, object]:
@@ -309,13 +321,14 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
         what="__init__",
         module=cls.__module__,
         qualname=cls.__qualname__,
-        doc=f"Build a {cls.__qualname__}: check its properties and fill its scope (see Track).",
+        doc=f"Make a {cls.__qualname__} record: check its properties and fill its scope (see Track).",
     )
     init.__signature__ = _signature(spec)  # type: ignore[attr-defined]
     return init
 
 
 _adhoc: dict[tuple[str, str, tuple[tuple[str, str], ...]], type[Track]] = {}
+_NO_RENAMES: Mapping[str, str] = MappingProxyType({})
 
 
 def adhoc_track(event: str, scope: str = "user") -> type[Track]:
@@ -332,8 +345,12 @@ def adhoc_track(event: str, scope: str = "user") -> type[Track]:
     return cls
 
 
-def scope_wire_key(target: object, field: str) -> str:
-    """The wire key scope ``field`` is sent under by ``target`` (a Track class, a catalog member or a name)."""
+def scope_wire_key(target: object, field: str, overrides: Mapping[str, str] = _NO_RENAMES) -> str:
+    """The wire key scope ``field`` is sent under by ``target`` (a Track class, a catalog member or a name),
+    ``overrides`` (a client's ``wire_keys``) first."""
+    override = overrides.get(field)
+    if override:
+        return override
     if isinstance(target, type) and issubclass(target, _Record):
         keys: Mapping[str, str] = target._wire_keys
     elif isinstance(target, EventName):

@@ -69,6 +69,12 @@ class RateLimitedLog:
             self._closed = True
         self.flush()
 
+    def reset(self) -> None:
+        """Log what is still suppressed, then forget every kind: the next error is logged at once."""
+        self.flush()
+        with self._lock:
+            self._kinds = {}
+
     def after_fork(self) -> None:
         """In a forked child: the parent's timers do not exist here, and its lock may be held."""
         self._lock = threading.Lock()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-import logging
-import threading
-import time
+import keyword
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
@@ -14,8 +12,7 @@ from typing import Any, TypeVar, cast
 import wrapt
 
 from instrument._errors import ConfigurationError, ScopeError
-
-logger = logging.getLogger("instrument")
+from instrument._reporting import RateLimitedLog
 
 USER_ID = "user_id"
 #: The message key user_id is sent under (never a property).
@@ -75,17 +72,25 @@ def define_scope(
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigurationError(f"define_scope: scope name must be an identifier, got {name!r}")
-    if parent is not None and parent not in _scopes:
+    if parent is not None and (not isinstance(parent, str) or parent not in _scopes):
         raise ConfigurationError(f"define_scope({name!r}): unknown parent scope {parent!r} (known: {sorted(_scopes)})")
     if isinstance(fields, (str, bytes)):
         raise ConfigurationError(
             f"define_scope({name!r}): fields must be a list of names or a mapping name -> wire key, "
             f"not a bare {type(fields).__name__} (write fields=[{fields!r}])"
         )
-    mapping = dict(fields) if isinstance(fields, Mapping) else {f: f for f in fields}
+    if isinstance(fields, Mapping):
+        mapping = dict(fields)
+    else:  # a list of names: each is sent under its own name
+        mapping = {f: f for f in _names(fields, f"define_scope({name!r}): fields")}
     for field, key in mapping.items():
-        if not isinstance(field, str) or not field.isidentifier():
-            raise ConfigurationError(f"define_scope({name!r}): field name must be an identifier, got {field!r}")
+        if not isinstance(field, str) or not field.isidentifier() or keyword.iskeyword(field) or field[0] == "_":
+            # A scope field is a keyword argument of every Track of the scope: a keyword (``class``) or a
+            # private-looking name (``_self``) could not be one.
+            raise ConfigurationError(
+                f"define_scope({name!r}): field name must be an identifier, not a keyword and not starting "
+                f"with '_', got {field!r}"
+            )
         if not isinstance(key, str) or not key:
             raise ConfigurationError(f"define_scope({name!r}): wire key of {field!r} must be a non-empty str")
         known_key = _default_wire_keys.get(field)
@@ -100,7 +105,7 @@ def define_scope(
                 f"define_scope({name!r}): wire key {key!r} of {field!r} is already the wire key of "
                 f"scope field {owner!r}"
             )
-    id_names = frozenset(mapping) if ids is None else frozenset(ids)
+    id_names = frozenset(mapping) if ids is None else frozenset(_names(ids, f"define_scope({name!r}): ids"))
     if isinstance(ids, (str, bytes)) or not id_names <= mapping.keys():
         raise ConfigurationError(
             f"define_scope({name!r}): ids must be a list of the scope's own fields {list(mapping)}"
@@ -122,6 +127,18 @@ def define_scope(
     global _known_fields
     _known_fields = frozenset(_default_wire_keys)
     return scope
+
+
+def _names(values: object, what: str) -> list[str]:
+    """``values`` as a list of str names. Raises ConfigurationError for anything else (``5``, ``[["x"]]``)."""
+    try:
+        names: list[object] = list(values)  # type: ignore[call-overload]
+    except TypeError:
+        raise ConfigurationError(f"{what} must be a list of names, got {type(values).__name__}") from None
+    bad = next((n for n in names if not isinstance(n, str)), None)
+    if bad is not None:
+        raise ConfigurationError(f"{what}: each name must be a str, got {type(bad).__name__}")
+    return [str(n) for n in names]
 
 
 def _field_with_key(key: str, *, exclude: str) -> str | None:
@@ -330,28 +347,23 @@ class AnalyticsScope(tuple):  # type: ignore[type-arg]
 
 #: Seconds between two log lines about analytics_scope blocks left in another context.
 FOREIGN_EXIT_LOG_INTERVAL = 60.0
-_foreign_exits = {"last": -FOREIGN_EXIT_LOG_INTERVAL, "suppressed": 0}
-_foreign_exits_lock = threading.Lock()
+#: Where those lines go: rate-limited like every other report (the first at once, then a summary of
+#: the count once per interval by a timer, and at shutdown and exit: the client flushes it).
+foreign_exit_log = RateLimitedLog(FOREIGN_EXIT_LOG_INTERVAL)
+
+_FOREIGN_EXIT = (
+    "analytics_scope: a `with analytics_scope(...)` block was exited in another context (thread or task) "
+    "than it was entered in, so the binding it made there could not be undone from here; the events "
+    "inside the block were filled normally. This happens when __enter__ and __exit__ run in different "
+    "threads/tasks (e.g. a sync generator dependency of a web framework); bind the scope where the work "
+    "runs (the decorator form, or bind_scope/reset_scope in one context)"
+)
 
 
 def _report_foreign_exit() -> None:
     # One request per occurrence would be thousands of lines (a sync FastAPI dependency runs its
-    # block in a worker thread): log the first, then at most one line per interval with the count.
-    now = time.monotonic()
-    with _foreign_exits_lock:
-        if now - _foreign_exits["last"] < FOREIGN_EXIT_LOG_INTERVAL:
-            _foreign_exits["suppressed"] += 1
-            return
-        suppressed = _foreign_exits["suppressed"]
-        _foreign_exits.update(last=now, suppressed=0)
-    logger.warning(
-        "analytics_scope: a `with analytics_scope(...)` block was exited in another context (thread or "
-        "task) than it was entered in, so the binding it made there could not be undone from here; the "
-        "events inside the block were filled normally. This happens when __enter__ and __exit__ run in "
-        "different threads/tasks (e.g. a sync generator dependency of a web framework); bind the scope "
-        "where the work runs (the decorator form, or bind_scope/reset_scope in one context)%s",
-        f" ({suppressed} more in the last {FOREIGN_EXIT_LOG_INTERVAL:g} s)" if suppressed else "",
-    )
+    # block in a worker thread).
+    foreign_exit_log.report(ScopeError(_FOREIGN_EXIT, field=""))
 
 
 _new_scope = tuple.__new__

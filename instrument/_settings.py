@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from instrument import _scopes
 from instrument._errors import AnalyticsError, ConfigurationError
+from instrument._events import check_agreement
 
 ErrorHandler = Callable[[AnalyticsError], None]
 Redactor = Callable[[str, dict[str, Any]], Mapping[str, Any]]
@@ -145,8 +146,10 @@ def _check_host(host: object) -> None:
 
 def _check_wire_keys(wire_keys: object) -> dict[str, str]:
     """The renames as given, once ``_scopes.check_wire_keys`` has found them valid (known property
-    fields, non-empty keys, no two fields sent under one key). Raises ConfigurationError."""
+    fields, non-empty keys, no two fields sent under one key) and they agree with every catalog's
+    renames (one process, one wire format). Raises ConfigurationError."""
     if not isinstance(wire_keys, Mapping):
         raise _bad("wire_keys", "must be a mapping of scope field -> wire key", wire_keys)
     _scopes.check_wire_keys(wire_keys, "configure")
+    check_agreement(wire_keys, "configure")
     return dict(wire_keys)

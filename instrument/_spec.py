@@ -126,10 +126,12 @@ def check_declaration(cls: Any, machinery: tuple[type, ...]) -> None:
             )
         if pname.startswith("_"):
             raise TrackDefinitionError(f"{where}: property names may not start with '_'", track=name)
+    # Every property, inherited ones too: a subclass may give a base's property a new default.
+    for pname in _declared_names(cls, machinery):
         default = field_info(cls, pname).default
         if default is not MISSING and type(default).__hash__ is None:
             raise TrackDefinitionError(
-                f"{where}: mutable default {type(default).__name__} would be shared by every instance; "
+                f"{name}.{pname}: mutable default {type(default).__name__} would be shared by every instance; "
                 f"use field(default_factory={type(default).__name__})",
                 track=name,
             )
@@ -206,6 +208,10 @@ def build_spec(cls: Any, machinery: tuple[type, ...]) -> Spec:
             check = compile_check(annotation)
         except UnsupportedAnnotation as exc:
             raise TrackDefinitionError(f"{name}.{pname}: {exc}", track=name) from None
+        except Exception as exc:  # an annotation object no supported form foresaw: still a definition error
+            raise TrackDefinitionError(
+                f"{name}.{pname}: cannot check values against {annotation!r} ({type(exc).__name__})", track=name
+            ) from exc
         props.append(
             PropertySpec(
                 pname, info.key or pname, check, info.default, info.default_factory, truncatable, info.doc, annotation

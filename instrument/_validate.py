@@ -42,13 +42,15 @@ def call_factory(factory: Any) -> Any:
 
 def value_summary(value: object) -> str:
     """The type of ``value`` and, for text and containers, its size: never its content."""
-    name = type(value).__name__
-    if isinstance(value, (str, bytes, bytearray, list, tuple, dict, set, frozenset, Mapping)):
+    # type(), not isinstance(): isinstance consults a value's own __class__, which may raise.
+    cls = type(value)
+    name = cls.__name__
+    if issubclass(cls, (str, bytes, bytearray, list, tuple, dict, set, frozenset, Mapping)):
         try:
-            size = len(value)
-        except Exception:  # a Mapping whose __len__ raises: the type alone
+            size = len(value)  # type: ignore[arg-type]
+        except Exception:  # a container whose __len__ raises: the type alone
             return name
-        unit = "char" if isinstance(value, str) else "byte" if isinstance(value, (bytes, bytearray)) else "item"
+        unit = "char" if issubclass(cls, str) else "byte" if issubclass(cls, (bytes, bytearray)) else "item"
         return f"{name} ({size} {unit}{'' if size == 1 else 's'})"
     return name
 
@@ -65,17 +67,24 @@ def merge_scope(ctx: Mapping[str, object], over: Mapping[str, object]) -> Mappin
 
 
 def is_valid_id(value: object) -> bool:
-    """An id is an int (not a bool) or a non-empty str."""
-    if isinstance(value, bool):
+    """An id is an int (not a bool) or a non-empty str (or a subclass of them)."""
+    cls = type(value)  # never value.__class__, which may raise
+    if issubclass(cls, bool):
         return False
-    if isinstance(value, str):
-        return value != ""
-    return isinstance(value, int)
+    if issubclass(cls, str):
+        return str.__len__(value) != 0  # type: ignore[arg-type]
+    return issubclass(cls, int)
 
 
 def validate(rec: Any, spec: Spec) -> None:
     """Run every check on ``rec``: raise the error in strict mode, else keep it on ``rec._error``."""
-    error = find_error(rec, spec)
+    try:
+        error = find_error(rec, spec)
+    except Exception as raised:  # a hostile value in a path no check foresaw: still only an AnalyticsError
+        error = AnalyticsError(
+            f"{spec.cls_name}: checking the record raised {type(raised).__name__}", track=spec.cls_name
+        )
+        error.__cause__ = raised
     if error is not None:
         if strictness.strict:
             raise error
@@ -88,7 +97,7 @@ def _property_error(spec: Spec, p: PropertySpec, value: object) -> PropertyError
         return PropertyError(
             f"{name}: required property {p.name!r} is missing ({p.check.text})", track=name, field=p.name
         )
-    if isinstance(value, FactoryFailed):
+    if type(value) is FactoryFailed:
         error = PropertyError(
             f"{name}.{p.name}: its default_factory raised {type(value.error).__name__}",
             track=name,

@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kit_catalog import ItemsExported, Kind, ProjectCreated, UserTraits, emit_cluster_success
 
 import instrument
-from instrument import Client
-from instrument._errors import AnalyticsError
-from instrument.testing import SegmentEndpoint, reset
+from instrument import AnalyticsError, Client, analytics_scope
+from instrument.testing import CapturedEvents, SegmentEndpoint, capture_events, reset
 from instrument.transports import MemoryTransport
 
 
@@ -81,3 +81,16 @@ def configure(
     finally:
         for client in made:
             client.shutdown(2.0)
+
+
+@pytest.fixture
+def captured() -> Iterator[CapturedEvents]:
+    """A strict capture holding two cluster tracks, a project track, an export and an identify (kit_catalog)."""
+    with capture_events() as events:
+        emit_cluster_success(infra_id=1, cluster_type="eks")
+        emit_cluster_success(infra_id=2, cluster_type="gke")
+        with analytics_scope(user_id=42, project_id=7):
+            instrument.track(ProjectCreated(name="demo", kind=Kind.GKE, public=True))
+            instrument.track(ItemsExported(count=3))
+        instrument.identify(UserTraits(email="a@b.c", github=True, user_id=42))
+        yield events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 import instrument
 from instrument import (
     ConfigurationError,
+    ConsoleTransport,
     EventName,
     Identify,
     MemoryTransport,
@@ -23,7 +25,7 @@ from instrument import (
     Track,
     analytics_scope,
 )
-from instrument.testing import SegmentEndpoint
+from instrument.testing import SegmentEndpoint, capture_events
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,3 +193,60 @@ def test_instrument_strict_environment_variable_makes_errors_raise_without_confi
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30, check=False
     )
     assert "raised" not in done.stdout
+
+
+class RenamedEvents(EventName, wire_keys={"project_id": "proj_id"}):
+    PROJECT_RENAMED = "Project Renamed"
+
+
+class ProjectRenamed(Track, event=RenamedEvents.PROJECT_RENAMED, scope="project"):
+    name: str
+
+
+def test_the_catalogs_wire_keys_reach_every_transport_and_the_capture_without_configure(
+    configure,
+    endpoint: SegmentEndpoint,  # type: ignore[no-untyped-def]
+) -> None:
+    # Declared once, with the catalog: no client is told about proj_id again.
+    expected = {"name": "web", "proj_id": 7}
+
+    def emit() -> None:
+        with analytics_scope(user_id=1, project_id=7):
+            assert instrument.track(ProjectRenamed(name="web")).ok
+
+    memory = MemoryTransport()
+    configure(transport=memory, sync=True)
+    emit()
+    assert [m["properties"] for m in memory.messages] == [expected]
+
+    stream = io.StringIO()
+    configure(transport=ConsoleTransport(stream=stream), sync=True)
+    emit()
+    assert '"proj_id": 7' in stream.getvalue()
+    assert "project_id" not in stream.getvalue()
+
+    configure()  # the Segment transport, at the loopback endpoint
+    emit()
+    assert instrument.flush(10)
+    assert endpoint.wait_for(1, timeout=10)
+    assert [m["properties"] for m in endpoint.messages] == [expected]
+
+    with capture_events() as events:
+        emit()
+    assert [e.properties for e in events] == [expected]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_track_given_an_object_whose_class_attribute_raises_is_a_property_error(strict: bool) -> None:
+    class Impostor:
+        @property
+        def __class__(self) -> type:  # type: ignore[override]
+            raise RuntimeError("no class for you")
+
+    client = instrument.Client(MemoryTransport(), strict=strict, sync=True)
+    if strict:
+        with pytest.raises(PropertyError, match=r"track\(\) takes a Track instance, got Impostor"):
+            client.track(Impostor())  # type: ignore[arg-type]
+    else:
+        result = client.track(Impostor())  # type: ignore[arg-type]
+        assert isinstance(result.error, PropertyError)

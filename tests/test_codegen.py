@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from instrument import Track, analytics_scope, field, to_message, tracks
+import instrument
+from instrument import MemoryTransport, PropertyError, Track, analytics_scope, field, to_message, tracks
 from instrument._codegen import make_function
 
 
@@ -141,3 +142,48 @@ def test_the_tracks_builder_is_generated_readable_code() -> None:
     assert "if _kwargs:" in source
     assert "or True" not in source
     assert "or False" not in source
+
+
+def test_a_strict_error_formatted_by_traceback_shows_the_generated_init_and_builder_lines() -> None:
+    # What a user sees in a test failure or a log: the generated file and line, with its source text.
+    instrument.configure(transport=MemoryTransport(), strict=True, sync=True)
+
+    @tracks(Provisioned)
+    def provision(kind: object, size: int = 2) -> None:
+        pass
+
+    with analytics_scope(user_id=1, project_id=2):
+        try:
+            provision(3)
+        except PropertyError as error:
+            text = traceback.format_exc()
+            frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
+        else:
+            pytest.fail("strict mode did not raise")
+    assert "<string>" not in text
+    assert "???" not in text
+    builder = f'File "<instrument generated @tracks(Provisioned) builder of {__name__}.'
+    assert builder in text
+    assert "in build\n    return _cls(kind=(_args[0 - _o] if _o <= 0 < _n else _d0)" in text
+    init = f'File "<instrument generated __init__ of {__name__}.Provisioned>", line '
+    assert init in text
+    assert "in __init__\n    _validate(_self, _spec)" in text
+    # inspect.getsource works on the generated code objects of both frames.
+    codes = {
+        frame.f_code.co_name: frame.f_code for frame in frames if frame.f_code.co_filename.startswith("<instrument")
+    }
+    assert inspect.getsource(codes["build"]).startswith("def build(_instance, _args, _kwargs):")
+    assert inspect.getsource(codes["__init__"]).startswith("def __init__(_self, *, kind=_M, size=_d1, tags=_M")
+
+
+def test_a_builder_for_a_function_feeding_no_field_has_no_lookup_code() -> None:
+    @tracks(Provisioned)
+    def unrelated(other: int) -> None:
+        pass
+
+    [key] = [
+        k
+        for k in linecache.cache
+        if k.startswith("<instrument generated @tracks(Provisioned) builder of ") and k.endswith(".unrelated>")
+    ]
+    assert "".join(linecache.getlines(key)) == "def build(_instance, _args, _kwargs):\n    return _cls()\n"

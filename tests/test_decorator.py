@@ -7,7 +7,11 @@ import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from typing import Any
 
+import hostile_values
 import pytest
+from hostile_values import SECRET
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import instrument
 from instrument import (
@@ -25,6 +29,7 @@ from instrument import (
     field,
     tracks,
 )
+from instrument.testing import reset
 
 
 class Events(EventName):
@@ -615,3 +620,101 @@ def test_a_target_that_is_neither_a_track_nor_an_event_is_a_configuration_error(
         tracks(42)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="props must be callable"):
         tracks(ClusterCreated, props="region")  # type: ignore[arg-type]
+
+
+# -- arbitrary and hostile values through @tracks (hypothesis) -------------------------------------
+
+
+def _secret_free_analytics_error(error: BaseException) -> None:
+    assert isinstance(error, AnalyticsError), f"{type(error).__name__} escaped: {error!r}"
+    if "cannot encode" not in str(error):  # the encoder's own texts are T1's part (_encoding.py)
+        assert SECRET not in str(error), str(error)
+
+
+class _PropsRaised(Exception):
+    pass
+
+
+@example(infra_id=hostile_values.hostile(frozenset({"__class__"})), props_result=None, strict_mode=False, fail=True)
+@example(infra_id=1, props_result=_PropsRaised(SECRET), strict_mode=True, fail=False)
+@example(infra_id=1, props_result={1: SECRET}, strict_mode=True, fail=False)
+@example(infra_id=1, props_result=hostile_values.hostile(frozenset({"__iter__"})), strict_mode=False, fail=True)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    infra_id=hostile_values.values,
+    props_result=st.none()
+    | hostile_values.values
+    | st.dictionaries(st.sampled_from(["region", "infra_id", "cluster_id", "nope"]), hostile_values.values)
+    | st.builds(_PropsRaised, hostile_values.secrets),
+    strict_mode=st.booleans(),
+    fail=st.booleans(),
+)
+def test_arbitrary_arguments_and_props_results_never_break_the_business_function(
+    infra_id: Any, props_result: Any, strict_mode: bool, fail: bool
+) -> None:
+    # Production: the function's result (or its own exception) and nothing else. Strict: an
+    # AnalyticsError at most, on success only (a failure path never masks the business exception).
+    reported: list[AnalyticsError] = []
+    instrument.configure(transport=MemoryTransport(), strict=strict_mode, sync=True, on_error=reported.append)
+
+    def props(call: Call) -> Any:
+        if isinstance(props_result, _PropsRaised):
+            raise props_result
+        return props_result
+
+    @tracks(ClusterCreated, props=None if props_result is None else props, on_error=ClusterCreationFailed)
+    def create(infra_id: Any) -> str:
+        if fail:
+            raise Boom(SECRET)
+        return "created"
+
+    try:
+        with analytics_scope(user_id=42, project_id=7, cluster_id=3):
+            try:
+                assert create(infra_id) == "created"
+                assert not fail
+            except Boom:
+                assert fail
+            except AnalyticsError as error:
+                assert strict_mode, "an analytics error escaped into the business function in production"
+                assert not fail, "an analytics error replaced the business exception"
+                _secret_free_analytics_error(error)
+        for error in reported:
+            _secret_free_analytics_error(error)
+    finally:
+        reset()
+
+
+def test_an_exception_text_from_props_or_a_factory_is_not_repeated_in_the_error() -> None:
+    # Exception messages often quote the value that failed: only the type is shown, the exception is the cause.
+    reported: list[AnalyticsError] = []
+    instrument.configure(transport=MemoryTransport(), sync=True, on_error=reported.append)
+
+    def props(call: Call) -> Mapping[str, Any]:
+        raise ValueError(f"bad email {SECRET}")
+
+    @tracks(ClusterCreated, props=props, on_error=ClusterCreationFailed)
+    def create(infra_id: int, fail: bool = False) -> None:
+        if fail:
+            raise Boom
+
+    @tracks(Exploding)
+    def explode() -> None:
+        pass
+
+    with analytics_scope(user_id=42, project_id=7, cluster_id=3):
+        create(1)
+        with pytest.raises(Boom):
+            create(1, fail=True)
+    with analytics_scope(user_id=42):
+        explode()
+    texts = [str(error) for error in reported]
+    assert texts[0] == "@tracks(ClusterCreated): props raised ValueError"
+    assert texts[1] == "@tracks(ClusterCreated): props raised ValueError"
+    assert texts[2] == "Exploding.items: its default_factory raised ZeroDivisionError"
+    assert all(isinstance(error.__cause__, (ValueError, ZeroDivisionError)) for error in reported)
+
+
+def test_a_scope_that_is_not_a_str_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown scope \['project'\]"):
+        tracks("Listed Thing Happened", scope=["project"])  # type: ignore[arg-type]

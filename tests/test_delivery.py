@@ -21,11 +21,11 @@ from instrument import (
     DeliveryError,
     EventName,
     OversizeError,
+    Stats,
     Track,
     Truncatable,
     analytics_scope,
 )
-from instrument._dispatch import Stats
 from instrument.testing import SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(60)

@@ -19,12 +19,13 @@ from instrument import (
     PropertyError,
     QueueFullError,
     SegmentTransport,
+    Stats,
     Track,
     Transport,
     analytics_scope,
     field,
 )
-from instrument._dispatch import DROP_REASONS, Stats
+from instrument._dispatch import DROP_REASONS
 from instrument.testing import SegmentEndpoint
 from instrument.transports import DeliveryReport, MemoryTransport, Message
 

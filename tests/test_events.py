@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from instrument import ConfigurationError, EventName, EventNameError, Track, analytics_scope, to_message
+from instrument import ConfigurationError, EventName, EventNameError, Track, analytics_scope, define_scope, to_message
 from instrument._events import check_event_name
 
 
@@ -185,3 +185,80 @@ def test_bad_catalog_wire_keys_are_a_configuration_error(wire_keys: dict[str, st
 
         class Bad(EventName, wire_keys=wire_keys):
             THING_HAPPENED = "Thing Happened"
+
+
+def test_a_catalog_derived_from_a_base_catalog_keeps_its_wire_keys() -> None:
+    # Several catalogs, one wire format: the keys are declared once, on a base without members.
+    class PorterCatalog(EventName, wire_keys={"project_id": "proj_id"}):
+        pass
+
+    class BuildEvents(PorterCatalog):
+        BUILD_STARTED = "Build Started"
+
+    class DerivedBuildStarted(Track, event=BuildEvents.BUILD_STARTED, scope="project"):
+        pass
+
+    assert BuildEvents.__wire_keys__ == {"project_id": "proj_id"}
+    with analytics_scope(user_id=1, project_id=2):
+        message = to_message(DerivedBuildStarted())
+    assert message["properties"] == {"proj_id": 2}
+
+
+def test_a_derived_catalog_may_not_change_its_bases_wire_key() -> None:
+    class RenamingBase(EventName, wire_keys={"project_id": "proj_id"}):
+        pass
+
+    with pytest.raises(ConfigurationError, match="base catalog sends it as 'proj_id'"):
+
+        class Changing(RenamingBase, wire_keys={"project_id": "project"}):
+            THING_CHANGED = "Thing Changed"
+
+
+def test_two_catalogs_renaming_one_field_differently_is_a_configuration_error_naming_both() -> None:
+    class FirstCatalog(EventName, wire_keys={"project_id": "proj_id"}):
+        FIRST_THING_HAPPENED = "First Thing Happened"
+
+    with pytest.raises(ConfigurationError) as info:
+
+        class SecondCatalog(EventName, wire_keys={"project_id": "projectId"}):
+            SECOND_THING_HAPPENED = "Second Thing Happened"
+
+    text = str(info.value)  # names the first catalog of the process that renamed it (maybe another test's)
+    assert "sends it as 'proj_id'" in text
+    assert "SecondCatalog: wire_keys sends 'project_id' as 'projectId'" in text
+    assert "base catalog" in text
+    assert "'projectId'" in text
+
+    class AgreeingCatalog(EventName, wire_keys={"project_id": "proj_id"}):  # the same rename is fine
+        THIRD_THING_HAPPENED = "Third Thing Happened"
+
+    assert AgreeingCatalog.__wire_keys__ == {"project_id": "proj_id"}
+
+
+def test_a_catalog_refused_for_its_names_claims_no_wire_key() -> None:
+    # A field of its own, so no other test's catalog renames it (the renames are process-wide).
+    define_scope("refusal", parent="user", fields=["refusal_id"])
+    with pytest.raises(EventNameError):
+
+        class Refused(EventName, wire_keys={"refusal_id": "rid"}):
+            BAD = "bad name"
+
+    class Fine(EventName, wire_keys={"refusal_id": "refusal"}):
+        THING_REFUSED = "Thing Refused"
+
+    assert Fine.__wire_keys__ == {"refusal_id": "refusal"}
+
+
+@pytest.mark.parametrize(
+    ("legacy", "match"),
+    [
+        ("New Project Event", "not a bare str"),
+        (5, "got int"),
+        ([["New Project Event"]], "got list"),
+    ],
+)
+def test_a_malformed_legacy_argument_is_an_event_name_error(legacy: object, match: str) -> None:
+    with pytest.raises(EventNameError, match=match):
+
+        class Legacy(EventName, legacy=legacy):  # type: ignore[call-arg]
+            NEW_PROJECT = "New Project Event"

@@ -12,8 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 # Lowest first (see the README's "Design" table).
 LAYERS: list[set[str]] = [
     {"_errors", "_codegen"},
-    {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields"},
-    {"_settings", "_reporting", "_spec", "_validate"},
+    {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields", "_reporting"},
+    {"_settings", "_spec", "_validate"},
     {"transports", "_records", "_dispatch"},
     {"_messages", "_describe"},
     {"_client"},
@@ -49,3 +49,22 @@ def test_modules_import_only_from_their_layer_or_below(path: Path) -> None:
     assert module in LEVEL, f"{module} is in no layer: add it to LAYERS"
     above = {name for name in _imported(path) - {module} if LEVEL.get(name, -1) > LEVEL[module]}
     assert not above, f"{path.relative_to(PACKAGE)} imports {sorted(above)} from a layer above it"
+
+
+# transports/ is being rebuilt (issue 10); its tests are test_delivery.py and test_encoding.py for now.
+_UNMIRRORED = {"__init__.py": "test_public_api.py", "transports": "test_delivery.py"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_tests_mirror_the_modules(path: Path) -> None:
+    # instrument/_x.py -> tests/test_x.py; instrument/testing/_x.py -> tests/test_testing_x.py.
+    relative = path.relative_to(PACKAGE)
+    if relative.parts[0] in _UNMIRRORED:
+        expected = _UNMIRRORED[relative.parts[0]]
+    else:
+        expected = "test_" + "_".join(part.lstrip("_") for part in relative.with_suffix("").parts) + ".py"
+    assert (PACKAGE.parent / "tests" / expected).exists(), f"{relative} has no tests/{expected}"

@@ -167,6 +167,18 @@ def test_the_redact_hook_gets_the_event_and_properties_and_its_result_is_sent() 
     assert message["properties"] == {"infra_id": 11, "proj_id": 7, "cluster_id": 3}
 
 
+def test_a_raising_redact_hook_is_an_encoding_error_naming_its_exception_type_not_its_text() -> None:
+    def redact(event: str, properties: dict[str, Any]) -> dict[str, Any]:
+        raise KeyError("alice@example.com")  # an exception text often quotes a value
+
+    with analytics_scope(user_id=42, project_id=7, cluster_id=3):
+        event = ClusterProvisioningSuccess(cluster_type="EKS", infra_id=11)
+    with pytest.raises(EncodingError) as info:
+        to_message(event, EncodeOptions(redact=redact))
+    assert str(info.value) == "ClusterProvisioningSuccess: the redact hook raised KeyError"
+    assert isinstance(info.value.__cause__, KeyError)
+
+
 def test_property_values_are_encoded() -> None:
     class Encoded(Track, event="Encoded Thing Happened"):
         at: dt.datetime

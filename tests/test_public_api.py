@@ -97,3 +97,26 @@ def test_the_version_is_a_string() -> None:
 
 def test_the_package_ships_py_typed() -> None:
     assert (INIT.parent / "py.typed").exists()
+
+
+def test_tests_use_the_public_name_wherever_one_exists() -> None:
+    # Private modules are for what has no public name; a test that imports a public object from its
+    # private home would keep passing if the public export broke.
+    import instrument.testing
+
+    public = {
+        id(getattr(module, name)): f"{module.__name__}.{name}"
+        for module in (instrument, instrument.testing)
+        for name in module.__all__
+        if name not in ("ReceivedBatch", "SegmentEndpoint")  # lazy: imported from their module is fine too
+    }
+    offenders: list[str] = []
+    for path in sorted(INIT.parent.parent.joinpath("tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("instrument._"):
+                module = importlib.import_module(node.module or "")
+                for alias in node.names:
+                    public_name = public.get(id(getattr(module, alias.name, None)))
+                    if public_name is not None:
+                        offenders.append(f"{path.name}: {node.module}.{alias.name} is {public_name}")
+    assert not offenders, offenders

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal, Optional, cast
 
 import pytest
@@ -286,18 +285,6 @@ def test_a_bad_event_name_is_an_event_name_error_at_definition() -> None:
             value: int
 
 
-def test_an_unsupported_annotation_is_a_definition_error() -> None:
-    with pytest.raises(TrackDefinitionError, match="callback"):
-
-        class Bad(Track, event="Bad Thing Happened"):
-            callback: Callable[[], int]
-
-
-def test_field_with_both_default_and_factory_is_a_definition_error() -> None:
-    with pytest.raises(TrackDefinitionError, match="not both"):
-        field(default=1, default_factory=list)
-
-
 def test_two_properties_with_the_same_wire_key_is_a_definition_error() -> None:
     with pytest.raises(TrackDefinitionError, match="share a wire key"):
 
@@ -361,3 +348,10 @@ def test_adhoc_track_takes_any_property_and_checks_scope_fields() -> None:
     assert isinstance(wrong.validation_error, ScopeError)
     with pytest.raises(EventNameError):
         adhoc_track("not a name")
+
+
+def test_a_malformed_scope_or_an_unknown_class_keyword_is_a_definition_error() -> None:
+    with pytest.raises(TrackDefinitionError, match=r"unknown scope \['project'\]"):
+        type("Listed", (Track,), {}, event="Listed Thing Happened", scope=["project"])
+    with pytest.raises(TrackDefinitionError, match=r"unexpected class keyword\(s\) \['scop'\]"):
+        type("Typo", (Track,), {}, event="Typo Thing Happened", scop="project")

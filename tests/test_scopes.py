@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 from collections.abc import AsyncIterator, Generator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from instrument import (
     ConfigurationError,
@@ -121,6 +130,16 @@ def test_define_scope_rejects_bad_scope_and_field_names(bad: str) -> None:
         define_scope(bad, fields=[unique("ok_id")])
     with pytest.raises(ConfigurationError):
         define_scope(unique("okname"), fields=[bad])
+
+
+@pytest.mark.parametrize("bad", ["class", "None", "_self", "_private"])
+def test_define_scope_rejects_field_names_no_track_could_take_as_keywords(bad: str) -> None:
+    # Such a field would break every Track of the scope (its generated __init__ and signature).
+    with pytest.raises(ConfigurationError, match=f"not a keyword and not starting with '_', got {bad!r}"):
+        define_scope(unique("kw"), fields=[bad])
+    with pytest.raises(ConfigurationError):
+        define_scope(unique("kw"), fields={bad: "wire"})
+    assert bad not in known_fields()
 
 
 def test_define_scope_rejects_a_field_already_in_the_parent() -> None:
@@ -418,15 +437,8 @@ def test_define_scope_fields_are_ids_unless_listed_otherwise() -> None:
     assert define_scope(unique("allids"), fields=[other]).id_fields == {"user_id", other}
 
 
-def test_exits_in_another_thread_are_logged_once_per_interval_with_what_to_do(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from instrument import _scopes
-
-    monkeypatch.setattr(_scopes, "FOREIGN_EXIT_LOG_INTERVAL", 3600.0)
-    monkeypatch.setitem(_scopes._foreign_exits, "last", -1e9)
-    monkeypatch.setitem(_scopes._foreign_exits, "suppressed", 0)
-    scopes_ = [analytics_scope(user_id=i) for i in range(2000)]
+def _exit_in_another_thread(count: int) -> None:
+    scopes_ = [analytics_scope(user_id=i) for i in range(count)]
 
     def enter_all() -> None:
         for scope in scopes_:
@@ -440,14 +452,78 @@ def test_exits_in_another_thread_are_logged_once_per_interval_with_what_to_do(
         thread = threading.Thread(target=target)
         thread.start()
         thread.join(30)
-    records = [r for r in caplog.records if "analytics_scope" in r.getMessage()]
-    assert len(records) == 1
-    text = records[0].getMessage()
-    assert "exited in another context (thread or task) than it was entered in" in text
-    assert "bind the scope where the work runs" in text
+
+
+def _foreign_exit_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "analytics_scope" in r.getMessage()]
+
+
+def _accounted(caplog: pytest.LogCaptureFixture) -> int:
+    """Exits logged in full, plus those counted by summaries."""
+    lines = _foreign_exit_lines(caplog)
+    full = sum(1 for line in lines if line.startswith("analytics: ScopeError: analytics_scope: a `with"))
+    counted = sum(int(m.group(1)) for line in lines for m in re.finditer(r"(\d+) more ScopeError since the", line))
+    return full + counted
+
+
+def test_exits_in_another_thread_are_logged_once_then_summarised_by_the_timer(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from instrument import _reporting, _scopes
+
+    # 2,000 requests of a sync FastAPI dependency: one line, then one summary after the interval,
+    # printed by the timer although no further exit comes.
+    monkeypatch.setattr(_scopes, "foreign_exit_log", _reporting.RateLimitedLog(interval=1.0))
+    started = time.monotonic()
+    _exit_in_another_thread(2000)
+    elapsed = time.monotonic() - started
+    lines = _foreign_exit_lines(caplog)
+    assert 1 <= len(lines) <= 2 + elapsed / 1.0  # at most one line per interval, not one per exit
+    assert "exited in another context (thread or task) than it was entered in" in lines[0]
+    assert "bind the scope where the work runs" in lines[0]
     assert current_scope() == {}
-    monkeypatch.setattr(_scopes, "FOREIGN_EXIT_LOG_INTERVAL", 0.0)
-    scopes_[0].__exit__(None, None, None)
-    records = [r for r in caplog.records if "analytics_scope" in r.getMessage()]
-    assert len(records) == 2
-    assert "(1999 more in the last" in records[1].getMessage()
+    # Every exit is either logged in full or counted in a summary the timer prints (one summary, or more
+    # lines if the exits took longer than the interval on a busy machine).
+    deadline = time.monotonic() + 30
+    while _accounted(caplog) < 2000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _accounted(caplog) == 2000
+    assert all(line.startswith("analytics: ScopeError: ") for line in _foreign_exit_lines(caplog))
+
+
+def test_the_summary_of_foreign_exits_is_printed_at_interpreter_exit(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import threading
+
+            from instrument import analytics_scope
+
+            scopes = [analytics_scope(user_id=i) for i in range(50)]
+            for action in ("__enter__", "__exit__"):
+                thread = threading.Thread(target=lambda: [getattr(s, action)() if action == "__enter__"
+                                                          else s.__exit__(None, None, None) for s in scopes])
+                thread.start()
+                thread.join(30)
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("exited in another context") == 2, done.stderr  # the first, then the summary
+    assert "49 more ScopeError since the last report" in done.stderr
+
+
+@given(
+    fields=st.one_of(
+        st.none(), st.integers(), st.lists(st.one_of(st.integers(), st.lists(st.text()), st.none()), min_size=1)
+    ),
+    ids=st.one_of(st.none(), st.integers(), st.lists(st.lists(st.text()), min_size=1)),
+    parent=st.one_of(st.none(), st.just("user"), st.lists(st.text()), st.integers()),
+)
+def test_define_scope_given_anything_raises_only_configuration_errors(fields: Any, ids: Any, parent: Any) -> None:
+    try:
+        define_scope(unique("anything"), parent=parent, fields=fields, ids=ids)
+    except ConfigurationError:
+        pass

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import instrument
-from instrument import Client, ConfigurationError, MemoryTransport, SegmentTransport, Settings
+from instrument import Client, ConfigurationError, EventName, MemoryTransport, SegmentTransport, Settings, define_scope
 
 SECRET = "hunter2-s3cret"
 
@@ -143,6 +143,8 @@ def test_client_keywords_are_settings_fields() -> None:
         Client(MemoryTransport(), strictness=True)
     with pytest.raises(ConfigurationError, match="transport must be a Transport"):
         Client("nowhere")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="settings must be a Settings, got dict"):
+        Client(MemoryTransport(), {"strict": True})  # type: ignore[arg-type]
 
 
 @given(
@@ -155,3 +157,32 @@ def test_no_credential_in_a_host_is_ever_shown(user: str, password: str, scheme:
     with pytest.raises(ConfigurationError) as info:
         Settings(host=host)
     assert password not in str(info.value)
+
+
+def test_configure_wire_keys_that_disagree_with_a_catalogs_are_a_configuration_error() -> None:
+    # A field of its own, so no other test's catalog renames it (the renames are process-wide).
+    define_scope("scan", parent="user", fields=["scan_id"])
+
+    class ScanEvents(EventName, wire_keys={"scan_id": "sid"}):
+        SCAN_FINISHED = "Scan Finished"
+
+    with pytest.raises(ConfigurationError) as info:
+        instrument.configure(transport=MemoryTransport(), wire_keys={"scan_id": "scan"})
+    assert "configure: wire_keys sends 'scan_id' as 'scan', but catalog " in str(info.value)
+    assert "ScanEvents sends it as 'sid'" in str(info.value)
+    client = instrument.configure(transport=MemoryTransport(), wire_keys={"scan_id": "sid"})  # agrees
+    assert client.settings.wire_keys == {"scan_id": "sid"}
+
+
+def test_a_catalog_defined_after_configure_must_agree_with_its_wire_keys() -> None:
+    define_scope("probe", parent="user", fields=["probe_id"])
+    instrument.configure(transport=MemoryTransport(), wire_keys={"probe_id": "pid"})
+    with pytest.raises(ConfigurationError, match=r"but configure\(wire_keys=\.\.\.\) sends it as 'pid'"):
+
+        class ProbeEvents(EventName, wire_keys={"probe_id": "probe"}):
+            PROBE_SENT = "Probe Sent"
+
+    class AgreeingProbeEvents(EventName, wire_keys={"probe_id": "pid"}):
+        PROBE_RECEIVED = "Probe Received"
+
+    assert AgreeingProbeEvents.__wire_keys__ == {"probe_id": "pid"}

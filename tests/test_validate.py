@@ -6,8 +6,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+import hostile_values
 import pytest
-from hypothesis import given
+from hostile_values import SECRET
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import instrument
@@ -23,6 +25,7 @@ from instrument import (
     field,
     to_message,
 )
+from instrument.testing import reset
 
 
 class Counted(Track, event="Counted Thing Happened", scope="project"):
@@ -233,3 +236,88 @@ def test_errors_from_every_hostile_input_are_analytics_errors_in_a_thread() -> N
     thread.join(10)
     assert len(caught) == 1
     assert isinstance(caught[0], AnalyticsError)
+
+
+# -- arbitrary and hostile values (hypothesis) ----------------------------------------------------
+
+
+class Anything(Track, event="Anything Thing Happened", scope="project"):
+    n: int
+    s: str = ""
+    f: float = 0.0
+    b: bool = False
+    items: list[str] = field(default_factory=list)
+    mapping: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["a", "b"] = "a"
+    anything: Any = None
+    opt: int | None = None
+    numbers: tuple[int, ...] = ()
+
+
+_FIELDS = [*(p for p in Anything.__annotations__), "user_id", "project_id", "unknown_one", "cluster_id"]
+
+
+def _no_secret(error: BaseException) -> None:
+    assert isinstance(error, AnalyticsError), f"{type(error).__name__} escaped: {error!r}"
+    # The encoder's own texts (``cannot encode ...``) are T1's part (instrument/_encoding.py).
+    if isinstance(error, EncodingError) and "cannot encode" in str(error):
+        return
+    assert SECRET not in str(error), str(error)
+
+
+@example(given_fields={"n": hostile_values.hostile(frozenset({"__class__"}))}, strict_mode=False)
+@example(given_fields={"project_id": hostile_values.hostile(frozenset({"__class__"}))}, strict_mode=True)
+@example(given_fields={"kind": hostile_values.hostile(frozenset({"__eq__"}))}, strict_mode=False)
+@example(given_fields={"anything": hostile_values.deep(100_000)}, strict_mode=True)
+@example(given_fields={"mapping": hostile_values.self_containing("dict")}, strict_mode=False)
+@example(given_fields={"unknown_one": SECRET, "n": SECRET}, strict_mode=True)
+@example(given_fields={"project_id": [SECRET]}, strict_mode=False)
+@example(given_fields={"n": 1, "items": [hostile_values.liar(str)]}, strict_mode=True)
+@example(given_fields={"s": SECRET * 2_000, "n": 1}, strict_mode=True)  # oversize: the text names keys and sizes
+@example(given_fields={"s": SECRET * 2_000, "n": 1}, strict_mode=False)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    given_fields=st.dictionaries(st.sampled_from(_FIELDS), hostile_values.values, max_size=4), strict_mode=st.booleans()
+)
+def test_arbitrary_values_give_only_analytics_errors_without_the_value_in_their_text(
+    given_fields: dict[str, Any], strict_mode: bool
+) -> None:
+    reported: list[AnalyticsError] = []
+    instrument.configure(transport=MemoryTransport(), strict=strict_mode, sync=True, on_error=reported.append)
+    try:
+        with analytics_scope(user_id=1, project_id=2):
+            try:
+                record = Anything(**given_fields)
+                result = instrument.track(record)
+            except AnalyticsError as error:
+                assert strict_mode, "production mode raised"
+                _no_secret(error)
+                return
+            repr(record)  # never raises
+            if record.validation_error is not None:
+                _no_secret(record.validation_error)
+            if result.error is not None:
+                _no_secret(result.error)
+        for error in reported:
+            _no_secret(error)
+    finally:
+        reset()
+
+
+@pytest.mark.parametrize("strict_mode", [False, True])
+@pytest.mark.parametrize("claimed", [int, float, bool])
+def test_a_value_lying_about_its_class_is_an_encoding_error_in_both_modes(claimed: type, strict_mode: bool) -> None:
+    # isinstance() believes __class__, so the value passes the checks; serialising it fails: an AnalyticsError.
+    reported: list[AnalyticsError] = []
+    instrument.configure(transport=MemoryTransport(), strict=strict_mode, sync=True, on_error=reported.append)
+    field_name = {int: "n", float: "f", bool: "b"}[claimed]
+    fields: dict[str, Any] = {"n": 1, field_name: hostile_values.liar(claimed)}
+    with analytics_scope(user_id=1, project_id=2):
+        record = Anything(**fields)
+        if strict_mode:
+            with pytest.raises(EncodingError, match="raised TypeError"):
+                instrument.track(record)
+        else:
+            assert isinstance(instrument.track(record).error, EncodingError)
+            [error] = reported
+            assert SECRET not in str(error)

@@ -280,7 +280,7 @@ class CapturedEvents:
             valid.update((p.name, p.key))
         if not identify:
             scope = spec.scope.property_fields
-            valid.update(scope, (wire_keys.get(f) or scope_wire_key(target, f) for f in scope))
+            valid.update(scope, (scope_wire_key(target, f, wire_keys) for f in scope))
         return "\n".join(_unknown_field(target, name, valid) for name in names if name not in valid)
 
     def _expected_fields(self, target: Any, expected: Mapping[str, Any], *, identify: bool = False) -> list[_Expected]:
@@ -296,7 +296,7 @@ class CapturedEvents:
             elif name in declared:
                 fields.append(_Expected(name, declared[name], value))
             elif name in known and not identify:
-                key = wire_keys.get(name) or scope_wire_key(target, name)
+                key = scope_wire_key(target, name, wire_keys)
                 fields.append(_Expected(name, key, value))
             else:
                 fields.append(_Expected(name, name, value))
