@@ -215,8 +215,21 @@ def _encode_mapping(value: Mapping[Any, Any], path: str, track: str | None, dept
         if not isinstance(key, str):
             # The key's type names it, not its repr: a key can be personal data too.
             raise _fail(key, f"{path}[<{type(key).__name__} key>]", track, "mapping keys must be str")
-        out[str(key)] = encode(item, f"{path}.{key}" if path else key, track, depth)
+        out[str(key)] = encode(item, _key_path(path, key), track, depth)
     return out
+
+
+def _key_path(path: str, key: str) -> str:
+    # A key that is not a Python name is likely data (an email keying a dict): the path gives its size only.
+    step = key if key.isidentifier() else f"<str key, {len(key)} chars>"
+    return f"{path}.{step}" if path else step
+
+
+def key_label(key: str) -> str:
+    """How an error text names an undeclared key: quoted when it is a Python name, else by its size only."""
+    if key.isidentifier() and len(key) <= 64:
+        return repr(key)
+    return f"a key that is not a Python name ({len(key)} chars)"
 
 
 def encode_mapping(value: Mapping[Any, Any], path: str, track: str | None = None) -> dict[str, JSONValue]:

@@ -449,3 +449,17 @@ def test_encode_mapping_refuses_a_non_mapping_and_encodes_a_mapping() -> None:
     assert encode_mapping({"a": dt.date(2024, 1, 2)}, "") == {"a": "2024-01-02"}
     with pytest.raises(EncodingError, match="expected a mapping"):
         encode_mapping([1, 2], "", "T")  # type: ignore[arg-type]
+
+
+def test_a_mapping_key_that_is_not_a_python_name_is_named_by_its_size_in_the_path() -> None:
+    # Keys are often data (an email keying a dict): the error path shows the key's size, never its text.
+    with pytest.raises(EncodingError) as info:
+        encode({"ok": {"alice@example.com": float("nan")}}, "meta", "Tr")
+    assert "alice" not in str(info.value)
+    assert info.value.field == "meta.ok.<str key, 17 chars>"
+
+
+def test_a_mapping_key_that_is_a_python_name_is_shown_in_the_path() -> None:
+    with pytest.raises(EncodingError) as info:
+        encode({"created": float("inf")}, "meta", "Tr")
+    assert info.value.field == "meta.created"
