@@ -38,6 +38,8 @@ from instrument._errors import (
     PropsError,
     QueueFullError,
     ScopeError,
+    SpoolError,
+    SpoolFullError,
     TrackDefinitionError,
 )
 from instrument._events import EventName
@@ -63,6 +65,8 @@ from instrument._scopes import (
     reset_scope,
 )
 from instrument._settings import Settings
+from instrument._signals import install_sigterm_handler
+from instrument._spool import Spool
 from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
 
 __version__ = "0.1.0"
@@ -101,6 +105,9 @@ __all__ = [
     "ScopeSnapshot",
     "SegmentTransport",
     "Settings",
+    "Spool",
+    "SpoolError",
+    "SpoolFullError",
     "Stats",
     "Track",
     "TrackDefinitionError",
@@ -121,6 +128,7 @@ __all__ = [
     "get_client",
     "identify",
     "inject_scope",
+    "install_sigterm_handler",
     "is_configured",
     "propagate_scope",
     "reset_scope",

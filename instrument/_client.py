@@ -16,11 +16,19 @@ from typing import Any
 
 from instrument import _context, _forks, _scopes, _state
 from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
-from instrument._errors import AnalyticsError, ConfigurationError, NotConfiguredError, PropertyError
-from instrument._messages import EncodeOptions, to_message
+from instrument._errors import (
+    AnalyticsError,
+    ConfigurationError,
+    DeliveryError,
+    NotConfiguredError,
+    PropertyError,
+    SpoolError,
+)
+from instrument._messages import EncodeOptions, to_message, to_wire
 from instrument._records import Identify, Track
 from instrument._reporting import RateLimitedLog
 from instrument._settings import ErrorHandler, Redactor, Settings
+from instrument._spool import DEFAULT_MAX_BYTES, Spool
 from instrument.transports import SegmentTransport, Transport
 from instrument.transports._segment import reset_http_session_after_fork
 
@@ -55,15 +63,24 @@ class Client:
         self.strict = settings.strict  # read on every emit: a plain attribute
         self.options = EncodeOptions(wire_keys=settings.wire_keys, redact=settings.redact)
         self.configured = transport is not None
+        #: The durable spool ``configure(spool=...)`` made (its ``stats`` count what it kept), or None.
+        self.spool: Spool | None = None
         self._warned_unconfigured = False
         self._log = RateLimitedLog()
 
         def encode(record: Any) -> dict[str, Any]:
             return to_message(record, self.options)
 
+        def wire(record: Any) -> tuple[bytes, str]:
+            return to_wire(record, self.options)
+
         kind = SyncDispatcher if settings.sync else Dispatcher
         self.dispatcher = kind(
-            transport if transport is not None else _Nowhere(), settings, encode=encode, report_error=self._report
+            transport if transport is not None else _Nowhere(),
+            settings,
+            encode=encode,
+            wire=wire,
+            report_error=self._report,
         )
 
     @property
@@ -152,7 +169,11 @@ class Client:
         """
         lost = self.dispatcher.close(timeout)
         if lost:
-            logger.warning("analytics: %d event(s) could not be delivered before shutdown", lost)
+            kept = " (kept in the spool for the next process)" if self.spool is not None else ""
+            logger.warning("analytics: %d event(s) could not be delivered before shutdown%s", lost, kept)
+            if self.settings.on_error is not None:  # every loss reaches the handler too
+                text = f"{lost} event(s) could not be delivered before shutdown{kept}"
+                self._report(DeliveryError(text, reason="shutdown", count=lost))
         self._log.close()
         return lost
 
@@ -219,6 +240,8 @@ def configure(
     retry_window: float = 300.0,
     gzip: bool = False,
     sync: bool = False,
+    spool: str | os.PathLike[str] | Spool | None = None,
+    spool_max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Client:
     """Set up delivery, replacing (and shutting down) the previous client.
 
@@ -234,6 +257,11 @@ def configure(
     "drop_oldest" when it is full. ``flush_interval``, ``timeout``, ``exit_timeout`` (delivery at interpreter exit) and
     ``retry_window`` are finite seconds. Every argument is validated here (types, ranges, URL):
     raises ConfigurationError naming the argument, never showing a secret.
+
+    ``spool`` (a directory, or an ``instrument.Spool``) keeps every accepted event on local disk until
+    the endpoint acknowledged it; the next process configured with the same spool sends what a crash,
+    kill -9 or SIGTERM left, with the original messageIds (README, "Durable spool", says when an event
+    can still be lost). ``spool_max_bytes`` bounds it (all processes together).
     """
     if write_key is not None and (not isinstance(write_key, str) or not write_key):
         raise ConfigurationError(f"configure: write_key must be a non-empty str, got {type(write_key).__name__}")
@@ -264,17 +292,23 @@ def configure(
         gzip=gzip,
         sync=sync,
     )
+    if spool is not None and transport is not None:
+        raise ConfigurationError("configure: spool applies to the Segment transport; give it to your transport")
+    spool_ = _make_spool(spool, spool_max_bytes)
     intercepted = _current.interceptor is not None
     if transport is None:
         write_key = write_key or os.environ.get("SEGMENT_WRITE_KEY") or os.environ.get("SEGMENT_CLIENT_KEY")
         if write_key:
-            transport = SegmentTransport(write_key, settings)
+            transport = SegmentTransport(write_key, settings, spool=spool_)
         elif not intercepted:  # while the testing kit captures, events are not dropped: no warning
             logger.warning(
                 "analytics: no Segment write key (configure(write_key=...), SEGMENT_WRITE_KEY or "
                 "SEGMENT_CLIENT_KEY): events will be validated and dropped"
             )
     client = Client(transport, settings)
+    if spool_ is not None and isinstance(transport, SegmentTransport):
+        client.spool = spool_
+        spool_.report = client._report
     with _state.lock:
         interceptor = _current.interceptor
         if interceptor is None:
@@ -283,7 +317,22 @@ def configure(
         interceptor(client)
         return client
     previous.shutdown(previous.exit_timeout)
+    if client.spool is not None and transport is not None:
+        transport.start()  # deliver now what dead processes left in the spool, without waiting for an event
     return client
+
+
+def _make_spool(spool: str | os.PathLike[str] | Spool | None, max_bytes: int) -> Spool | None:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+        raise ConfigurationError(f"configure: spool_max_bytes must be a positive int, got {type(max_bytes).__name__}")
+    if spool is None or isinstance(spool, Spool):
+        return spool
+    if not isinstance(spool, (str, os.PathLike)):
+        raise ConfigurationError(f"configure: spool must be a directory path or a Spool, got {type(spool).__name__}")
+    try:
+        return Spool(spool, max_bytes=max_bytes)
+    except SpoolError as error:
+        raise ConfigurationError(f"configure: spool: {error}") from None
 
 
 def track(event: Track) -> EmitResult:

@@ -1,7 +1,10 @@
 """The dispatcher: a bounded queue the caller appends to, and a worker that encodes and sends.
 
 The caller's thread does one ``deque.append`` (no JSON, no uuid, no I/O, no lock); the worker
-turns records into messages (encoding, checks, size) and hands batches to the transport.
+turns records into messages (encoding, checks, size) and hands batches to the transport. For a
+transport that ships bytes (``accepts_bytes``) each message is serialised once, to JSON bytes, here;
+batches are cut from those bytes (count and Segment's 500 KB body) and only batches cross to the
+transport's thread.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from instrument._encoding import MAX_BATCH_BYTES, dumps
 from instrument._errors import (
     AnalyticsError,
     ClosedError,
@@ -26,11 +30,15 @@ from instrument._errors import (
 )
 from instrument._settings import Settings
 from instrument.transports import Message, Transport
+from instrument.transports._base import EncodedBatch
 
 logger = logging.getLogger("instrument")
 
 #: Why an event was dropped; the keys of ``Stats.dropped``.
 DROP_REASONS = ("invalid", "oversize", "queue_full", "not_configured", "closed", "delivery_failed", "shutdown")
+
+#: Seconds between two log lines about delivery trouble (an endpoint failing, still being retried).
+TROUBLE_INTERVAL = 10.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,8 @@ class Stats:
 
     ``recorded`` counts every event handed to track/identify/@tracks; each ends up ``sent``, in
     ``dropped[reason]``, or still ``pending``. ``retried`` counts messages sent again after a failure.
+    ``recovered`` counts messages a durable spool kept from a process that is gone and this one
+    delivered (they were never recorded here).
     """
 
     recorded: int = 0
@@ -46,6 +56,7 @@ class Stats:
     retried: int = 0
     pending: int = 0
     dropped: Mapping[str, int] = field(default_factory=lambda: MappingProxyType(dict.fromkeys(DROP_REASONS, 0)))
+    recovered: int = 0
 
     @property
     def dropped_total(self) -> int:
@@ -102,13 +113,19 @@ class Counters:
         self._lock = threading.Lock()
         self.sent = 0
         self.retried = 0
+        self.recovered = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        #: Accepted events lost to delivery (failed, evicted or refused after acceptance, shutdown):
+        #: what makes ``flush()`` return False.
+        self.lost = 0
         self.settled = False
 
-    def add_dropped(self, reason: str, count: int = 1) -> None:
-        """Count a drop decided on the caller's side (the event never reached the queue)."""
+    def add_dropped(self, reason: str, count: int = 1, *, accepted: bool = False) -> None:
+        """Count a drop decided on the caller's side; ``accepted`` when the event had been accepted."""
         with self._lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
+            if accepted:
+                self.lost += count
 
     def pipeline_dropped(self, reason: str, count: int = 1) -> bool:
         """Count a drop decided by the worker or the transport; False (not counted) once settled."""
@@ -116,6 +133,8 @@ class Counters:
             if self.settled:
                 return False
             self.dropped[reason] = self.dropped.get(reason, 0) + count
+            if reason in _LOSSES:
+                self.lost += count
             return True
 
     def add_sent(self, count: int) -> None:
@@ -128,6 +147,14 @@ class Counters:
             if not self.settled:
                 self.retried += count
 
+    def add_recovered(self, count: int) -> None:
+        with self._lock:
+            self.recovered += count
+
+
+#: Drop reasons of events that had been accepted for delivery and were then lost (not the event's fault).
+_LOSSES = frozenset({"queue_full", "delivery_failed", "shutdown"})
+
 
 class _Report:
     """The DeliveryReport the transport talks to: counts, and reports losses."""
@@ -135,12 +162,36 @@ class _Report:
     def __init__(self, counters: Counters, report_error: Callable[[AnalyticsError], None]) -> None:
         self._counters = counters
         self._report_error = report_error
+        self._trouble_lock = threading.Lock()
+        self._trouble_at = -TROUBLE_INTERVAL
+        self._trouble_suppressed = 0
 
     def sent(self, count: int) -> None:
         self._counters.add_sent(count)
 
     def retried(self, count: int) -> None:
         self._counters.add_retried(count)
+
+    def recovered(self, count: int) -> None:
+        self._counters.add_recovered(count)
+
+    def trouble(self, count: int, text: str) -> None:
+        """Delivery is failing but not lost yet: log it at once, then at most once per TROUBLE_INTERVAL."""
+        now = time.monotonic()
+        with self._trouble_lock:
+            if now - self._trouble_at < TROUBLE_INTERVAL:
+                self._trouble_suppressed += 1
+                return
+            suppressed, self._trouble_suppressed, self._trouble_at = self._trouble_suppressed, 0, now
+        more = f" ({suppressed} more since the last report)" if suppressed else ""
+        logger.warning("analytics: delivery trouble: %s%s", text, more)
+
+    def close(self) -> None:
+        """Say how many trouble reports were suppressed since the last one (at shutdown: none stays unsaid)."""
+        with self._trouble_lock:
+            suppressed, self._trouble_suppressed = self._trouble_suppressed, 0
+        if suppressed:
+            logger.warning("analytics: delivery trouble: %d more report(s) since the last one", suppressed)
 
     def failed(self, count: int, reason: str) -> None:
         if self._counters.pipeline_dropped("delivery_failed", count):
@@ -159,17 +210,20 @@ class Dispatcher:
         *,
         encode: Callable[[Any], Message],
         report_error: Callable[[AnalyticsError], None],
+        wire: Callable[[Any], tuple[bytes, str]] | None = None,
     ) -> None:
         self.transport = transport
         self.settings = settings
         self._encode = encode
+        self._wire = wire if wire is not None else self._wire_from_message
         self._report_error = report_error
         self._cap = settings.max_queue_size
         self._drop_oldest = settings.drop_oldest
         self._interval = settings.flush_interval
         self._batch_size = settings.batch_size
         self.counters = Counters()
-        transport.bind(_Report(self.counters, report_error))
+        self._delivery = _Report(self.counters, report_error)
+        transport.bind(self._delivery)
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
@@ -185,6 +239,7 @@ class Dispatcher:
         self._closed = False
         self._swept = False  # close() has emptied the queue for the last time
         self._stop = False
+        self._lost_seen = 0  # counters.lost when the last flush returned
 
     # -- the caller's side ------------------------------------------------------------------
 
@@ -227,7 +282,7 @@ class Dispatcher:
                     self._evicted += 1
                 self._q.append(item)
             if oldest is not None:
-                self.counters.add_dropped("queue_full")
+                self.counters.add_dropped("queue_full", accepted=True)
                 self._report_error(
                     QueueFullError(f"queue full ({self._cap}): dropped the oldest event", track=_name(oldest))
                 )
@@ -274,46 +329,109 @@ class Dispatcher:
 
     def _drain(self) -> None:
         q = self._q
-        counters = self.counters
+        as_bytes = self.transport.accepts_bytes
+        limit = int(getattr(self.transport, "batch_limit", MAX_BATCH_BYTES - 1_000))
         while q:
             with self._lock:
                 items: list[Any] = []
                 while q and len(items) < self._batch_size:
                     items.append(q.popleft())
                 self._taken += len(items)
-            batch: list[Message] = []
-            for item in items:
-                try:
-                    batch.append(item if item.__class__ is dict else self._encode(item))
-                except AnalyticsError as error:
-                    if counters.pipeline_dropped(drop_reason(error)):
-                        self._report_error(error)
-                except Exception as error:  # a bug or a user hook (redact) failing: never kill the worker
-                    if counters.pipeline_dropped("invalid"):
-                        self._report_error(_encoding_failed(item, error))
-            if batch:
-                try:
-                    self.transport.send(batch)
-                except Exception as error:
-                    if counters.pipeline_dropped("delivery_failed", len(batch)):
-                        self._report_error(
-                            DeliveryError(
-                                f"{len(batch)} message(s) failed in the transport: {error!r}",
-                                reason=repr(error),
-                                count=len(batch),
-                            )
-                        )
+            if as_bytes:
+                self._encode_batches(items, limit)
+            else:
+                batch: list[Message] = []
+                for item in items:
+                    message = self._message(item)
+                    if message is not None:
+                        batch.append(message)
+                if batch:
+                    self._hand_over(batch)
             with self._progress:
                 self._done += len(items)
                 self._progress.notify_all()
 
+    def _message(self, item: Any) -> Message | None:
+        """The message of a record (or the message itself); None when it failed (counted, reported)."""
+        try:
+            return item if item.__class__ is dict else self._encode(item)
+        except AnalyticsError as error:
+            if self.counters.pipeline_dropped(drop_reason(error)):
+                self._report_error(error)
+        except Exception as error:  # a bug or a user hook (redact) failing: never kill the worker
+            if self.counters.pipeline_dropped("invalid"):
+                self._report_error(_encoding_failed(item, error))
+        return None
+
+    def _wire_from_message(self, item: Any) -> tuple[bytes, str]:
+        message = self._encode(item)
+        return dumps(message), message["messageId"]
+
+    def _encode_batches(self, items: list[Any], limit: int) -> None:
+        """Serialise each message once and hand over batches cut before ``limit`` bytes."""
+        data: list[bytes] = []
+        ids: list[str] = []
+        size = -1  # n messages take their bytes plus n - 1 commas
+        wire = self._wire
+        for item in items:
+            try:
+                if item.__class__ is dict:  # encoded on the caller's thread (strict mode)
+                    encoded, mid = dumps(item), item["messageId"]
+                else:
+                    encoded, mid = wire(item)
+            except AnalyticsError as error:
+                if self.counters.pipeline_dropped(drop_reason(error)):
+                    self._report_error(error)
+                continue
+            except Exception as error:  # a bug or a user hook (redact) failing: never kill the worker
+                if self.counters.pipeline_dropped("invalid"):
+                    self._report_error(_encoding_failed(item, error))
+                continue
+            grown = size + len(encoded) + 1
+            if data and grown > limit:
+                self._hand_over(EncodedBatch(data, ids))
+                data, ids, grown = [], [], len(encoded)
+            data.append(encoded)
+            ids.append(mid)
+            size = grown
+        if data:
+            self._hand_over(EncodedBatch(data, ids))
+
+    def _hand_over(self, batch: list[Message] | EncodedBatch) -> None:
+        counters = self.counters
+        try:
+            if isinstance(batch, EncodedBatch):
+                # Refused past the transport's byte bound, so memory stays bounded whatever the events.
+                if not self.transport.send_batch(batch) and counters.pipeline_dropped("queue_full", len(batch)):
+                    self._report_error(
+                        QueueFullError(f"queue full (bytes waiting for delivery): {len(batch)} event(s) dropped")
+                    )
+            else:
+                self.transport.send(batch)
+        except Exception as error:
+            if counters.pipeline_dropped("delivery_failed", len(batch)):
+                self._report_error(
+                    DeliveryError(
+                        f"{len(batch)} message(s) failed in the transport: {type(error).__name__}",
+                        reason=type(error).__name__,
+                        count=len(batch),
+                    )
+                )
+
     # -- flush, close, fork -------------------------------------------------------------------
 
     def flush(self, timeout: float) -> bool:
-        """Wait until everything recorded so far is handed over and delivered; False on timeout."""
+        """Wait until everything recorded so far is handed over and delivered.
+
+        True only if it all was *delivered*: False on timeout, and False when an accepted event was
+        lost to delivery (given up on, refused after acceptance, evicted) since the last flush.
+        Events dropped for their own errors (invalid, oversize) were never deliverable: they are
+        reported on their own and do not make flush False.
+        """
         deadline = time.monotonic() + max(0.0, timeout)
         with self._lock:
             target = self._taken + len(self._q)
+        done = True
         if target > self._done:
             if not self._start():
                 self._drain()  # no thread can be started (interpreter exit): hand over on this thread
@@ -322,9 +440,19 @@ class Dispatcher:
                 while self._done < target:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        return False
+                        done = False
+                        break
                     self._progress.wait(remaining)
-        return self.transport.flush(max(0.0, deadline - time.monotonic()))
+        done = done and self.transport.flush(max(0.0, deadline - time.monotonic()))
+        return self._nothing_lost() and done
+
+    def _nothing_lost(self) -> bool:
+        """True if no accepted event was lost since the last call (flush's "delivered" half)."""
+        c = self.counters
+        with c._lock:
+            lost = c.lost
+        seen, self._lost_seen = self._lost_seen, lost
+        return lost == seen
 
     def close(self, timeout: float) -> int:
         """Refuse new events, deliver what is queued within ``timeout``, stop; return how many were lost.
@@ -349,6 +477,7 @@ class Dispatcher:
             self._q.clear()
             self._refused += left
         self.transport.close(max(0.0, deadline - time.monotonic()))
+        self._delivery.close()
         return self._settle()
 
     def _settle(self) -> int:
@@ -367,25 +496,26 @@ class Dispatcher:
         """In a forked child: forget the parent's queue, thread and counters; start afresh."""
         self.counters = Counters()
         self.transport.after_fork()
-        self.transport.bind(_Report(self.counters, self._report_error))
+        self._delivery = _Report(self.counters, self._report_error)
+        self.transport.bind(self._delivery)
         self._reset_runtime()
 
     def stats(self) -> Stats:
         """A snapshot of the counters."""
         c = self.counters
         with c._lock:
-            sent, retried, dropped = c.sent, c.retried, dict(c.dropped)
+            sent, retried, recovered, dropped = c.sent, c.retried, c.recovered, dict(c.dropped)
         with self._lock:
             recorded = self._taken + len(self._q) + self._evicted + self._refused
         # shutdown losses are counted in dropped and already in `recorded` through _refused/_taken.
         pending = max(0, recorded - sent - sum(dropped.values()))
-        return Stats(recorded, sent, retried, pending, MappingProxyType(dropped))
+        return Stats(recorded, sent, retried, pending, MappingProxyType(dropped), recovered)
 
 
 def _encoding_failed(item: Any, error: Exception) -> EncodingError:
     """The error reported when encoding raised something that is not an AnalyticsError (a redact hook)."""
     name = _name(item)
-    failure = EncodingError(f"{name}: encoding failed: {error!r}", track=name, field="")
+    failure = EncodingError(f"{name}: encoding failed: {type(error).__name__}", track=name, field="")
     failure.__cause__ = error
     return failure
 
@@ -422,7 +552,8 @@ class SyncDispatcher(Dispatcher):
                 self.transport.send([message])
             except Exception as error:
                 self.counters.pipeline_dropped("delivery_failed")
-                failure = DeliveryError(f"the transport failed: {error!r}", reason=repr(error), count=1)
+                kind = type(error).__name__
+                failure = DeliveryError(f"the transport failed: {kind}", reason=kind, count=1)
                 self._report_error(failure)
                 return EmitResult(False, failure)
             finally:
@@ -430,4 +561,5 @@ class SyncDispatcher(Dispatcher):
         return OK
 
     def flush(self, timeout: float) -> bool:
-        return self.transport.flush(timeout)
+        done = self.transport.flush(timeout)
+        return self._nothing_lost() and done

@@ -105,6 +105,22 @@ class DeliveryError(AnalyticsError):
         self.count = count
 
 
+class SpoolError(AnalyticsError):
+    """The durable spool could not write or read events (an I/O error, corrupt or torn records).
+
+    ``path`` names the spool file or directory, ``count`` how many messages (or corrupt spans) it concerns.
+    """
+
+    def __init__(self, message: str, *, path: str = "", count: int = 0) -> None:
+        super().__init__(message)
+        self.path = path
+        self.count = count
+
+
+class SpoolFullError(SpoolError):
+    """Messages were dropped because the spool reached its ``spool_max_bytes`` bound."""
+
+
 class PropagationError(AnalyticsError):
     """The scope could not be carried to where the work runs: a bad or hostile carrier, a resolver that
     raised, a reset in another context. The work always runs (unbound); strict mode raises this instead.

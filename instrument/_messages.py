@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as _dc_field
 from typing import Any
 
 from instrument import _context, _scopes
-from instrument._encoding import MAX_MESSAGE_BYTES, encode, encoded_size, format_timestamp, largest_fields
+from instrument._encoding import (
+    MAX_MESSAGE_BYTES,
+    dumps,
+    encode,
+    encode_mapping,
+    encoded_size,
+    format_timestamp,
+    largest_fields,
+    message_id,
+)
 from instrument._errors import AnalyticsError, EncodingError, OversizeError, PropertyError
 from instrument._records import _Record, _spec
 from instrument._spec import Spec
@@ -37,6 +45,46 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
     Raises the record's construction error, EncodingError (with the path) for a value the encoder
     refuses, and OversizeError past 32 KB (after cutting truncatable fields).
     """
+    message, body_key, spec = _build(rec, options)
+    size = _measured(message, spec.cls_name)
+    if size > MAX_MESSAGE_BYTES:
+        _shrink(message, body_key, spec, size)
+    return message
+
+
+def _measured(message: dict[str, Any], name: str) -> int:
+    """Segment's measure of ``message``; EncodingError for a value that only claims to be encodable."""
+    try:
+        return encoded_size(message)
+    except Exception as error:  # a value that claims to be encodable (a lying __class__)
+        raise EncodingError(
+            f"{name}: serialising the message raised {type(error).__name__}", track=name, field="", value_type=None
+        ) from error
+
+
+#: A message whose compact UTF-8 JSON is at most this long is under 32 KB as Segment's client measures
+#: it (``json.dumps``: ASCII escapes make a character at most 3x its UTF-8 bytes, ", "/": " 2x a separator).
+_SURELY_SMALL = MAX_MESSAGE_BYTES // 3
+
+
+def to_wire(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> tuple[bytes, str]:
+    """``to_message`` serialised once: the message's JSON bytes (what is sent) and its messageId.
+
+    The size is known from the bytes; only a message near the limit is measured the way Segment's
+    client measures it (and cut or refused as ``to_message`` does). Raises as ``to_message``.
+    """
+    message, body_key, spec = _build(rec, options)
+    data = dumps(message, spec.cls_name)
+    if len(data) > _SURELY_SMALL:
+        size = _measured(message, spec.cls_name)
+        if size > MAX_MESSAGE_BYTES:
+            _shrink(message, body_key, spec, size)
+            data = dumps(message, spec.cls_name)
+    return data, message["messageId"]
+
+
+def _build(rec: _Record, options: EncodeOptions) -> tuple[dict[str, Any], str, Spec]:
+    """The message of ``rec`` before its size check, the key of its body, and its spec."""
     if rec._error is not None:
         raise rec._error
     spec = _spec(type(rec))
@@ -52,7 +100,9 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
         else:
             for p in spec.properties:
                 path, value = p.name, getattr(rec, p.name)
-                props[p.key] = encode(value, path, name)
+                # Checked at construction; plain str/int/bool go to the serialiser as they are.
+                cls = value.__class__
+                props[p.key] = value if cls is str or cls is int or cls is bool else encode(value, path, name)
         overrides = options.wire_keys
         for path, key in spec.scope_keys.items():
             value = merged[path]
@@ -64,7 +114,8 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
                         track=name,
                         field=path,
                     )
-            props[key] = encode(value, path, name)
+            cls = value.__class__
+            props[key] = value if cls is str or cls is int else encode(value, path, name)
     except AnalyticsError:
         raise
     except RecursionError:
@@ -86,11 +137,13 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
     if spec.kind == "track":
         if options.redact is not None:
             try:
-                props = dict(options.redact(spec.event or "", props))
+                redacted = options.redact(spec.event or "", props)
             except Exception as error:  # a user hook: its failure is this event's, never the caller's
                 raise EncodingError(
                     f"{name}: the redact hook raised {type(error).__name__}", track=name, field="", value_type=None
                 ) from error
+            # What the hook returns goes through the same encoder: a bad value is this event's error.
+            props = encode_mapping(redacted, "", name)
         message: dict[str, Any] = {"type": "track", **ids, "event": spec.event, "properties": props}
         body_key = "properties"
     else:
@@ -99,16 +152,8 @@ def to_message(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> dict[s
     # Integrations' context (trace ids, the request), captured on the caller's thread by track().
     _context.merge_into(message, rec.__dict__.get("_context"))
     message["timestamp"] = format_timestamp(rec._ts)
-    message["messageId"] = str(uuid.uuid4())
-    try:
-        size = encoded_size(message)
-    except Exception as error:  # a value that claims to be encodable (a lying __class__), redact's output
-        raise EncodingError(
-            f"{name}: serialising the message raised {type(error).__name__}", track=name, field="", value_type=None
-        ) from error
-    if size > MAX_MESSAGE_BYTES:
-        _shrink(message, body_key, spec, size)
-    return message
+    message["messageId"] = message_id()
+    return message, body_key, spec
 
 
 _CUT_MARK = "...[truncated]"

@@ -52,7 +52,8 @@ class Settings:
     wire_keys: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     redact: Redactor | None = None
     max_queue_size: int = 10_000
-    #: Bound of the queue in encoded bytes (None: bounded by count only). Enforced by the dispatcher.
+    #: Bound of the encoded events waiting for the Segment sender, in bytes (None: 32 MiB). Past it a
+    #: batch is dropped as queue_full. Enforced by SegmentTransport, where sizes are known for free.
     max_queue_bytes: int | None = None
     queue_policy: str = "drop_newest"
     flush_interval: float = 0.5

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from instrument import _scopes
+from instrument._encoding import key_label
 from instrument._errors import AnalyticsError, PropertyError, ScopeError
 from instrument._fields import MISSING
 from instrument._spec import PropertySpec, Spec
@@ -148,7 +149,7 @@ def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
                 field=key,
             )
         return PropertyError(
-            f"{name}: unknown property {key!r} (declared: {[p.name for p in spec.properties]}; "
+            f"{name}: unknown property {key_label(key)} (declared: {[p.name for p in spec.properties]}; "
             f"scope {scope.name!r} fields: {list(scope.fields)})",
             track=name,
             field=key,

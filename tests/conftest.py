@@ -94,3 +94,21 @@ def captured() -> Iterator[CapturedEvents]:
             instrument.track(ItemsExported(count=3))
         instrument.identify(UserTraits(email="a@b.c", github=True, user_id=42))
         yield events
+
+
+@pytest.fixture
+def porter_messages() -> list[dict[str, Any]]:
+    """Every message one run of the Porter example's requests sends, captured (tracks and an identify)."""
+    from examples.porter.service import Applications, Projects, Request, Users, handle
+
+    with capture_events() as events:
+        with analytics_scope(user_id=42):
+            Users().login("ada@example.com", github=True)
+            project_id = Projects().create("demo")
+        request = Request(user_id=42, project_id=project_id)
+        for action in ("provision-cluster", "provision-unsupported", "provision-registry", "launch-app", "build-stack"):
+            handle(request, action)
+        with analytics_scope(project_id=project_id):
+            Applications().redeploy_from_webhook(cluster_id=3, app_name="web", app_namespace="default", image_uri="i:1")
+        handle(request, "delete-project")
+    return [dict(m) for m in events.messages]

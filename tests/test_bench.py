@@ -29,6 +29,14 @@ ROWS = [
     "e2e delivered/s, segment Client.track()",
     "e2e peak RSS growth, instrument",
     "e2e peak RSS growth, segment",
+    "process CPU per delivered event, instrument",
+    "process CPU per delivered event, segment Client.track()",
+    "of which the caller's thread",
+    "of which the worker's encoding",
+    "of which batching, HTTP",
+    "process CPU per delivered event, spool off",
+    "process CPU per delivered event, spool on (write, no fsync)",
+    "process CPU per delivered event, spool on, fsync=True",
 ]
 
 
@@ -72,7 +80,7 @@ def test_quick_benchmark_prints_every_row_with_a_value(quick_run: subprocess.Com
 def test_quick_benchmark_marks_every_target_pass_or_miss(quick_run: subprocess.CompletedProcess[str]) -> None:
     rows = _table_rows(quick_run.stdout)
     verdicts = [cells[6] for cells in rows.values() if cells[5]]
-    assert len(verdicts) == 6
+    assert len(verdicts) == 7
     assert set(verdicts) <= {"PASS", "MISS"}
 
 

@@ -228,7 +228,8 @@ def test_persistent_failure_past_max_retries_is_dropped_counted_and_reported(
 
     emit(6)
 
-    assert instrument.flush(10.0)  # done: given up on, not waiting
+    # Finished (given up on, pending 0 below), but not delivered: flush says so.
+    assert not instrument.flush(10.0)
     assert endpoint.message_count == 0
     assert len(endpoint.rejected) == 2  # the first attempt and one retry
     stats = instrument.stats()
@@ -248,7 +249,7 @@ def test_endpoint_down_past_the_retry_window_is_dropped_counted_and_reported(
 
     emit(4)
 
-    assert instrument.flush(10.0)
+    assert not instrument.flush(10.0)  # lost, so not delivered
     stats = instrument.stats()
     assert (stats.sent, stats.dropped["delivery_failed"], stats.pending) == (0, 4, 0)
     [error] = errors
@@ -267,7 +268,7 @@ def test_400_is_not_retried_and_is_reported_at_once(
 
     emit(3)
 
-    assert instrument.flush(5.0)
+    assert not instrument.flush(5.0)  # refused for good: not delivered
     assert endpoint.request_count == 1
     stats = instrument.stats()
     assert (stats.sent, stats.retried, stats.dropped["delivery_failed"]) == (0, 0, 3)

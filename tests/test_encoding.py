@@ -18,7 +18,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from instrument import EncodingError, PropertyError
-from instrument._encoding import encode, encoded_size, format_datetime, format_timestamp, largest_fields
+from instrument._encoding import (
+    MAX_DEPTH,
+    dumps,
+    encode,
+    encode_mapping,
+    encoded_size,
+    format_datetime,
+    format_timestamp,
+    largest_fields,
+    message_id,
+)
 
 
 class Color(enum.Enum):
@@ -311,3 +321,145 @@ def test_a_set_encodes_the_same_whatever_its_iteration_order(value: frozenset[ob
     shuffled = frozenset(reversed(list(value)))
     assert json.dumps(encode(value, "v")) == json.dumps(encode(shuffled, "v"))
     assert json.dumps(encode(set(value), "v")) == json.dumps(encode(value, "v"))
+
+
+# -- encode once: dumps ---------------------------------------------------------------------------------
+
+
+@given(values)
+def test_dumps_writes_the_same_json_value_as_the_standard_library(value: object) -> None:
+    message = {"type": "track", "properties": {"v": encode(value, "v")}}
+    assert json.loads(dumps(message)) == json.loads(json.dumps(message))
+
+
+@given(values)
+def test_dumps_is_never_longer_than_segments_measure(value: object) -> None:
+    # The 32 KB check measures json.dumps; the bytes sent are never more than that.
+    message = {"properties": {"v": encode(value, "v")}}
+    assert len(dumps(message)) <= encoded_size(message)
+
+
+@pytest.mark.parametrize("value", [2**70, -(2**80), "lone \udc80 surrogate", ["a", {"b": 2**64}]])
+def test_dumps_falls_back_for_what_orjson_refuses_and_stays_valid_ascii_json(value: object) -> None:
+    data = dumps({"v": value})
+    data.decode("ascii")  # escaped: valid JSON text whatever the content
+    assert json.loads(data) == {"v": value}
+
+
+def test_dumps_refuses_a_message_the_encoder_did_not_make_with_an_encoding_error() -> None:
+    with pytest.raises(EncodingError) as info:
+        dumps({"event": "A B", "v": object()})
+    assert info.value.track == "A B"
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
+def test_format_timestamp_matches_datetime_fromtimestamp(epoch: float) -> None:
+    expected = (
+        dt.datetime.fromtimestamp(epoch, dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    )
+    assert format_timestamp(epoch) == expected
+
+
+def test_message_ids_are_distinct_version_4_uuids() -> None:
+    ids = [message_id() for _ in range(2_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:300]:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+
+
+def test_a_forked_child_draws_message_ids_of_its_own() -> None:
+    import os
+
+    message_id()  # the pool this thread uses now exists in both processes after the fork
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, message_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 100).decode()
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert child != message_id()
+
+
+# -- errors name path, type and size; never the value -----------------------------------------------------
+
+
+class Secretive:
+    """No encoding rule applies; its repr is personal data."""
+
+    def __repr__(self) -> str:
+        return "secret@example.com"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["secret@example.com", float("nan")],
+        {"email": Secretive()},
+        {("secret@example.com", 1): 1},
+        [Decimal("1e400")],
+    ],
+    ids=["nan-after-a-secret", "unknown-type", "tuple-key", "huge-decimal"],
+)
+def test_error_texts_never_show_the_value(value: object) -> None:
+    with pytest.raises(EncodingError) as info:
+        encode(value, "v", "T")
+    assert "secret@example.com" not in str(info.value)
+    assert "1e400" not in str(info.value).lower()
+    assert "secret@example.com" not in info.value.field
+
+
+def test_an_unencodable_value_is_named_by_path_type_and_size() -> None:
+    with pytest.raises(EncodingError) as info:
+        encode({"tags": {("a", "b"): 1}}, "meta", "T")
+    assert str(info.value) == "T.meta.tags[<tuple key>]: cannot encode tuple value (2 items): mapping keys must be str"
+
+
+@pytest.mark.parametrize("shape", ["deep", "cyclic-list", "cyclic-dict"])
+def test_a_deep_or_cyclic_value_is_an_encoding_error_with_path_and_depth(shape: str) -> None:
+    value: Any
+    if shape == "deep":
+        value = []
+        for _ in range(10_000):
+            value = [value]
+    elif shape == "cyclic-list":
+        value = []
+        value.append(value)
+    else:
+        value = {}
+        value["me"] = value
+    with pytest.raises(EncodingError) as info:
+        encode(value, "v", "T")
+    step = "[0]" if shape != "cyclic-dict" else ".me"
+    assert info.value.field == "v" + step * MAX_DEPTH
+    assert f"deeper than {MAX_DEPTH} levels" in str(info.value)
+
+
+def test_nesting_up_to_the_limit_encodes() -> None:
+    value: Any = 1
+    for _ in range(MAX_DEPTH):
+        value = [value]
+    assert json.loads(dumps({"v": encode(value, "v")}))["v"] == value
+
+
+def test_encode_mapping_refuses_a_non_mapping_and_encodes_a_mapping() -> None:
+    assert encode_mapping({"a": dt.date(2024, 1, 2)}, "") == {"a": "2024-01-02"}
+    with pytest.raises(EncodingError, match="expected a mapping"):
+        encode_mapping([1, 2], "", "T")  # type: ignore[arg-type]
+
+
+def test_a_mapping_key_that_is_not_a_python_name_is_named_by_its_size_in_the_path() -> None:
+    # Keys are often data (an email keying a dict): the error path shows the key's size, never its text.
+    with pytest.raises(EncodingError) as info:
+        encode({"ok": {"alice@example.com": float("nan")}}, "meta", "Tr")
+    assert "alice" not in str(info.value)
+    assert info.value.field == "meta.ok.<str key, 17 chars>"
+
+
+def test_a_mapping_key_that_is_a_python_name_is_shown_in_the_path() -> None:
+    with pytest.raises(EncodingError) as info:
+        encode({"created": float("inf")}, "meta", "Tr")
+    assert info.value.field == "meta.created"

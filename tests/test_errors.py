@@ -47,7 +47,7 @@ def _error_classes() -> list[type[BaseException]]:
 
 def test_every_error_class_is_exported_and_subclasses_analytics_error() -> None:
     classes = _error_classes()
-    assert len(classes) == 14
+    assert len(classes) == 16
     for cls in classes:
         assert issubclass(cls, AnalyticsError), cls
         assert getattr(instrument, cls.__name__) is cls
@@ -81,6 +81,8 @@ def test_errors_that_are_also_builtin_kinds_can_be_caught_as_them() -> None:
         (ClosedError("m"), {"message": "m"}),
         (PropagationError("m", source="carrier", field="f"), {"source": "carrier", "field": "f", "track": None}),
         (DeliveryError("m", reason="HTTP 400", count=3), {"reason": "HTTP 400", "count": 3}),
+        (instrument.SpoolError("m", path="/s/a.seg", count=2), {"path": "/s/a.seg", "count": 2}),
+        (instrument.SpoolFullError("m", path="/s", count=50), {"path": "/s", "count": 50}),
     ],
 )
 def test_each_error_carries_its_context_attributes(error: AnalyticsError, attributes: dict[str, object]) -> None:

@@ -142,7 +142,6 @@ def test_fork_child_and_parent_each_deliver_their_own_events_once(tmp_path: Path
     done, _ = run_script(
         tmp_path,
         """
-        import segment.analytics.request as segment_request
         instrument.configure("wk-fork", host=URL, flush_interval=30.0, batch_size=1000)
         with analytics_scope(user_id="parent"):
             for n in range(10):
@@ -150,12 +149,13 @@ def test_fork_child_and_parent_each_deliver_their_own_events_once(tmp_path: Path
             assert instrument.flush(5)  # a pooled keep-alive connection now exists in the parent
             for n in range(10, 60):
                 instrument.track(Beat(n=n))  # recorded, not flushed at the fork
-        parent_session = id(segment_request._session)
+        transport = instrument.get_client().dispatcher.transport
+        assert transport._poster is not None  # a pooled keep-alive connection of the parent's
         pid = os.fork()
         if pid == 0:
             code = 0
-            if id(segment_request._session) == parent_session:
-                code = 4  # the parent's sockets would be shared
+            if transport._poster is not None:
+                code = 4  # the parent's socket would be shared
             with analytics_scope(user_id="child"):
                 for n in range(30):
                     instrument.track(Beat(n=n))
@@ -315,3 +315,18 @@ async def test_ashutdown_waits_for_a_slow_endpoint_without_blocking_the_event_lo
     assert lost == 0
     assert endpoint.unique_message_ids == 5
     assert ticks >= 20
+
+
+def test_events_lost_at_shutdown_are_reported_to_on_error_too(
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
+) -> None:
+    configure(flush_interval=30.0, retry_window=60.0)
+    endpoint.stop()
+
+    emit(5)
+    lost = instrument.shutdown(0.5)
+
+    assert lost == 5
+    shutdown = [e for e in errors if isinstance(e, instrument.DeliveryError) and e.reason == "shutdown"]
+    assert [e.count for e in shutdown] == [5]
+    assert instrument.stats().dropped["shutdown"] == 5

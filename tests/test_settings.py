@@ -129,8 +129,8 @@ def test_configure_builds_one_settings_object_that_the_dispatcher_and_transport_
         transport = client.dispatcher.transport
         assert isinstance(transport, SegmentTransport)
         assert transport.settings is settings
-        assert transport._consumer_args["timeout"] == 2.5
-        assert transport._consumer_args["upload_size"] == 3
+        assert transport._timeout == 2.5  # the sender's whole-request deadline
+        assert transport._max_bytes == 1_000_000
         assert "wk" not in repr(settings)
     finally:
         client.shutdown(0)

@@ -76,6 +76,10 @@ class _Fault:
     body: str | None = None
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 class _BadRequest(Exception):
     """The request body could not be decoded into a batch."""
 
@@ -238,7 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif encoding not in ("", "identity"):
             raise _BadRequest(f"unsupported Content-Encoding: {encoding}")
         try:
-            body = json.loads(raw)
+            # As strict as Segment: NaN, Infinity and -Infinity are not JSON.
+            body = json.loads(raw, parse_constant=_refuse_constant)
         except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
             raise _BadRequest(f"body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):

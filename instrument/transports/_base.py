@@ -1,10 +1,91 @@
-"""The transport contract: what the dispatcher's worker hands encoded messages to."""
+"""The transport contract: what the dispatcher's worker hands messages (or encoded batches) to.
+
+Two shapes cross from the worker to a transport:
+
+- ``send(messages)``: decoded messages (dicts), for transports that look at them (memory, console,
+  your own);
+- ``send_batch(batch)``: an :class:`EncodedBatch`, each message already serialised to JSON bytes once,
+  for transports that ship bytes (Segment). A transport says which it takes with ``accepts_bytes``.
+
+A durable spool (:class:`Spool`) plugs in between the encoded batch and its first send attempt.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 Message = dict[str, Any]
+
+
+class EncodedBatch:
+    """Messages serialised once to JSON bytes, each under 32 KB, whose body fits Segment's 500 KB.
+
+    ``joined`` is the messages' JSON (UTF-8) joined by commas, as the body holds them; ``messages``
+    gives them one by one (slices of ``joined``), ``ids[i]`` is the messageId of ``messages[i]``.
+    ``size`` is ``len(joined)``. ``handle`` is what a spool's ``append`` returned (None: not
+    spooled). ``recovered`` marks a batch read back from a spool that a dead process left behind:
+    its events were never recorded by this process, so its delivery is counted in
+    ``Stats.recovered``, not ``sent``.
+
+    The messages are joined when the batch is made: the serialiser's own buffers (several KB each,
+    whatever the message's size) are released at once, so what waits for the sender costs its size.
+    """
+
+    __slots__ = ("handle", "ids", "joined", "lengths", "recovered")
+
+    def __init__(self, messages: list[bytes], ids: list[str], *, recovered: bool = False) -> None:
+        self.joined = b",".join(messages)
+        self.lengths = [len(m) for m in messages]
+        self.ids = ids
+        self.handle: object | None = None
+        self.recovered = recovered
+
+    @property
+    def size(self) -> int:
+        """Bytes of the joined messages."""
+        return len(self.joined)
+
+    @property
+    def messages(self) -> list[bytes]:
+        """Each message's JSON bytes, in order."""
+        out = []
+        at = 0
+        joined = self.joined
+        for n in self.lengths:
+            out.append(joined[at : at + n])
+            at += n + 1
+        return out
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __repr__(self) -> str:
+        return f"EncodedBatch({len(self)} messages, {self.size} bytes, recovered={self.recovered})"
+
+
+class Spool(Protocol):
+    """A durable store for encoded batches (see SPOOL-HOOK.md): written before the first send attempt,
+    removed once the endpoint acknowledged the batch, replayed by the next process after a crash.
+
+    Every method is called from the pipeline's background threads (never a caller's) and must not raise
+    for I/O trouble: it reports it (``on_error``) and degrades to not spooling.
+    """
+
+    def append(self, batch: EncodedBatch) -> object | None:
+        """Persist ``batch`` (messages and ids) durably; return a handle for ``ack``, or None if not kept."""
+
+    def ack(self, handle: object) -> None:
+        """The batch of ``handle`` is finished for good (delivered, or refused by a non-retryable status)."""
+
+    def recover(self) -> Iterable[EncodedBatch]:
+        """Batches left by processes that are gone (each with its ``handle`` set and ``recovered`` True)."""
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's open files and locks."""
+
+    def close(self) -> None:
+        """Release files and locks; batches not acked stay for the next process."""
 
 
 class DeliveryReport(Protocol):
@@ -32,10 +113,13 @@ class _NullReport:
 
 
 class Transport:
-    """Base of transports. ``send`` is called from the background worker only, with a batch of
-    encoded messages that each fit Segment's 32 KB limit. It may block (bounded) and may raise: the
-    worker counts the batch as failed.
+    """Base of transports. ``send`` (or ``send_batch`` when ``accepts_bytes``) is called from the
+    background worker only, with messages that each fit Segment's 32 KB limit. It may block (bounded)
+    and may raise: the worker counts the batch as failed.
     """
+
+    #: True when the transport takes EncodedBatch objects (``send_batch``) instead of dicts (``send``).
+    accepts_bytes = False
 
     def __init__(self) -> None:
         self._report: DeliveryReport = _NullReport()
@@ -53,6 +137,13 @@ class Transport:
 
     def send(self, messages: list[Message]) -> None:
         """Deliver (or queue for delivery) ``messages``."""
+        raise NotImplementedError
+
+    def send_batch(self, batch: EncodedBatch) -> bool:
+        """Deliver (or queue for delivery) an encoded batch; False if it was refused (queue full).
+
+        Only called when ``accepts_bytes`` is True.
+        """
         raise NotImplementedError
 
     def flush(self, timeout: float) -> bool:

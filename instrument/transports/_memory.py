@@ -63,7 +63,13 @@ class ConsoleTransport(Transport):
         stream = self._stream or sys.stdout
         with self._lock:
             for message in messages:
-                stream.write(_describe(message) + "\n")
+                line = _describe(message) + "\n"
+                try:
+                    stream.write(line)
+                except UnicodeEncodeError:
+                    # A lone surrogate (or a character the stream's encoding lacks) in one message:
+                    # write it escaped rather than fail the whole batch.
+                    stream.write(line.encode("ascii", "backslashreplace").decode("ascii"))
             stream.flush()
             if self._path is not None:
                 with open(self._path, "a", encoding="utf-8") as out:

@@ -1,122 +1,103 @@
-"""Delivery through segment-analytics-python: its Consumer thread batches, retries and posts.
+"""Delivery to Segment's batch API (or any Segment-compatible ``host``) with a sender of our own.
 
-The Segment client's front half (``Client.track``) is what loses events in ordinary deployments: it
-JSON-encodes on the caller's thread, raises RuntimeError for a large message, drops UUIDs, stops its
-thread at exit without flushing, and is dead after ``os.fork()``. Its back half, the ``Consumer``, is
-sound: batching under the size limits, retries with backoff, ``Retry-After``, Basic auth. So this
-transport feeds a Consumer directly with messages the worker has already encoded and size-checked,
-and owns what the Client got wrong: bounded flush, close, and a fresh consumer after fork.
+segment-analytics-python is the wire reference: the body (``{"batch": [...], "sentAt", "writeKey"}``),
+Basic auth with the write key, ``User-Agent``, ``X-Retry-Count``, which statuses are retried, the
+backoff (at once, then 0.5 s doubling to 60 s, with jitter), ``Retry-After`` (its parser is used as
+is), gzip. Its Consumer and ``post()`` are replaced: the Consumer takes messages one by one from a
+locked queue and JSON-dumps each to measure it, ``post()`` dumps the batch again and has no
+whole-request deadline (a slow-drip response held it forever). Here the dispatcher's worker hands over
+batches whose messages are already JSON bytes; the sender thread joins them into a body and posts it
+with a deadline per attempt (``_http.Poster``).
+
+Bounds: the batches waiting here are bounded by count (the worker waits, so the recording side sees
+a full queue) and by bytes (a batch past ``max_queue_bytes`` is refused and counted as queue_full).
+A batch is retried for at most ``retry_window`` seconds after its first failure; a batch that starts
+while the endpoint has been failing for longer than the window gets one attempt, so a backlog behind
+a dead endpoint is reported lost promptly instead of one window per batch.
 """
 
 from __future__ import annotations
 
+import base64
+import collections
+import gzip as _gzip
 import json
 import logging
-import queue
+import random
 import threading
 import time
+import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
-from segment.analytics import request as _segment_request
-from segment.analytics.consumer import Consumer
-from segment.analytics.request import DatetimeSerializer
+from segment.analytics.request import parse_retry_after
+from segment.analytics.version import VERSION
 
-from instrument._encoding import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from instrument._encoding import MAX_BATCH_BYTES, dumps, format_timestamp
 from instrument._errors import ConfigurationError
 from instrument._settings import Settings
-from instrument.transports._base import DeliveryReport, Message, Transport
+from instrument.transports._base import EncodedBatch, Message, Spool, Transport
+from instrument.transports._http import AttemptFailed, Poster, Response, Target
 
 _log = logging.getLogger("instrument")
 
-#: Room kept in a batch body for what the Segment client adds around the messages:
-#: ``{"batch": [...], "sentAt": "...", "writeKey": "..."}``.
-_ENVELOPE_BYTES = 1_000
+#: Room kept in a body for the envelope around the messages: ``{"batch":[`` ... ``],"sentAt":"..."``
+#: plus ``,"writeKey":...}`` (whose length is added per key).
+_ENVELOPE_BYTES = 64
+
+#: A batch whose first attempt failed and that is still not delivered after this many seconds is
+#: reported (rate-limited, at WARNING) with its reason, while it is still being retried.
+TROUBLE_GRACE = 2.0
+
+#: The bound of encoded bytes waiting for the sender when ``Settings.max_queue_bytes`` is None.
+DEFAULT_MAX_QUEUE_BYTES = 32 << 20
+
+#: Longest wait a Retry-After can impose (Segment's client caps it the same way).
+_MAX_BACKOFF = 60.0
 
 
-class _CountingConsumer(Consumer):  # type: ignore[misc]
-    """The Segment Consumer, telling the report what it sent, retried and lost.
+def _retryable(status: int) -> bool:
+    """Segment's client's rule: 408, 410, 429, 460 and 5xx except 501, 505, 511 are retried."""
+    if 400 <= status < 500:
+        return status in (408, 410, 429, 460)
+    return 500 <= status < 600 and status not in (501, 505, 511)
 
-    Its ``next`` is replaced: Segment's stops a batch only once it has gone *past* 475,000 bytes, so a
-    batch of large messages can reach ~507 KB and be refused by Segment's 500 KB limit; it also drops a
-    message it cannot measure without ``task_done`` (a flush then waits forever). Here a batch is cut
-    *before* the message that would take it past the limit, and that message opens the next batch.
-    ``deadline`` (set by close) makes a retry wait that would end past it stop the consumer instead,
-    so shutdown is bounded by its timeout.
-    """
 
-    def __init__(
-        self, q: queue.Queue[Message], write_key: str, report: DeliveryReport, *, batch_limit: int, **kw: Any
-    ) -> None:
-        super().__init__(q, write_key, on_error=self._on_error, **kw)
-        self._report = report
-        self._batch_len = 0
-        self._batch_limit = batch_limit
-        self._carry: tuple[Message, int] | None = None  # taken from the queue, opens the next batch
-        self.deadline: float | None = None
+def _backoff(attempt: int) -> float:
+    """Segment's client's delays: the first retry at once, then 0.5 s doubling (+10% jitter), capped."""
+    if attempt <= 1:
+        return 0.0
+    base = 0.5 * (2 ** (attempt - 2))
+    return float(min(base + random.uniform(0, 0.1 * base), _MAX_BACKOFF))
 
-    def _on_error(self, error: Exception, batch: list[Message]) -> None:
-        self._report.failed(len(batch), str(error))
 
-    def next(self) -> list[Message]:
-        q = self.queue
-        items: list[Message] = []
-        total = 0
-        if self._carry is not None:
-            carried, total = self._carry
-            self._carry = None
-            items.append(carried)
-        start = time.monotonic()
-        while len(items) < self.upload_size:
-            elapsed = time.monotonic() - start
-            if elapsed >= self.upload_interval:
-                break
-            try:
-                item = q.get(block=True, timeout=self.upload_interval - elapsed)
-            except queue.Empty:
-                break
-            try:
-                size = len(json.dumps(item, cls=DatetimeSerializer).encode())
-            except Exception as error:  # not JSON: the worker never sends one, but never hang flush
-                q.task_done()
-                self._report.failed(1, f"message is not JSON-serialisable: {error!r}")
-                continue
-            if size > MAX_MESSAGE_BYTES:
-                q.task_done()
-                self._report.failed(1, f"message is {size} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
-                continue
-            size += 2  # the ", " between two messages of the batch
-            if items and total + size > self._batch_limit:
-                self._carry = (item, size)
-                break
-            items.append(item)
-            total += size
-        if items:
-            self._batch_len = len(items)
-        return items
+class _Secret:
+    """The write key and every form in which an endpoint could echo it, for scrubbing texts."""
 
-    @property
-    def carried(self) -> int:
-        """1 if a message taken from the queue waits for the next batch."""
-        return 0 if self._carry is None else 1
+    def __init__(self, key: str) -> None:
+        forms = {
+            key,
+            json.dumps(key)[1:-1],
+            json.dumps(key, ensure_ascii=False)[1:-1],
+            base64.b64encode(f"{key}:".encode()).decode(),
+            base64.b64encode(key.encode()).decode(),
+            urllib.parse.quote(key, safe=""),
+            urllib.parse.quote_plus(key),
+        }
+        # The base64 of "key:" without its padding, as it appears inside a longer base64 text.
+        forms.add(base64.b64encode(f"{key}:".encode()).decode().rstrip("="))
+        self.forms = sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
 
-    def request(self, batch: list[Message]) -> Any:
-        response = super().request(batch)
-        self._report.sent(len(batch))
-        return response
-
-    def _wait(self, seconds: float) -> bool:
-        deadline = self.deadline
-        if deadline is not None and time.monotonic() + seconds > deadline:
-            # Closing, and the wait would outlast the close: stop now, leaving the batch queued.
-            self.running = False
-            return False
-        # The Consumer waits before every retry (backoff or Retry-After): count each as a retry.
-        self._report.retried(self._batch_len)
-        return bool(super()._wait(seconds))
+    def scrub(self, text: str) -> str:
+        for form in self.forms:
+            if form in text:
+                text = text.replace(form, "***")
+        return text
 
 
 class _ScrubKey(logging.Filter):
-    """Keeps the write key out of the ``segment`` logger (its debug lines print request bodies).
+    """Keeps write keys (in every form an echo could take) out of the ``segment`` logger, for code that
+    uses Segment's client too. The sender's own texts are scrubbed where they are built.
 
     Holds the ``MAX_KEYS`` most recently used keys, so configuring again and again (tests, key
     rotation) does not grow it without bound; a process uses one or two keys at a time.
@@ -126,29 +107,33 @@ class _ScrubKey(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._keys: dict[str, None] = {}  # insertion-ordered: the oldest first
+        self._secrets: dict[str, _Secret] = {}  # insertion-ordered: the oldest first
         self._lock = threading.Lock()
 
     @property
     def keys(self) -> tuple[str, ...]:
         """The keys scrubbed, oldest first."""
-        return tuple(self._keys)
+        with self._lock:
+            return tuple(self._secrets)
 
-    def add(self, key: str) -> None:
+    def add(self, key: str) -> _Secret:
         """Scrub ``key`` from now on (forgetting the least recently added key beyond ``MAX_KEYS``)."""
         with self._lock:
-            self._keys.pop(key, None)
-            self._keys[key] = None
-            while len(self._keys) > self.MAX_KEYS:
-                del self._keys[next(iter(self._keys))]
+            secret = self._secrets.pop(key, None) or _Secret(key)
+            self._secrets[key] = secret
+            while len(self._secrets) > self.MAX_KEYS:
+                del self._secrets[next(iter(self._secrets))]
+            return secret
 
     def filter(self, record: logging.LogRecord) -> bool:
-        keys = self.keys
+        with self._lock:
+            secrets = list(self._secrets.values())
         text = record.getMessage()
-        if any(key in text for key in keys):
-            for key in keys:
-                text = text.replace(key, "***")
-            record.msg, record.args = text, None
+        scrubbed = text
+        for secret in secrets:
+            scrubbed = secret.scrub(scrubbed)
+        if scrubbed != text:
+            record.msg, record.args = scrubbed, None
         return True
 
 
@@ -157,17 +142,23 @@ logging.getLogger("segment").addFilter(_scrubber)
 
 
 class SegmentTransport(Transport):
-    """Sends to Segment (or any Segment-compatible ``host``) with the Segment client's Consumer.
+    """Sends to Segment (or any Segment-compatible ``host``) from a sender thread of its own.
 
     Its options come from ``settings`` (keyword arguments are ``Settings`` fields applied over it):
-    ``host``, ``gzip``, ``timeout`` bounds each HTTP request, ``max_retries`` and ``retry_window``
-    (seconds) bound how long a batch is retried (backoff, or ``Retry-After`` for 429) before it is
-    dropped and reported, ``batch_size`` messages per request, uploads at least every
-    ``flush_interval`` (0.5 s at most). Raises ConfigurationError for an empty write key or a bad
-    setting. The key is never logged or shown in a repr.
+    ``host``, ``gzip``, ``timeout`` bounds each HTTP attempt as a whole (connect, send, full response),
+    ``max_retries`` and ``retry_window`` (seconds) bound how long a batch is retried (backoff, or
+    ``Retry-After`` for 429) before it is dropped and reported, ``max_queue_bytes`` (default 32 MiB)
+    bounds the encoded bytes waiting for the sender. ``spool`` (optional) keeps batches on disk
+    until acknowledged.
+    Raises ConfigurationError for an empty write key or a host that is not an http(s) URL without
+    credentials. The key is never logged, shown in a repr or put in an error text.
     """
 
-    def __init__(self, write_key: str, settings: Settings | None = None, /, **changes: Any) -> None:
+    accepts_bytes = True
+
+    def __init__(
+        self, write_key: str, settings: Settings | None = None, /, *, spool: Spool | None = None, **changes: Any
+    ) -> None:
         super().__init__()
         if not isinstance(write_key, str) or not write_key:
             raise ConfigurationError("SegmentTransport: write_key must be a non-empty str")
@@ -176,127 +167,386 @@ class SegmentTransport(Transport):
             settings = settings.replace(**changes)
         self.settings = settings
         host = settings.host
-        upload_size = settings.batch_size
-        # The Consumer's own queue: room for two batches at least, so a put-back batch always fits.
-        max_queue_size = max(10_000, 2 * upload_size)
-        self.__write_key = write_key
-        _scrubber.add(write_key)
+        try:
+            self._target = Target.parse(host or "https://api.segment.io", "/v1/batch")
+        except ConfigurationError as error:
+            raise ConfigurationError(f"SegmentTransport: {error}") from None
         self.host = host
-        self._consumer_args: dict[str, Any] = {
-            "host": host,
-            "gzip": settings.gzip,
-            "timeout": settings.timeout,
-            "retries": settings.max_retries,
-            "upload_interval": min(settings.flush_interval, 0.5),
-            "upload_size": upload_size,
-            "max_total_backoff_duration": settings.retry_window,
-            "max_rate_limit_duration": settings.retry_window,
+        self.__write_key = write_key
+        self.__secret = _scrubber.add(write_key)
+        self.__headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"analytics-python/{VERSION}",
+            "Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode(),
         }
-        self._max_queue = max_queue_size
-        # Cut batches so the whole request body stays under Segment's 500 KB.
-        self._batch_limit = MAX_BATCH_BYTES - _ENVELOPE_BYTES - len(json.dumps(write_key))
-        # Keep room for one batch: the Consumer puts a rate-limited batch back with put(block=False),
-        # and a full queue would drop it.
-        self._fill_limit = max_queue_size - upload_size
-        self._lock = threading.Lock()
-        self._queue: queue.Queue[Message] | None = None
-        self._consumer: _CountingConsumer | None = None
+        if settings.gzip:
+            self.__headers["Content-Encoding"] = "gzip"
+        self.__key_json = dumps({"k": write_key})[5:-1]  # the key as a JSON string, as the body holds it
+        self._gzip = settings.gzip
+        self._timeout = settings.timeout
+        self._retries = settings.max_retries
+        self._window = settings.retry_window
+        # What waits for the sender: room for two batches at least (the worker waits past it), and
+        # encoded bytes (a batch past them is refused: counted queue_full).
+        self._max_messages = max(10_000, 2 * settings.batch_size)
+        self._max_bytes = settings.max_queue_bytes or DEFAULT_MAX_QUEUE_BYTES
+        self._spool = spool
+        #: Bytes the messages of one batch may take (joined by commas) so the body stays under 500 KB.
+        self.batch_limit = MAX_BATCH_BYTES - _ENVELOPE_BYTES - len(self.__key_json)
+        self._reset_runtime()
+
+    def _reset_runtime(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: collections.deque[EncodedBatch] = collections.deque()  # head: being sent
+        self._queued_messages = 0
+        self._queued_bytes = 0
+        self._consumer: threading.Thread | None = None
+        self._poster: Poster | None = None
         self._closed = False
-        self._inline = False  # no consumer thread could be started: flush uploads on its own thread
+        self._stop_at: float | None = None  # set by close: no retry wait may end past it
+        self._inline = False  # no thread could be started: flush sends on its own thread
+        self._episode: float | None = None  # when the endpoint started failing (None: healthy)
+        self._recovered = False  # the spool's recover() was called (once per process, by the sender)
+        self._recovering = False  # recover() runs: flush waits for what it queues
 
     def __repr__(self) -> str:
         return f"SegmentTransport(host={self.host!r}, write_key='***')"
 
-    def start(self) -> None:
-        """Start the Segment Consumer thread now (on the thread recording the first event)."""
-        self._ensure()
+    # -- the worker's side ----------------------------------------------------------------------
 
-    def _ensure(self) -> queue.Queue[Message]:
-        with self._lock:
-            if self._queue is None or self._consumer is None:
-                q: queue.Queue[Message] = queue.Queue(self._max_queue)
-                consumer = _CountingConsumer(
-                    q, self.__write_key, self._report, batch_limit=self._batch_limit, **self._consumer_args
-                )
-                consumer.name = "instrument-segment-consumer"
-                try:
-                    consumer.start()
-                except RuntimeError:  # interpreter exit (Python 3.12+): flush uploads on its own thread
-                    self._inline = True
-                self._queue, self._consumer = q, consumer
-            return self._queue
+    def start(self) -> None:
+        """Start the sender thread now (on the thread recording the first event)."""
+        with self._cond:
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        thread = self._consumer
+        if thread is not None and thread.is_alive():
+            return
+        if self._poster is None:
+            self._poster = Poster(self._target, self._timeout)
+        self._poster.start()
+        thread = threading.Thread(target=self._run, name="instrument-segment-sender", daemon=True)
+        # Set before the thread runs, so a flush right after start waits for the recovered batches.
+        self._recovering = self._spool is not None and not self._recovered
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter exit (Python 3.12+): flush sends on its own thread
+            self._inline = True
+            self._recovering = False
+            return
+        self._consumer = thread
 
     def send(self, messages: list[Message]) -> None:
-        """Queue messages for the Consumer, waiting (while it drains) when its queue is near full."""
-        q = self._ensure()
+        """Encode decoded messages (sync mode, direct use) and queue them as batches."""
+        batch: list[bytes] = []
+        ids: list[str] = []
+        size = 0
         for message in messages:
-            # Bounded by the consumer's progress; the dispatcher's own queue absorbs the wait and
-            # drops (counted) at the caller when it fills, so business code never blocks.
-            while q.qsize() >= self._fill_limit and not self._closed and not self._inline:
-                time.sleep(0.005)
-            try:
-                q.put_nowait(message)
-            except queue.Full:  # closed meanwhile: the rest is counted as lost by the close
-                return
+            data = dumps(message)
+            if batch and size + len(data) + 1 > self.batch_limit:
+                self.send_batch(EncodedBatch(batch, ids))
+                batch, ids, size = [], [], 0
+            size += len(data) + (1 if batch else 0)
+            batch.append(data)
+            ids.append(str(message.get("messageId", "")))
+        if batch:
+            self.send_batch(EncodedBatch(batch, ids))
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until the Consumer has sent (or given up on) everything queued; False on timeout."""
-        q, consumer = self._queue, self._consumer
-        if q is None or consumer is None:
-            return True
-        deadline = time.monotonic() + max(0.0, timeout)
-        if self._inline:
-            consumer.deadline = deadline
-            consumer.running = True  # a previous flush may have stopped it at its deadline
-            while q.unfinished_tasks and consumer.running and time.monotonic() < deadline:
-                consumer.upload()
-            return not q.unfinished_tasks
-        with q.all_tasks_done:
-            while q.unfinished_tasks:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not consumer.is_alive():
-                    return False
-                q.all_tasks_done.wait(min(remaining, 0.1))
+    def send_batch(self, batch: EncodedBatch) -> bool:
+        """Queue an encoded batch for the sender; False (nothing queued) past ``max_queue_bytes``.
+
+        Waits (the dispatcher's worker, never a caller) while the sender holds ``max_queue_size``
+        messages, so a slow endpoint shows as a full queue at the recording side. Not with a spool:
+        events waiting in the dispatcher's queue are not on disk yet, so the worker keeps writing
+        batches to the spool (bounded by ``max_queue_bytes`` in memory and the spool's own bound).
+        """
+        with self._cond:
+            self._start_locked()
+            while (
+                self._queued_messages + len(batch) > self._max_messages
+                and self._spool is None
+                and self._queue
+                and not self._closed
+                and not self._inline
+            ):
+                self._cond.wait(0.1)
+            if self._closed:
+                return False
+            if self._queue and self._queued_bytes + batch.size > self._max_bytes:
+                return False
+        if self._spool is not None:
+            batch.handle = self._spooled(self._spool.append, batch)  # before the first attempt; I/O outside the lock
+        with self._cond:
+            self._enqueue_locked(batch)
         return True
 
-    def close(self, timeout: float) -> int:
-        """Flush within ``timeout``, stop the Consumer, and return how many messages were not sent.
+    def _enqueue_locked(self, batch: EncodedBatch) -> None:
+        self._queue.append(batch)
+        self._queued_messages += len(batch)
+        self._queued_bytes += batch.size
+        self._cond.notify_all()
 
-        Bounded: a retry wait that would end after ``timeout`` stops the Consumer instead, and a
-        request in flight is not waited for past ``timeout`` (its thread is a daemon).
+    # -- the sender ---------------------------------------------------------------------------
+
+    def _spooled(self, call: Callable[[Any], Any], arg: Any) -> Any:
+        """Call the spool; its failure is reported and means "not spooled", never a lost batch."""
+        try:
+            return call(arg)
+        except Exception as error:
+            _log.warning("analytics: the spool failed (%s); delivery goes on without it", type(error).__name__)
+            return None
+
+    def _recover(self) -> None:
+        """Queue the batches a spool kept from processes that are gone (on the sender thread)."""
+        spool = self._spool
+        if spool is None or self._recovered:
+            return
+        self._recovered = True
+        batches = self._spooled(lambda _: list(spool.recover()), None) or []
+        with self._cond:
+            for batch in batches:
+                batch.recovered = True
+                self._enqueue_locked(batch)
+            self._recovering = False
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        cond = self._cond
+        self._recover()
+        while True:
+            with cond:
+                while not self._queue:
+                    if self._closed:
+                        return
+                    cond.wait()
+                if self._stop_at is not None and time.monotonic() >= self._stop_at:
+                    return
+                batch = self._queue[0]
+            finished = self._deliver(batch)
+            with cond:
+                if not finished:  # close's deadline: leave it (and what follows) undelivered
+                    return
+                self._queue.popleft()
+                self._queued_messages -= len(batch)
+                self._queued_bytes -= batch.size
+                cond.notify_all()
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep before a retry; False (do not retry) when close's deadline comes first."""
+        end = time.monotonic() + seconds
+        with self._cond:
+            while True:
+                stop_at = self._stop_at
+                if stop_at is not None and end > stop_at:
+                    return False
+                left = end - time.monotonic()
+                if left <= 0:
+                    return True
+                self._cond.wait(left)
+
+    def _deliver(self, batch: EncodedBatch) -> bool:
+        """Send one batch with retries; True when it is finished (sent or given up), False if stopped."""
+        poster = self._poster
+        if poster is None:  # pragma: no cover - start() made it
+            poster = self._poster = Poster(self._target, self._timeout)
+        joined = batch.joined
+        count = len(batch)
+        started = time.monotonic()
+        first_failure = self._episode  # a batch starting in a long outage does not get a window of its own
+        retry_count = 0
+        backoffs = 0
+        rate_limited_since: float | None = None
+        reported = False
+        while True:
+            body = b'{"batch":[' + joined + b'],"sentAt":"' + format_timestamp(time.time()).encode()
+            body += b'","writeKey":' + self.__key_json + b"}"
+            headers = self.__headers
+            if retry_count:
+                headers = {**headers, "X-Retry-Count": str(retry_count)}
+            if self._gzip:
+                body = _gzip.compress(body, compresslevel=6)
+            _log.debug("making request: %d message(s), %d bytes, retry %d", count, len(body), retry_count)
+            try:
+                response: Response | None = poster.post(body, headers)
+            except AttemptFailed as error:
+                response, reason = None, error.reason
+            if response is not None:
+                status = response.status
+                if 200 <= status < 300:
+                    self._episode = None
+                    self._finished(batch, sent=True)
+                    return True
+                reason = self._describe(response)
+                if not _retryable(status):
+                    self._episode = None  # the endpoint answered: it is up, this batch is refused
+                    self._finished(batch, reason=reason, drop_from_spool=True)
+                    return True
+                delay = parse_retry_after(_Headers(response))
+                if delay:
+                    # Rate limited: wait as asked and send again as a new upload (X-Retry-Count 0),
+                    # bounded by the retry window counted from the first rate-limited answer.
+                    now = time.monotonic()
+                    rate_limited_since = rate_limited_since or now
+                    if now + delay - rate_limited_since > self._window:
+                        self._finished(batch, reason=f"{reason}; rate limited past the retry window")
+                        return True
+                    self._report.retried(count)
+                    if not self._wait(delay):
+                        return False
+                    retry_count = 0
+                    continue
+            now = time.monotonic()
+            if first_failure is None:
+                first_failure = now
+            if self._episode is None:
+                self._episode = first_failure
+            if not reported and now - started >= TROUBLE_GRACE:
+                reported = True
+                self._trouble(count, now - started, reason)
+            backoffs += 1
+            delay = _backoff(backoffs)
+            if backoffs > self._retries or now + delay - first_failure > self._window:
+                self._finished(batch, reason=reason)
+                return True
+            self._report.retried(count)
+            if not self._wait(delay):
+                return False
+            retry_count += 1
+
+    def _finished(
+        self, batch: EncodedBatch, *, sent: bool = False, reason: str = "", drop_from_spool: bool = False
+    ) -> None:
+        spool = self._spool
+        if spool is not None and batch.handle is not None and (sent or drop_from_spool):
+            self._spooled(spool.ack, batch.handle)
+        report: Any = self._report
+        if sent:
+            if batch.recovered:
+                recovered: Callable[[int], None] | None = getattr(report, "recovered", None)
+                if recovered is not None:
+                    recovered(len(batch))
+            else:
+                report.sent(len(batch))
+        elif not batch.recovered:
+            report.failed(len(batch), self.__secret.scrub(reason))
+
+    def _trouble(self, count: int, seconds: float, reason: str) -> None:
+        trouble: Callable[[int, str], None] | None = getattr(self._report, "trouble", None)
+        text = self.__secret.scrub(
+            f"{count} message(s) not delivered after {seconds:.1f} s, still retrying: {reason} ({self._target})"
+        )
+        if trouble is not None:
+            trouble(count, text)
+        else:
+            _log.warning("analytics: delivery trouble: %s", text)
+
+    def _describe(self, response: Response) -> str:
+        """A refused request in words: the status, its phrase and a JSON ``code``; never the body text
+        (an endpoint that quotes the request would put the key or personal data into logs)."""
+        text = f"HTTP {response.status}"
+        phrase = "".join(c for c in response.reason[:60] if c.isprintable())
+        if phrase:
+            text += f" {phrase}"
+        try:
+            code = json.loads(response.body).get("code")
+        except Exception:
+            code = None
+        if isinstance(code, str) and 0 < len(code) <= 40 and code.replace("_", "").replace("-", "").isalnum():
+            text += f" ({code})"
+        return self.__secret.scrub(text)
+
+    # -- flush, close, fork -----------------------------------------------------------------------
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until the sender has sent (or given up on) everything queued; False on timeout."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        if self._inline:
+            return self._drain_inline(deadline)
+        with self._cond:
+            while self._queue or self._recovering:
+                remaining = deadline - time.monotonic()
+                thread = self._consumer
+                if remaining <= 0 or thread is None or not thread.is_alive():
+                    return False
+                self._cond.wait(min(remaining, 0.1))
+        return True
+
+    def _drain_inline(self, deadline: float) -> bool:
+        saved = self._stop_at
+        self._stop_at = deadline if saved is None else min(saved, deadline)
+        try:
+            while self._queue and time.monotonic() < deadline:
+                batch = self._queue[0]
+                if not self._deliver(batch):
+                    break
+                with self._cond:
+                    self._queue.popleft()
+                    self._queued_messages -= len(batch)
+                    self._queued_bytes -= batch.size
+        finally:
+            self._stop_at = saved
+        return not self._queue
+
+    def close(self, timeout: float) -> int:
+        """Flush within ``timeout``, stop the sender, and return how many messages were not sent.
+
+        Bounded: a retry wait that would end after ``timeout`` stops the sender instead, and the
+        request in flight is cut at ``timeout``.
         """
         deadline = time.monotonic() + max(0.0, timeout)
-        consumer, q = self._consumer, self._queue
-        if consumer is None or q is None:
-            self._closed = True
-            return 0
-        consumer.deadline = deadline
+        with self._cond:
+            self._stop_at = deadline
+            self._cond.notify_all()
         self.flush(timeout)
-        self._closed = True
-        consumer.pause()
-        if consumer.is_alive() and consumer is not threading.current_thread():
-            consumer.join(max(0.0, deadline - time.monotonic()) + 0.05)
-        undelivered = q.unfinished_tasks if consumer.is_alive() else q.qsize() + consumer.carried
-        self._consumer = None
-        self._queue = None
-        return int(undelivered)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        thread = self._consumer
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive() and self._poster is not None:
+                self._poster.abort()
+                thread.join(0.2)
+        with self._cond:
+            undelivered = self._queued_messages
+        if self._poster is not None and not (thread is not None and thread.is_alive()):
+            self._poster.reset()
+        if self._spool is not None:
+            self._spooled(lambda _: self._spool.close() if self._spool is not None else None, None)
+        return undelivered
 
     def after_fork(self) -> None:
-        # The parent's consumer thread does not exist here and its queue's lock may be held: start
-        # afresh, so the child sends its own events and never the parent's.
-        self._lock = threading.Lock()
-        self._queue = None
-        self._consumer = None
-        self._closed = False
-        self._inline = False
+        # The parent's sender thread does not exist here, its lock may be held and its socket is the
+        # parent's: start afresh, so the child sends its own events (never the parent's) on its own
+        # connection.
+        if self._spool is not None:
+            self._spooled(lambda _: self._spool.after_fork() if self._spool is not None else None, None)
+        self._reset_runtime()
+
+
+class _Headers:
+    """What segment's ``parse_retry_after`` reads from a response: ``.headers.get(name)``."""
+
+    def __init__(self, response: Response) -> None:
+        self.headers = _Caseless(response.headers)
+
+
+class _Caseless:
+    def __init__(self, headers: Any) -> None:
+        self._headers = headers
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._headers.get(name.lower(), default)
 
 
 def reset_http_session_after_fork() -> None:
-    """Give the Segment client a new HTTP session in a forked child.
+    """Give the Segment client a new HTTP session in a forked child (for code that uses its client).
 
     Its module-level requests Session pools keep-alive sockets; in a child those are the parent's
     connections, and writing to them would interleave two processes' requests on one socket.
     """
     import requests
+    from segment.analytics import request as _segment_request
 
     _segment_request._session = requests.Session()

@@ -1,0 +1,127 @@
+"""Process CPU per delivered event, instrument vs the raw Segment client, and instrument's breakdown.
+
+Each measurement runs in a fresh interpreter: record N events (queues large enough that none is
+refused), ``flush()``, and take ``time.process_time()`` over the whole process (every thread). The
+endpoint runs in another process (``bench.e2e.EndpointProcess``). Stages of instrument:
+
+- ``caller``: the recording thread's CPU (``time.thread_time()`` around the loop of ``track()`` calls);
+- ``encoding``: a run whose transport only counts (no HTTP), minus the caller: the worker's cost of
+  turning records into what a transport is handed;
+- ``transport``: the full run minus the encoding-only run: batching, the HTTP sender and its thread.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+_RUN = Path(__file__).resolve().parent / "run.py"
+
+MODES = ("segment", "instrument", "instrument-null")
+
+
+def _null_transport() -> Any:
+    from instrument.transports import Transport
+
+    class Null(Transport):
+        """Counts what it is handed and reports it sent; no I/O."""
+
+        accepts_bytes = True
+
+        def send(self, messages: list[Any]) -> None:
+            self._report.sent(len(messages))
+
+        def send_batch(self, batch: Any) -> bool:
+            self._report.sent(len(batch.messages))
+            return True
+
+    return Null()
+
+
+def measure(mode: str, url: str, events: int) -> dict[str, Any]:
+    """Run one mode in this process; the CPU report (seconds)."""
+    from bench import cases
+
+    if mode == "segment":
+        client = cases.segment_client(url, max_queue_size=events + 1000, upload_interval=0.5)
+        properties = {
+            "cluster_type": cases.CLUSTER_TYPE,
+            "infra_id": cases.INFRA_ID,
+            "project_id": cases.PROJECT_ID,
+            "cluster_id": cases.CLUSTER_ID,
+        }
+        seg_track = client.track
+        start, caller_start = time.process_time(), time.thread_time()
+        for _ in range(events):
+            seg_track(user_id=cases.USER_ID, event=cases.EVENT, properties=dict(properties))
+        caller = time.thread_time() - caller_start
+        client.flush()
+        total = time.process_time() - start
+        client.shutdown()
+        return {"mode": mode, "events": events, "total": total, "caller": caller}
+    import instrument
+    from instrument import analytics_scope
+
+    if mode == "instrument":
+        cases.configure_instrument(url, max_queue_size=events + 1000, flush_interval=0.5)
+    else:
+        instrument.configure(transport=_null_transport(), max_queue_size=events + 1000, flush_interval=0.5)
+    cls = cases.ClusterProvisioningSuccess
+    ct, infra = cases.CLUSTER_TYPE, cases.INFRA_ID
+    track = instrument.track
+    with analytics_scope(user_id=cases.USER_ID, project_id=cases.PROJECT_ID, cluster_id=cases.CLUSTER_ID):
+        start, caller_start = time.process_time(), time.thread_time()
+        for _ in range(events):
+            track(cls(cluster_type=ct, infra_id=infra))
+        caller = time.thread_time() - caller_start
+        if not instrument.flush(600.0):
+            raise RuntimeError("flush did not complete")
+        total = time.process_time() - start
+    stats = instrument.stats()
+    if stats.sent != events:
+        raise RuntimeError(f"sent {stats.sent} of {events}")
+    instrument.shutdown(10.0)
+    return {"mode": mode, "events": events, "total": total, "caller": caller}
+
+
+def run_mode(mode: str, url: str, events: int, timeout: float = 600.0) -> dict[str, Any]:
+    """``measure`` in a fresh interpreter."""
+    proc = subprocess.run(
+        [sys.executable, str(_RUN), "--cpu-worker", mode, "--url", url, "--e2e-events", str(events)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"cpu worker {mode} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return report
+
+
+def breakdown(url: str, events: int, repeats: int = 3) -> dict[str, float]:
+    """Median µs per delivered event: totals of both libraries and instrument's stages."""
+    import statistics
+
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    for _ in range(repeats):
+        for mode in MODES:  # interleaved, so each repeat sees the same machine load
+            runs[mode].append(run_mode(mode, url, events))
+
+    def per_event(mode: str, key: str) -> float:
+        return float(statistics.median(r[key] / r["events"] * 1e6 for r in runs[mode]))
+
+    full, null = per_event("instrument", "total"), per_event("instrument-null", "total")
+    caller = per_event("instrument", "caller")
+    return {
+        "segment_total": per_event("segment", "total"),
+        "segment_caller": per_event("segment", "caller"),
+        "instrument_total": full,
+        "caller": caller,
+        "encoding": max(0.0, null - per_event("instrument-null", "caller")),
+        "transport": max(0.0, full - null),
+    }

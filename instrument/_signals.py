@@ -1,0 +1,93 @@
+"""Opt-in graceful SIGTERM handling for plain processes: flush, then do what the previous handler did.
+
+SIGTERM is how containers, systemd and supervisors stop a process. Its default action kills the
+process at once: atexit never runs, and whatever is still queued is lost. Servers that handle
+SIGTERM themselves (gunicorn, uvicorn, Celery) shut down gracefully and run atexit; they do not need
+this. For the others, ``install_sigterm_handler()`` delivers first, then never swallows the signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from instrument._client import get_client
+from instrument._errors import ConfigurationError
+
+logger = logging.getLogger("instrument")
+
+#: Past the flush's own timeout, how long the handler waits for the flushing thread to return.
+_JOIN_MARGIN = 0.5
+
+
+class _FlushThenPrevious:
+    """The installed handler: flush within ``timeout``, then behave as ``previous`` would."""
+
+    def __init__(self, previous: Any, timeout: float | None) -> None:
+        self.previous = previous
+        self.timeout = timeout
+        self._handling = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if not self._handling:  # a second SIGTERM while flushing goes straight on
+            self._handling = True
+            try:
+                self._flush()
+            finally:
+                self._handling = False
+        previous = self.previous
+        if callable(previous):
+            previous(signum, frame)
+            return
+        if previous == signal.SIG_IGN:
+            return
+        # SIG_DFL (or a handler not set from Python, which cannot be called): die by the signal, so
+        # the exit status says SIGTERM, as it would have without us.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    def _flush(self) -> None:
+        client = get_client()
+        timeout = client.exit_timeout if self.timeout is None else self.timeout
+        # Flush on another thread: this handler interrupts the main thread wherever it was, perhaps
+        # holding a lock the flush needs; waiting on a thread instead stays bounded by the timeout.
+        flusher = threading.Thread(target=_flush_quietly, args=(client.flush, timeout), name="instrument-sigterm")
+        try:
+            flusher.start()
+        except RuntimeError:  # interpreter exit: flush here
+            _flush_quietly(client.flush, timeout)
+            return
+        flusher.join(timeout + _JOIN_MARGIN)
+
+
+def _flush_quietly(flush: Any, timeout: float) -> None:
+    try:
+        if not flush(timeout):
+            logger.warning("analytics: SIGTERM: not everything was delivered within %.1f s", timeout)
+    except Exception:  # a signal handler must never raise into whatever the main thread was doing
+        logger.exception("analytics: SIGTERM: flush failed")
+
+
+def install_sigterm_handler(timeout: float | None = None) -> None:
+    """On SIGTERM, deliver what is queued (within ``timeout``, default the client's ``exit_timeout``).
+
+    Then the signal goes on as before: a previous Python handler is called; with the default action
+    the default is restored and the signal raised again, so the process dies by SIGTERM (exit status
+    -15 / 143); an ignored SIGTERM stays ignored. Installing again only changes the timeout. Raises
+    ConfigurationError off the main thread (Python only lets it set handlers) or for a bad timeout.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise ConfigurationError("install_sigterm_handler: signal handlers can only be installed from the main thread")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf")
+    ):
+        raise ConfigurationError(f"install_sigterm_handler: timeout must be a finite number >= 0, not {timeout!r}")
+    current = signal.getsignal(signal.SIGTERM)
+    if isinstance(current, _FlushThenPrevious):
+        current.timeout = timeout
+        return
+    signal.signal(signal.SIGTERM, _FlushThenPrevious(current, timeout))

@@ -1,0 +1,199 @@
+"""The ``instrument`` command: ``plan export|lint|diff|check`` and ``collect``.
+
+Human output by default (colour only on a terminal that supports it, never with NO_COLOR), ``--json`` for machines.
+Exit codes: 0 clean, 1 findings (lint findings, breaking changes, a stale plan), 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from instrument.plan._diff import BREAKING, Change, diff, is_breaking
+from instrument.plan._export import FORMATS, format_of, render
+from instrument.plan._lint import lint
+from instrument.plan._model import PlanError, load_plan, plan_of_document, plan_of_module
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class _Out:
+    """Writes lines, coloured only when the stream is a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.colour = stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+    def paint(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.colour else text
+
+    def line(self, text: str = "") -> None:
+        self.stream.write(text + "\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="instrument", description="Tracking-plan tools and a local collector.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    plan = commands.add_parser("plan", help="export, lint, diff and check the tracking plan of a module")
+    plan_commands = plan.add_subparsers(dest="plan_command", required=True)
+    export = plan_commands.add_parser("export", help="export the plan of MODULE")
+    export.add_argument("module", metavar="MODULE", help="an importable module, e.g. myapp.analytics")
+    export.add_argument("--format", default="segment", help=f"one of {', '.join(FORMATS)} (default: segment)")
+    export.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
+
+    lint_cmd = plan_commands.add_parser("lint", help="lint the Track and Identify classes of MODULE")
+    lint_cmd.add_argument("module", metavar="MODULE")
+    lint_cmd.add_argument("--ignore", action="append", default=[], metavar="CODE", help="skip a finding code")
+    lint_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+
+    diff_cmd = plan_commands.add_parser("diff", help="classify the changes from OLD to NEW (files or modules)")
+    diff_cmd.add_argument("old", metavar="OLD")
+    diff_cmd.add_argument("new", metavar="NEW")
+    diff_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+
+    check = plan_commands.add_parser("check", help="exit 1 when the committed plan is stale (the CI gate)")
+    check.add_argument("module", metavar="MODULE")
+    check.add_argument("--against", required=True, metavar="PLAN_JSON", help="the committed export")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+
+    collect = commands.add_parser("collect", help="run a local Segment-compatible collector with a live page")
+    collect.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    collect.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
+    collect.add_argument("--db", default=":memory:", help="SQLite file for the events (default: in memory)")
+    collect.add_argument("--plan", metavar="MODULE_OR_FILE", help="validate events against this plan")
+    collect.add_argument("--write-key", help="accept only this write key (default: any non-empty key)")
+    return parser
+
+
+def _export(args: argparse.Namespace, out: _Out) -> int:
+    if args.format not in FORMATS:
+        raise PlanError(f"unknown format {args.format!r} (choose from {', '.join(FORMATS)})")
+    text = render(plan_of_module(args.module), args.format)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise PlanError(f"{args.output}: cannot write: {error.strerror or error}") from None
+    else:
+        out.stream.write(text)
+    return EXIT_OK
+
+
+def _lint(args: argparse.Namespace, out: _Out) -> int:
+    findings = [f for f in lint(args.module) if f.code not in set(args.ignore)]
+    if args.json:
+        out.line(json.dumps({"findings": [f.as_dict() for f in findings]}, indent=2))
+    else:
+        for finding in findings:
+            out.line(f"{finding.file}:{finding.line}: {out.paint(finding.code, '33')} {finding.message}")
+        out.line(out.paint("no findings", "32") if not findings else f"{len(findings)} finding(s)")
+    return EXIT_FINDINGS if findings else EXIT_OK
+
+
+def _print_changes(changes: list[Change], out: _Out) -> None:
+    if not changes:
+        out.line("no changes")
+        return
+    rows = [("severity", "change", "rule", "pointer", "detail")]
+    rows += [(c.severity, c.what, c.rule, c.pointer or "-", c.detail) for c in changes]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for index, row in enumerate(rows):
+        cells = [text.ljust(width) for text, width in zip(row, widths, strict=False)]
+        if index == 0:
+            cells[0] = out.paint(cells[0], "1")
+        elif row[0] == BREAKING:
+            cells[0] = out.paint(cells[0].upper(), "31;1")
+        else:
+            cells[0] = out.paint(cells[0], "32")
+        out.line(f"{'  '.join(cells)}  {row[4]}".rstrip())
+    breaking = sum(c.severity == BREAKING for c in changes)
+    out.line(f"{breaking} breaking, {len(changes) - breaking} compatible")
+
+
+def _diff(args: argparse.Namespace, out: _Out) -> int:
+    changes = diff(load_plan(args.old), load_plan(args.new))
+    if args.json:
+        out.line(json.dumps({"breaking": is_breaking(changes), "changes": [c.as_dict() for c in changes]}, indent=2))
+    else:
+        _print_changes(changes, out)
+    return EXIT_FINDINGS if is_breaking(changes) else EXIT_OK
+
+
+def _check(args: argparse.Namespace, out: _Out) -> int:
+    path = Path(args.against)
+    try:
+        committed = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise PlanError(f"{path}: cannot read: {error.strerror or error}") from None
+    try:
+        data = json.loads(committed)
+    except ValueError as error:
+        raise PlanError(f"{path}: not JSON: {error}") from None
+    old = plan_of_document(data, str(path))
+    new = plan_of_module(args.module)
+    current = render(new, format_of(data))
+    stale = current != committed
+    changes = diff(old, new) if stale else []
+    if args.json:
+        out.line(json.dumps({"stale": stale, "changes": [c.as_dict() for c in changes]}, indent=2))
+    elif stale:
+        _print_changes(changes, out) if changes else out.line("descriptions or formatting changed")
+        out.line(
+            out.paint(f"{path} is stale", "31;1")
+            + f": run `instrument plan export {args.module} --format {format_of(data)} -o {path}` and commit it"
+        )
+    else:
+        out.line(out.paint(f"{path} is up to date", "32"))
+    return EXIT_FINDINGS if stale else EXIT_OK
+
+
+def _collect(args: argparse.Namespace, out: _Out) -> int:
+    try:
+        from instrument.plan._collect import Collector
+    except ModuleNotFoundError as error:
+        raise PlanError(f"instrument collect needs {error.name!r}: pip install 'instrument[collect]'") from None
+    plan = load_plan(args.plan) if args.plan else None
+    try:
+        collector = Collector(plan=plan, db=args.db, host=args.host, port=args.port, write_key=args.write_key)
+    except OSError as error:
+        raise PlanError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
+    rules = f", validating against {len(plan.rules)} rules of {plan.origin}" if plan else ""
+    out.line(f"collecting on {collector.url}{rules} (Ctrl-C stops)")
+    out.stream.flush()
+    try:
+        collector.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        collector.stop()
+    return EXIT_OK
+
+
+_COMMANDS = {"export": _export, "lint": _lint, "diff": _diff, "check": _check}
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code (0 clean, 1 findings, 2 bad input or usage)."""
+    out, err = _Out(stdout or sys.stdout), _Out(stderr or sys.stderr)
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse printed the usage error already
+        return int(exit_.code or 0)
+    command: Any = _collect if args.command == "collect" else _COMMANDS[args.plan_command]
+    try:
+        return int(command(args, out))
+    except PlanError as error:
+        err.line(f"instrument: error: {error}")
+        return EXIT_USAGE
+    except Exception as error:  # never a traceback for bad input: name what failed
+        if os.environ.get("INSTRUMENT_DEBUG"):
+            raise
+        err.line(f"instrument: error: {type(error).__name__}: {error} (set INSTRUMENT_DEBUG=1 for a traceback)")
+        return EXIT_USAGE

@@ -1,0 +1,158 @@
+"""Lint a module's Track and Identify classes: naming, duplicates, type drift, personal data, docstrings.
+
+Each finding is ``file:line: CODE message``. Codes:
+
+- ``IN001`` a property key that is not snake_case (the convention the catalog's checks use for fields)
+- ``IN002`` two classes declare the same event (the duplicate a catalog refuses at definition)
+- ``IN003`` names (events or properties) that differ only in case, spaces, ``_`` or ``-``
+- ``IN004`` the same property key with different types in different events
+- ``IN005`` likely personal data in a track property (send it as an identify trait)
+- ``IN006`` a class without a docstring (the catalog's description comes from it)
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from instrument.plan._model import classes_of, describe_class, rule_of
+from instrument.plan._types import Schema, type_text
+
+_SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+# Whole keys, or the last words of a key (``billing_email``), that usually hold personal data.
+_PERSONAL = (
+    "email",
+    "e_mail",
+    "name",
+    "first_name",
+    "last_name",
+    "full_name",
+    "username",
+    "phone",
+    "phone_number",
+    "mobile",
+    "address",
+    "street",
+    "postcode",
+    "zip_code",
+    "birthday",
+    "birth_date",
+    "date_of_birth",
+    "ip",
+    "ip_address",
+    "ssn",
+    "company",
+)
+_PERSONAL_SUFFIXES = ("_email", "_phone", "_phone_number", "_first_name", "_last_name", "_full_name", "_ip_address")
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One lint finding at a file and line."""
+
+    file: str
+    line: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.code} {self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        """The finding as ``plan lint --json`` prints it."""
+        return {"file": self.file, "line": self.line, "code": self.code, "message": self.message}
+
+
+def _relative(where: tuple[str, int]) -> tuple[str, int]:
+    """A path relative to the working directory when the file is under it (shorter, and stable in CI)."""
+    try:
+        path = Path(where[0]).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return where
+    return str(path), where[1]
+
+
+def _field_line(cls: type, name: str, default: tuple[str, int]) -> tuple[str, int]:
+    try:
+        lines, start = inspect.getsourcelines(cls)
+    except (OSError, TypeError):
+        return default
+    pattern = re.compile(rf"\s+{re.escape(name)}\s*:")
+    for offset, text in enumerate(lines):
+        if pattern.match(text):
+            return default[0], start + offset
+    return default
+
+
+def _is_personal(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in _PERSONAL or lowered.endswith(_PERSONAL_SUFFIXES)
+
+
+def _fold(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+def _type_of(schema: Schema) -> str:
+    return type_text({k: v for k, v in schema.items() if k != "description"})
+
+
+def lint(module_name: str) -> list[Finding]:
+    """Every finding for the planned classes reachable from ``module_name``, sorted by file and line.
+
+    Raises PlanError when the module cannot be loaded or a class cannot be described.
+    """
+    findings: list[Finding] = []
+    by_event: dict[str, list[tuple[str, tuple[str, int]]]] = defaultdict(list)
+    key_types: dict[str, dict[str, tuple[str, str, int]]] = defaultdict(dict)
+    spellings: dict[str, dict[str, tuple[str, int]]] = defaultdict(dict)
+    for cls in classes_of(module_name):
+        desc = describe_class(cls)
+        rule = rule_of(desc)
+        where = _relative(desc.source or (cls.__module__, 0))
+        name = cls.__qualname__
+        if desc.event is not None:
+            by_event[desc.event].append((name, where))
+            spellings[_fold(desc.event)].setdefault(desc.event, where)
+        if desc.doc is None:
+            findings.append(Finding(*where, "IN006", f"{name} has no docstring (the plan's description)"))
+        props: Schema = rule.body.get("properties", {})
+        for prop in desc.properties:
+            at = _field_line(cls, prop.name, where)
+            if not _SNAKE.fullmatch(prop.key):
+                findings.append(Finding(*at, "IN001", f"{name}.{prop.name}: key {prop.key!r} is not snake_case"))
+            if desc.kind == "track" and _is_personal(prop.key):
+                findings.append(
+                    Finding(
+                        *at,
+                        "IN005",
+                        f"{name}.{prop.name}: {prop.key!r} looks like personal data in a track property; "
+                        "send it as an Identify trait",
+                    )
+                )
+            text = _type_of(props[prop.key])
+            key_types[prop.key].setdefault(text, (name, *at))
+            spellings[_fold(prop.key)].setdefault(prop.key, at)
+    for event, owners in by_event.items():
+        if len(owners) > 1:
+            declared = ", ".join(f"{owner} ({file}:{line})" for owner, (file, line) in owners)
+            findings.append(Finding(*owners[1][1], "IN002", f"event {event!r} is declared by {declared}"))
+    for key, types in key_types.items():
+        if len(types) > 1:
+            _owner, file, line = sorted(types.items())[-1][1]
+            described = "; ".join(f"{t} in {o}" for t, (o, _f, _l) in sorted(types.items()))
+            findings.append(Finding(file, line, "IN004", f"property {key!r} has different types: {described}"))
+    for spelled in spellings.values():
+        if len(spelled) > 1:
+            ordered = sorted(spelled)
+            findings.append(
+                Finding(
+                    *spelled[ordered[-1]],
+                    "IN003",
+                    f"names differ only in case or spacing: {', '.join(map(repr, ordered))}",
+                )
+            )
+    return sorted(findings)

@@ -1,0 +1,247 @@
+"""`instrument plan diff` and `plan check`: every breaking and compatible change, and malformed input."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from instrument.plan import plan_of_module, render
+from instrument.plan._cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+PORTER = "examples.porter.analytics"
+SUCCESS = "Cluster Provisioning Success"
+pytestmark = pytest.mark.timeout(120)
+
+Document = dict[str, Any]
+
+
+def _base() -> Document:
+    loaded: Document = json.loads(render(plan_of_module(PORTER), "segment"))
+    return loaded
+
+
+def _body(doc: Document, key: str = SUCCESS) -> dict[str, Any]:
+    rule = next(r for r in doc["rules"] if r["key"] == key)
+    body: dict[str, Any] = rule["jsonSchema"]["properties"]["properties" if rule["type"] == "TRACK" else "traits"]
+    return body
+
+
+def _remove_event(doc: Document) -> None:
+    doc["rules"] = [r for r in doc["rules"] if r["key"] != SUCCESS]
+
+
+def _remove_property(doc: Document) -> None:
+    body = _body(doc)
+    del body["properties"]["infra_id"]
+    body["required"].remove("infra_id")
+
+
+def _optional_to_required(doc: Document) -> None:
+    _body(doc)["required"].remove("infra_id")  # on the OLD side: optional then, required now
+
+
+def _type_changed(doc: Document) -> None:
+    _body(doc)["properties"]["infra_id"] = {"type": "string"}
+
+
+def _enum_value_removed(doc: Document) -> None:
+    _body(doc, "UserTraits")["properties"]["github"]["enum"].append("unknown")  # old had one more value
+
+
+def _new_required_property(doc: Document) -> None:
+    body = _body(doc)
+    del body["properties"]["cluster_type"]
+    body["required"].remove("cluster_type")
+
+
+def _scope_changed(doc: Document) -> None:
+    _body(doc)["x-scope"] = "project"
+
+
+def _event_added(doc: Document) -> None:
+    _remove_event(doc)  # old lacks it: the code adds it
+
+
+def _optional_property_added(doc: Document) -> None:
+    body = _body(doc)
+    body["properties"]["region"] = {"type": "string"}  # not in "required": optional
+
+
+def _enum_value_added(doc: Document) -> None:
+    _body(doc, "UserTraits")["properties"]["github"]["enum"].remove("false")
+
+
+Mutation = Callable[[Document], None]
+
+# (name, change applied to the OLD plan, change applied to the NEW plan, expected changes, exit code)
+MATRIX: list[tuple[str, Mutation | None, Mutation | None, list[tuple[str, str]], int]] = [
+    ("event removed", None, _remove_event, [("breaking", "event removed")], 1),
+    ("property removed", None, _remove_property, [("breaking", "property removed")], 1),
+    ("optional to required", _optional_to_required, None, [("breaking", "optional to required")], 1),
+    ("type changed", None, _type_changed, [("breaking", "type changed")], 1),
+    ("enum value removed", _enum_value_removed, None, [("breaking", "enum value removed")], 1),
+    ("new required property", _new_required_property, None, [("breaking", "new required property")], 1),
+    ("scope changed", _scope_changed, None, [("breaking", "scope changed")], 1),
+    ("event added", _event_added, None, [("compatible", "event added")], 0),
+    ("optional property added", None, _optional_property_added, [("compatible", "optional property added")], 0),
+    ("enum value added", _enum_value_added, None, [("compatible", "enum value added")], 0),
+    ("required to optional", None, _optional_to_required, [("compatible", "required to optional")], 0),
+    ("no change", None, None, [], 0),
+]
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _write(path: Path, doc: Document) -> str:
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+@pytest.mark.parametrize(("name", "old_change", "new_change", "expected", "code"), MATRIX, ids=[m[0] for m in MATRIX])
+def test_diff_classifies_each_change_and_exits_1_on_breaking(
+    tmp_path: Path,
+    name: str,
+    old_change: Mutation | None,
+    new_change: Mutation | None,
+    expected: list[tuple[str, str]],
+    code: int,
+) -> None:
+    old, new = _base(), _base()
+    for doc, change in ((old, old_change), (new, new_change)):
+        if change is not None:
+            change(doc)
+    exit_code, out, err = _run(
+        "plan", "diff", _write(tmp_path / "old.json", old), _write(tmp_path / "new.json", new), "--json"
+    )
+    assert err == ""
+    report = json.loads(out)
+    assert [(c["severity"], c["change"]) for c in report["changes"]] == expected
+    assert exit_code == code
+    assert report["breaking"] is (code == 1)
+    for change in report["changes"]:
+        assert change["pointer"] == "" or change["pointer"].startswith("/properties/")
+
+
+def test_a_breaking_change_names_the_rule_and_a_json_pointer(tmp_path: Path) -> None:
+    new = _base()
+    _type_changed(new)
+    _, out, _ = _run("plan", "diff", PORTER, _write(tmp_path / "new.json", new), "--json")
+    [change] = json.loads(out)["changes"]
+    assert change["rule"] == SUCCESS
+    assert change["pointer"] == "/properties/properties/properties/infra_id"
+    assert change["detail"] == "infra_id: integer -> string"
+
+
+def test_a_file_and_a_module_with_the_same_plan_have_no_changes() -> None:
+    code, out, _ = _run("plan", "diff", str(ROOT / "examples/porter/plan.json"), PORTER)
+    assert (code, out) == (0, "no changes\n")
+
+
+def test_human_output_is_a_table_without_colour_on_a_pipe(tmp_path: Path) -> None:
+    _event_added_doc = _base()
+    _remove_event(_event_added_doc)
+    done = subprocess.run(
+        [sys.executable, "-m", "instrument", "plan", "diff", _write(tmp_path / "old.json", _event_added_doc), PORTER],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "compatible  event added" in done.stdout
+    assert "\033[" not in done.stdout
+    assert done.stdout.endswith("0 breaking, 1 compatible\n")
+
+
+BAD_FILES: list[tuple[str, str, str]] = [
+    ("not json", "{not json", "not JSON"),
+    ("not a plan", '{"hello": 1}', "not a plan"),
+    (
+        "unknown draft",
+        json.dumps({"rules": [{"key": "A B", "type": "TRACK", "jsonSchema": {"$schema": "x:draft-99"}}]}),
+        "unknown JSON Schema draft 'x:draft-99'",
+    ),
+    (
+        "duplicate rule",
+        json.dumps({"rules": [{"key": "A B", "type": "TRACK", "jsonSchema": {}}] * 2}),
+        "duplicate rule TRACK 'A B'",
+    ),
+    (
+        "bad rule type",
+        json.dumps({"rules": [{"key": "A B", "type": "PAGE", "jsonSchema": {}}]}),
+        "rule type 'PAGE' is not TRACK, IDENTIFY or COMMON",
+    ),
+    ("rule not an object", json.dumps({"rules": [3]}), "rules[0]: a rule must be an object"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "message"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_a_malformed_plan_file_is_a_clear_error_and_exit_2(tmp_path: Path, name: str, text: str, message: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    for argv in (("plan", "diff", str(bad), PORTER), ("plan", "check", PORTER, "--against", str(bad))):
+        code, out, err = _run(*argv)
+        assert (code, out) == (2, "")
+        assert str(bad) in err
+        assert message in err
+        assert "Traceback" not in err
+
+
+def test_a_missing_file_is_exit_2_naming_it(tmp_path: Path) -> None:
+    code, _, err = _run("plan", "diff", str(tmp_path / "gone.json"), PORTER)
+    assert code == 2
+    assert "gone.json: cannot read" in err
+
+
+def test_check_passes_on_the_committed_plan_and_fails_when_it_is_stale(tmp_path: Path) -> None:
+    code, out, _ = _run("plan", "check", PORTER, "--against", str(ROOT / "examples/porter/plan.json"))
+    assert (code, out) == (0, f"{ROOT / 'examples/porter/plan.json'} is up to date\n")
+    old = _base()
+    _remove_property(old)  # the committed plan lacks a property the code now sends
+    stale = _write(tmp_path / "plan.json", old)
+    code, out, _ = _run("plan", "check", PORTER, "--against", stale)
+    assert code == 1
+    assert "is stale" in out
+    assert "new required property" in out
+    code, out, _ = _run("plan", "check", PORTER, "--against", stale, "--json")
+    assert json.loads(out)["stale"] is True
+
+
+def test_check_notices_a_changed_description(tmp_path: Path) -> None:
+    doc = _base()
+    next(r for r in doc["rules"] if r["key"] == SUCCESS)["jsonSchema"]["description"] = "old words"
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc, sort_keys=True, indent=2) + "\n")
+    code, out, _ = _run("plan", "check", PORTER, "--against", str(path))
+    assert code == 1
+    assert "descriptions or formatting changed" in out
+
+
+def test_check_accepts_a_committed_jsonschema_export(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(render(plan_of_module(PORTER), "jsonschema"))
+    assert _run("plan", "check", PORTER, "--against", str(path))[0] == 0
+
+
+def test_a_segment_plan_with_a_common_rule_loads_and_diffs(tmp_path: Path) -> None:
+    doc = _base()
+    common = {"type": "object", "properties": {"context": {}, "properties": {"type": "object"}}}
+    doc["rules"].append({"key": "", "type": "COMMON", "version": 1, "jsonSchema": common})
+    code, out, _ = _run("plan", "diff", _write(tmp_path / "old.json", doc), PORTER, "--json")
+    assert json.loads(out)["changes"] == [
+        {"severity": "breaking", "change": "event removed", "rule": "common", "pointer": "", "detail": ""}
+    ]
+    assert code == 1

@@ -1,0 +1,115 @@
+"""The plan model: rules from a module's classes (via describe()) or from an exported file."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from instrument.plan import PlanError, load_plan, plan_of_module, render
+
+PORTER = "examples.porter.analytics"
+
+
+def test_an_exported_file_loads_back_to_the_same_plan(tmp_path: Path) -> None:
+    plan = plan_of_module(PORTER)
+    for fmt in ("segment", "jsonschema"):
+        path = tmp_path / f"{fmt}.json"
+        path.write_text(render(plan, fmt))
+        loaded = load_plan(str(path))
+        assert [(r.type, r.key, r.body, r.doc) for r in loaded.rules] == [
+            (r.type, r.key, r.body, r.doc) for r in plan.rules
+        ]
+
+
+SHOP_EVENTS = '''\
+from instrument import EventName, Identify, Track
+
+
+class Events(EventName):
+    CART_VIEWED = "Cart Viewed"
+    CART_EMPTIED = "Cart Emptied"
+
+
+class CartViewed(Track, event=Events.CART_VIEWED):
+    """A cart was viewed."""
+
+    items: int
+
+
+class Base(Track):
+    """An abstract base (no event): not a rule."""
+
+    items: int
+'''
+
+SHOP_MORE = '''\
+from instrument import Identify, Track
+from modelshop.events import CartViewed, Events
+
+
+class CartEmptied(Track, event=Events.CART_EMPTIED):
+    """A cart was emptied."""
+
+
+class Shopper(Identify):
+    """Who shops."""
+
+    plan: str | None = None
+'''
+
+
+@pytest.fixture
+def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    package = tmp_path / "modelshop"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "events.py").write_text(SHOP_EVENTS)
+    (package / "more.py").write_text(SHOP_MORE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.startswith("modelshop")]:
+        monkeypatch.delitem(sys.modules, name)
+    return tmp_path
+
+
+def test_a_package_is_walked_with_its_submodules_each_class_once(shop: Path) -> None:
+    plan = plan_of_module("modelshop")
+    assert [(r.type, r.key, r.cls_name) for r in plan.rules] == [
+        ("TRACK", "Cart Emptied", "CartEmptied"),
+        ("TRACK", "Cart Viewed", "CartViewed"),  # imported into modelshop.more too: one rule
+        ("IDENTIFY", "Shopper", "Shopper"),
+    ]
+    shopper = plan.find("IDENTIFY", "Shopper")
+    assert shopper is not None
+    assert shopper.body == {
+        "type": "object",
+        "properties": {"plan": {"type": ["string", "null"]}},
+        "required": [],
+        "x-scope": "user",
+        "additionalProperties": False,
+    }
+    assert plan.find("TRACK", "Cart Viewed") == load_plan("modelshop.events").rules[0]
+
+
+def test_two_classes_for_one_event_that_disagree_are_a_plan_error(shop: Path) -> None:
+    (shop / "modelshop" / "clash.py").write_text(
+        "from instrument import Track\n"
+        "from modelshop.events import Events\n"
+        "class CartViewedAgain(Track, event=Events.CART_VIEWED):\n"
+        "    '''Other properties.'''\n"
+        "    total: float\n"
+    )
+    message = "events.py:9: CartViewed: 'Cart Viewed' is also declared by CartViewedAgain with other properties"
+    with pytest.raises(PlanError, match=re.escape(message)):
+        plan_of_module("modelshop")
+
+
+def test_a_source_is_a_file_when_it_names_one_or_ends_in_json(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match=re.escape("missing.json: cannot read")):
+        load_plan(str(tmp_path / "missing.json"))
+    path = tmp_path / "plan"
+    path.write_text(render(plan_of_module(PORTER), "segment"))
+    assert load_plan(str(path)).origin == str(path)
+    assert load_plan(PORTER).origin == PORTER
