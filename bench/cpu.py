@@ -12,14 +12,10 @@ endpoint runs in another process (``bench.e2e.EndpointProcess``). Stages of inst
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-_RUN = Path(__file__).resolve().parent / "run.py"
+from bench.e2e import run_in_subprocess
 
 MODES = ("segment", "instrument", "instrument-null")
 
@@ -90,17 +86,7 @@ def measure(mode: str, url: str, events: int) -> dict[str, Any]:
 
 def run_mode(mode: str, url: str, events: int, timeout: float = 600.0) -> dict[str, Any]:
     """``measure`` in a fresh interpreter."""
-    proc = subprocess.run(
-        [sys.executable, str(_RUN), "--cpu-worker", mode, "--url", url, "--e2e-events", str(events)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"cpu worker {mode} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return report
+    return run_in_subprocess("--cpu-worker", mode, url, events, timeout)
 
 
 def breakdown(url: str, events: int, repeats: int = 3) -> dict[str, float]:

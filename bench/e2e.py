@@ -179,16 +179,21 @@ def worker(lib: str, url: str, events: int) -> dict[str, Any]:
     }
 
 
-def run_worker(lib: str, url: str, events: int, timeout: float) -> dict[str, Any]:
-    """Run ``worker`` in a fresh interpreter and return its report."""
+def run_in_subprocess(flag: str, name: str, url: str, events: int, timeout: float) -> dict[str, Any]:
+    """Run ``bench/run.py FLAG NAME`` in a fresh interpreter and return the JSON report it prints last."""
     proc = subprocess.run(
-        [sys.executable, str(_RUN), "--e2e-worker", lib, "--url", url, "--e2e-events", str(events)],
+        [sys.executable, str(_RUN), flag, name, "--url", url, "--e2e-events", str(events)],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"e2e worker {lib} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(f"{flag} {name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return report
+
+
+def run_worker(lib: str, url: str, events: int, timeout: float) -> dict[str, Any]:
+    """Run ``worker`` in a fresh interpreter and return its report."""
+    return run_in_subprocess("--e2e-worker", lib, url, events, timeout)

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from instrument.plan._diff import BREAKING, Change, diff, is_breaking
 from instrument.plan._export import FORMATS, format_of, render
 from instrument.plan._lint import lint
-from instrument.plan._model import PlanError, load_plan, plan_of_document, plan_of_module
+from instrument.plan._model import PlanError, load_plan, plan_of_document, plan_of_module, read_document
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -127,14 +127,7 @@ def _diff(args: argparse.Namespace, out: _Out) -> int:
 
 def _check(args: argparse.Namespace, out: _Out) -> int:
     path = Path(args.against)
-    try:
-        committed = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise PlanError(f"{path}: cannot read: {error.strerror or error}") from None
-    try:
-        data = json.loads(committed)
-    except ValueError as error:
-        raise PlanError(f"{path}: not JSON: {error}") from None
+    committed, data = read_document(path)
     old = plan_of_document(data, str(path))
     new = plan_of_module(args.module)
     current = render(new, format_of(data))

@@ -240,16 +240,21 @@ def load_plan(source: str) -> Plan:
     return plan_of_module(source)
 
 
-def plan_of_file(path: Path) -> Plan:
-    """Read an exported plan. Raises PlanError naming the file for anything that is not one."""
+def read_document(path: Path) -> tuple[str, Any]:
+    """An exported plan file's text and its parsed JSON. Raises PlanError naming the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise PlanError(f"{path}: cannot read: {error.strerror or error}") from None
     try:
-        data = json.loads(text)
+        return text, json.loads(text)
     except ValueError as error:
         raise PlanError(f"{path}: not JSON: {error}") from None
+
+
+def plan_of_file(path: Path) -> Plan:
+    """Read an exported plan. Raises PlanError naming the file for anything that is not one."""
+    _, data = read_document(path)
     return plan_of_document(data, str(path))
 
 
