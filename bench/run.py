@@ -397,12 +397,16 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
             e2e_table, complete, notes = e2e_rows(events, endpoint.url, endpoint, timeout=3600.0)
             rows += e2e_table
-            from bench.spool import run_rows as spool_rows  # the durable spool's cost (bench/spool.py)
+            from bench import spool  # the durable spool's cost (bench/spool.py); no targets: it is off by default
 
-            spool_table, spool_complete = spool_rows(
+            spool_table, spool_complete = spool.spool_rows(
                 endpoint.url, endpoint, 2_000 if quick else 100_000, 1 if quick else 5
             )
-            rows += spool_table
+            keys = [f"spool_{variant}" for variant in spool.VARIANTS]
+            rows += [
+                Row(key, label, value, spread, None, "", None, None, note)
+                for key, (label, value, spread, note) in zip(keys, spool_table, strict=True)
+            ]
             complete = complete and spool_complete
         print()
         print_table(rows)

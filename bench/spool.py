@@ -118,18 +118,6 @@ def spool_rows(url: str, endpoint: Any, events: int, repeats: int) -> tuple[list
     return rows, complete
 
 
-def run_rows(url: str, endpoint: Any, events: int, repeats: int) -> tuple[list[Any], bool]:
-    """The spool rows for bench/run.py's table (no targets: the spool is off by default)."""
-    from bench.run import Row
-
-    rows, complete = spool_rows(url, endpoint, events, repeats)
-    keys = [f"spool_{variant}" for variant in VARIANTS]
-    return [
-        Row(key, label, value, spread, None, "", None, None, note)
-        for key, (label, value, spread, note) in zip(keys, rows, strict=True)
-    ], complete
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="the durable spool's cost per delivered event")
     parser.add_argument("--quick", action="store_true")
