@@ -8,16 +8,19 @@ truth test.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-logger = logging.getLogger("instrument")
+from instrument._errors import AnalyticsError
+from instrument._reporting import RateLimitedLog
 
 Provider = Callable[[], Mapping[str, Any] | None]
 
 #: The installed providers, in order (later ones win on a clashing key). Replaced, never mutated in place.
 providers: tuple[Provider, ...] = ()
+
+#: A provider that raises does so on every event: the first is logged, then one summary per interval.
+provider_log = RateLimitedLog()
 
 
 def add_provider(provider: Provider) -> None:
@@ -43,7 +46,9 @@ def collect() -> dict[str, Any] | None:
         try:
             found = provider()
         except Exception as error:
-            logger.warning("analytics: a context provider raised %s; its context is left out", type(error).__name__)
+            provider_log.report(
+                AnalyticsError(f"a context provider raised {type(error).__name__}; its context is left out")
+            )
             continue
         if found:
             merged.update(found)

@@ -13,6 +13,7 @@ import pytest
 
 import instrument
 from instrument import EventName, Track, _context, analytics_scope
+from instrument._reporting import RateLimitedLog
 from instrument.testing import CapturedEvents
 from instrument.transports import MemoryTransport
 
@@ -40,6 +41,7 @@ def raising_provider() -> Mapping[str, Any] | None:
 @pytest.fixture
 def providers() -> Iterator[list[Any]]:
     added: list[Any] = []
+    _context.provider_log = RateLimitedLog()  # each test sees its own first report
     yield added
     for provider in added:
         _context.remove_provider(provider)
@@ -75,10 +77,13 @@ def test_a_raising_provider_is_skipped_and_logged_and_the_event_still_sent(
     _context.add_provider(lambda: {"kept": True})
     providers.extend(_context.providers)
     with caplog.at_level(logging.WARNING, logger="instrument"), analytics_scope(user_id=1):
-        instrument.track(ContextShown(n=1))
+        for n in range(50):
+            instrument.track(ContextShown(n=n))
     [event] = analytics_events.assert_tracked(ContextShown, n=1)
     assert event["context"] == {"kept": True}
-    assert any("RuntimeError" in r.getMessage() for r in caplog.records)
+    assert len(analytics_events.of(ContextShown)) == 50
+    # One line for 50 failures (rate-limited like every other report), naming the exception's type.
+    assert [r.getMessage().count("RuntimeError") for r in caplog.records] == [1]
     assert not any("provider failure" in r.getMessage() for r in caplog.records)
 
 
