@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from kit_catalog import ItemsExported, Kind, ProjectCreated, UserTraits, emit_cluster_success
+from log_capture import LogCapture, capture_all_logs
 
 import instrument
 from instrument import AnalyticsError, Client, analytics_scope
@@ -112,3 +113,10 @@ def porter_messages() -> list[dict[str, Any]]:
             Applications().redeploy_from_webhook(cluster_id=3, app_name="web", app_namespace="default", image_uri="i:1")
         handle(request, "delete-project")
     return [dict(m) for m in events.messages]
+
+
+@pytest.fixture
+def all_logs() -> Iterator[LogCapture]:
+    """Every record of every logger at DEBUG, captured for the test."""
+    with capture_all_logs() as handler:
+        yield handler

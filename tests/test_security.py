@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+from log_capture import LogCapture
 
 import instrument
 from instrument import AnalyticsError, Client, DeliveryError, EventName, SegmentTransport, Track, analytics_scope
@@ -35,44 +36,13 @@ def write_key() -> str:
     return WRITE_KEY
 
 
-class _Everything(logging.Handler):
-    """Keeps every record, formatted with its traceback, whatever the logger."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-        self.texts: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        self.texts.append(logging.Formatter("%(name)s %(levelname)s %(message)s").format(record))
-
-
-@pytest.fixture
-def all_logs() -> Iterator[_Everything]:
-    """Every logger at DEBUG (``segment`` logs request bodies at debug), captured."""
-    handler = _Everything()
-    root = logging.getLogger()
-    loggers = [root] + [logging.getLogger(name) for name in ("segment", "instrument", "urllib3", "requests")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.DEBUG)
-    root.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
 def assert_no_key(text: str) -> None:
     assert WRITE_KEY not in text
     assert ENCODED_KEY not in text
 
 
 def test_write_key_never_appears_in_logs_reprs_errors_or_stats(
-    endpoint: SegmentEndpoint, configure: Callable[..., Client], all_logs: _Everything
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], all_logs: LogCapture
 ) -> None:
     errors: list[AnalyticsError] = []
     client = configure(max_retries=1, on_error=errors.append)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import pytest
 import requests
+from log_capture import LogCapture
 
 import instrument
 from instrument import (
@@ -205,32 +206,6 @@ def test_a_request_cut_at_its_deadline_is_retried_on_a_new_connection(
 # -- the write key stays secret, whatever the endpoint echoes -------------------------------------------
 
 
-class _Everything(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.texts: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.texts.append(logging.Formatter("%(name)s %(levelname)s %(message)s").format(record))
-
-
-@pytest.fixture
-def all_logs() -> Iterator[_Everything]:
-    handler = _Everything()
-    root = logging.getLogger()
-    loggers = [root] + [logging.getLogger(name) for name in ("segment", "instrument", "urllib3")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.DEBUG)
-    root.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
 def key_forms(key: str) -> list[str]:
     return [
         key,
@@ -247,7 +222,7 @@ def test_the_key_is_in_no_log_error_or_repr_when_the_endpoint_echoes_the_request
     raw_server: RawServer,
     configure: Callable[..., _client.Client],
     write_key: str,
-    all_logs: _Everything,
+    all_logs: LogCapture,
     key: str,
     handler: str,
 ) -> None:
