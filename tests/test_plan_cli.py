@@ -10,6 +10,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from run_instrument import run_instrument
 
 from instrument.plan._cli import main
 
@@ -18,19 +19,13 @@ PORTER = "examples.porter.analytics"
 pytestmark = pytest.mark.timeout(120)
 
 
-def _run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "instrument", *argv], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
 def test_the_console_script_and_python_m_give_the_same_export() -> None:
     script = Path(sysconfig.get_path("scripts")) / "instrument"
     assert script.exists(), "pyproject [project.scripts] installs `instrument`"
     by_script = subprocess.run(
         [str(script), "plan", "export", PORTER], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
     )
-    assert by_script.stdout == _run("plan", "export", PORTER).stdout
+    assert by_script.stdout == run_instrument("plan", "export", PORTER).stdout
     assert by_script.stdout.startswith('{\n  "rules": [')
 
 
@@ -40,7 +35,7 @@ def test_the_console_script_and_python_m_give_the_same_export() -> None:
     ids=["nothing", "no plan command", "no module", "unknown command", "check without --against"],
 )
 def test_usage_errors_exit_2_with_the_usage(argv: tuple[str, ...]) -> None:
-    done = _run(*argv)
+    done = run_instrument(*argv)
     assert done.returncode == 2
     assert "usage: instrument" in done.stderr
     assert "Traceback" not in done.stderr
@@ -78,7 +73,7 @@ def test_bad_modules_are_a_clear_message_and_exit_2(tmp_path: Path, module: str)
     source, message = MODULES[module]
     (tmp_path / f"{module}.py").write_text(source)
     for command in ("export", "lint"):
-        done = _run("plan", command, module, cwd=tmp_path)
+        done = run_instrument("plan", command, module, cwd=tmp_path)
         assert done.returncode == 2, done.stdout
         assert message in done.stderr
         assert "Traceback" not in done.stderr
@@ -95,7 +90,7 @@ def test_a_module_without_planned_classes_is_exit_2() -> None:
 
 
 def test_a_missing_module_and_an_unknown_format_exit_2() -> None:
-    done = _run("plan", "export", "no_such_module_here")
+    done = run_instrument("plan", "export", "no_such_module_here")
     assert (done.returncode, done.stderr) == (
         2,
         "instrument: error: module 'no_such_module_here' failed to import: ModuleNotFoundError: "

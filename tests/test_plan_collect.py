@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+from run_instrument import run_instrument
 from segment.analytics import Client as SegmentClient
 
 import instrument
@@ -258,14 +259,7 @@ def test_the_collect_command_binds_loopback_and_serves_until_interrupted(tmp_pat
 def test_a_plan_that_cannot_load_stops_the_command_with_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "plan.json"
     bad.write_text("[]")
-    done = subprocess.run(
-        [sys.executable, "-m", "instrument", "collect", "--port", "0", "--plan", str(bad)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_instrument("collect", "--port", "0", "--plan", str(bad))
     assert done.returncode == 2
     assert f"{bad}: not a plan" in done.stderr
 
@@ -293,14 +287,7 @@ def test_a_plan_with_an_invalid_schema_is_refused_naming_the_rule(tmp_path: Path
     bad.write_text(
         json.dumps({"rules": [{"key": "Order Placed", "type": "TRACK", "version": 1, "jsonSchema": schema}]})
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "instrument", "collect", "--port", "0", "--plan", str(bad)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_instrument("collect", "--port", "0", "--plan", str(bad))
     assert done.returncode == 2
     assert f"{bad}: rule 'Order Placed': not a valid draft-07 schema at /properties/properties/properties/n/type" in (
         done.stderr
@@ -310,14 +297,7 @@ def test_a_plan_with_an_invalid_schema_is_refused_naming_the_rule(tmp_path: Path
 def test_a_busy_port_is_exit_2_naming_the_address() -> None:
     with Collector() as busy:
         port = busy.url.rsplit(":", 1)[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "instrument", "collect", "--port", port],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_instrument("collect", "--port", port)
     assert done.returncode == 2
     assert done.stderr.startswith(f"instrument: error: cannot listen on 127.0.0.1:{port}: ")
     assert "Traceback" not in done.stderr

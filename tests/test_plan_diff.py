@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from run_instrument import run_instrument
 
 from instrument.plan import plan_of_module, render
 from instrument.plan._cli import main
@@ -152,14 +151,7 @@ def test_a_file_and_a_module_with_the_same_plan_have_no_changes() -> None:
 def test_human_output_is_a_table_without_colour_on_a_pipe(tmp_path: Path) -> None:
     _event_added_doc = _base()
     _remove_event(_event_added_doc)
-    done = subprocess.run(
-        [sys.executable, "-m", "instrument", "plan", "diff", _write(tmp_path / "old.json", _event_added_doc), PORTER],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_instrument("plan", "diff", _write(tmp_path / "old.json", _event_added_doc), PORTER)
     assert done.returncode == 0
     assert "compatible  event added" in done.stdout
     assert "\033[" not in done.stdout
