@@ -121,9 +121,11 @@ def test_gzip_encoded_body_is_decompressed(endpoint: SegmentEndpoint) -> None:
     assert endpoint.batches[0].write_key == WRITE_KEY
 
 
-@pytest.mark.parametrize(("path", "kind"), [("/v1/track", "track"), ("/v1/identify", "identify")])
+@pytest.mark.parametrize(
+    ("path", "kind"), [("/v1/track", "track"), ("/v1/identify", "identify"), ("/v1/t", "track"), ("/v1/i", "identify")]
+)
 def test_single_message_post_is_recorded_as_a_batch_of_one(endpoint: SegmentEndpoint, path: str, kind: str) -> None:
-    single = {"userId": "1", "messageId": "single-1", "traits": {"plan": "pro"}}
+    single = {"userId": "1", "messageId": "single-1", "event": "Plan Chosen", "traits": {"plan": "pro"}}
 
     response = post(endpoint, path, json=single)
 

@@ -1,49 +1,54 @@
 """``instrument collect``: a local Segment-compatible collector for development and CI.
 
 It accepts what Segment's tracking API accepts (``POST /v1/batch``, ``/v1/track``, ``/v1/identify`` and the
-other single-message paths; Basic auth or ``writeKey``; gzip), refuses what Segment refuses (a message over
-32 KB, a batch over 500 KB) with 400 and a reason, and stores every event in SQLite *before* it answers,
-so a test can query right after its client's flush returns. With a plan, each event is checked against it.
+other single-message paths, analytics.js's ``/v1/t``, ``/v1/i``, ... with ``text/plain`` bodies and CORS;
+Basic auth or ``writeKey``; gzip), refuses what Segment refuses (a message over 32 KB, a batch over 500 KB,
+NaN, lone surrogates) with a 4xx and a reason, and stores every event in SQLite *before* it answers, so a
+test can query right after its client's flush returns. With a plan, each event is checked against it.
+Parsing and the HTTP side are the testing kit's endpoint's (``instrument.testing._ingest``): one ingest path.
 
-The query API (modelled on Snowplow Micro): ``GET /micro/all`` (counts), ``/micro/good`` and ``/micro/bad``
-(filtered by ``event``, ``type``, ``user``), ``POST /micro/reset``, ``GET /micro/wait?count=N&timeout=S``
-(a long poll: 200 once N events are stored, 408 when the timeout passes first), ``/micro/events?after=ID``
-and ``/micro/plan`` for the page at ``/``.
+The query API (modelled on Snowplow Micro): ``GET /micro/all`` (counts); ``GET /micro/good`` and
+``/micro/bad`` (newest first, filtered by ``event``, ``type``, ``user``, at most ``limit``), and the same
+as ``POST`` with Micro's JSON filter (``event_type`` is the message type, ``schema`` the event name, and
+``limit``; ``event``, ``type``, ``user`` too); ``GET`` or ``POST /micro/reset``;
+``GET /micro/wait?count=N&timeout=S`` (a long poll: 200 once N events are stored, 408 when the timeout
+passes first); ``/micro/events?after=ID&limit=N`` (oldest first: a reader catches up without gaps) and
+``/micro/plan`` for the page at ``/``. Each event is ``{id, receivedAt, type, event, userId, good,
+violations, payload}`` plus Micro's ``eventType`` (the type) and, for bad ones, ``errors`` (one line per
+violation): Micro's ``event`` is its enriched event, here it is the event name and ``payload`` the message.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import gzip
 import json
+import math
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
-from instrument import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from instrument.plan._export import segment_document
 from instrument.plan._model import Plan
 from instrument.plan._validate import Checker
+from instrument.testing._ingest import (
+    PATHS,
+    REQUEST_TIMEOUT,
+    IngestHandler,
+    IngestServer,
+    Refused,
+    decode,
+    inflate,
+    parse,
+)
 
-_SINGLE_PATHS = {
-    "/v1/track": "track",
-    "/v1/identify": "identify",
-    "/v1/page": "page",
-    "/v1/screen": "screen",
-    "/v1/group": "group",
-    "/v1/alias": "alias",
-}
-# Guards the collector's memory before a body is read; Segment's own limits are checked after decoding.
-_MAX_REQUEST_BYTES = 8 * MAX_BATCH_BYTES
 _MAX_WAIT_SECONDS = 300.0
+_MAX_LIMIT = 100_000
+_MAX_ID = 2**63 - 1
+_BUSY_SECONDS = 2.0  # how long a write waits for a lock held by another process before it is refused
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -59,26 +64,23 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-class Refused(Exception):
-    """A request the collector answers with a 4xx: the status and the reason."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+class StoreError(Exception):
+    """The store could not take a batch; the transaction was rolled back and nothing of it is stored."""
 
 
 class Store:
     """The events, in SQLite (a file, or ``:memory:``), and a condition to wait on for new ones."""
 
     def __init__(self, path: str = ":memory:") -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=_BUSY_SECONDS)
         self._db.execute("PRAGMA journal_mode=WAL" if path != ":memory:" else "PRAGMA journal_mode=MEMORY")
         self._db.execute(_SCHEMA)
         self._changed = threading.Condition()
 
     def add(self, rows: list[tuple[dict[str, Any], list[dict[str, str]]]]) -> None:
-        """Store messages with their violations in one transaction, then wake the waiters."""
+        """Store messages with their violations in one transaction, then wake the waiters.
+
+        Raises StoreError (after a rollback: all of the batch or nothing) when SQLite refuses it."""
         now = time.time()
         values = [
             (
@@ -93,13 +95,20 @@ class Store:
             for m, violations in rows
         ]
         with self._changed:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO events (received_at, type, event, user_id, good, violations, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(
+                        "INSERT INTO events (received_at, type, event, user_id, good, violations, payload) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        values,
+                    )
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, ValueError) as error:  # ValueError: text SQLite cannot encode
+                raise StoreError(f"the store refused the batch: {type(error).__name__}: {error}") from None
             self._changed.notify_all()
 
     def counts(self) -> dict[str, int]:
@@ -121,8 +130,10 @@ class Store:
         user: str | None = None,
         after: int = 0,
         limit: int = 1000,
+        oldest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """Stored events, newest first, filtered by outcome, event name, message type and user."""
+        """Stored events after id ``after``, newest first (or oldest first, for catching up), at most
+        ``limit``, filtered by outcome, event name, message type and user."""
         where: list[str] = ["id > ?"]
         args: list[object] = [after]
         for column, value in (("good", None if good is None else int(good)), ("event", event), ("type", type)):
@@ -134,23 +145,11 @@ class Store:
             args.append(user)
         sql = (
             "SELECT id, received_at, type, event, user_id, good, violations, payload FROM events "
-            f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
+            f"WHERE {' AND '.join(where)} ORDER BY id {'ASC' if oldest_first else 'DESC'} LIMIT ?"
         )
         with self._changed:
             rows = self._db.execute(sql, [*args, limit]).fetchall()
-        return [
-            {
-                "id": row[0],
-                "receivedAt": row[1],
-                "type": row[2],
-                "event": row[3],
-                "userId": row[4],
-                "good": bool(row[5]),
-                "violations": json.loads(row[6]),
-                "payload": json.loads(row[7]),
-            }
-            for row in rows
-        ]
+        return [_event_of(row) for row in rows]
 
     def wait(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` events are stored or ``timeout`` seconds pass; True if reached."""
@@ -168,154 +167,139 @@ class Store:
             self._db.close()
 
 
+def _event_of(row: tuple[Any, ...]) -> dict[str, Any]:
+    violations = json.loads(row[6])
+    event = {
+        "id": row[0],
+        "receivedAt": row[1],
+        "type": row[2],
+        "eventType": row[2],
+        "event": row[3],
+        "userId": row[4],
+        "good": bool(row[5]),
+        "violations": violations,
+        "payload": json.loads(row[7]),
+    }
+    if violations:
+        event["errors"] = [f"{v['type']} at {v['field'] or '/'}: {v['reason']}" for v in violations]
+    return event
+
+
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _write_key(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
-    auth = headers.get("Authorization", "")
-    if auth.startswith("Basic "):
-        try:
-            user = base64.b64decode(auth[6:], validate=True).decode("utf-8").split(":", 1)[0]
-        except (binascii.Error, UnicodeDecodeError):
-            raise Refused(400, "Authorization: malformed Basic credentials") from None
-        if user:
-            return user
-    key = body.get("writeKey")
-    return key if isinstance(key, str) and key else None
-
-
-def parse_request(path: str, headers: Mapping[str, str], raw: bytes, write_key: str | None) -> list[dict[str, Any]]:
-    """The messages of one tracking-API request, or Refused with Segment's reasons."""
-    content_type = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    if content_type != "application/json":
-        raise Refused(415, f"Content-Type must be application/json, got {content_type or 'none'!r}")
-    encoding = headers.get("Content-Encoding", "").strip().lower()
-    if encoding == "gzip":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error):
-            raise Refused(400, "Content-Encoding gzip: the body is not valid gzip") from None
-    elif encoding not in ("", "identity"):
-        raise Refused(415, f"Content-Encoding {encoding!r} is not supported (gzip or none)")
-    if len(raw) > MAX_BATCH_BYTES:
-        raise Refused(400, f"batch is {len(raw)} bytes, over the {MAX_BATCH_BYTES}-byte limit")
+def _int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
     try:
-        body = json.loads(raw)
-    except ValueError as error:
-        raise Refused(400, f"malformed JSON: {error}") from None
-    if not isinstance(body, dict):
-        raise Refused(400, "the body must be a JSON object")
-    key = _write_key(headers, body)
-    if key is None:
-        raise Refused(401, "missing write key (Basic auth user, or writeKey in the body)")
-    if write_key is not None and key != write_key:
-        raise Refused(401, "unknown write key")
-    if path == "/v1/batch":
-        batch = body.get("batch")
-        if not isinstance(batch, list):
-            raise Refused(400, "batch: expected a list of messages")
-    else:
-        batch = [{"type": _SINGLE_PATHS[path], **body}]
-    messages: list[dict[str, Any]] = []
-    for index, message in enumerate(batch):
-        if not isinstance(message, dict):
-            raise Refused(400, f"batch[{index}]: a message must be a JSON object")
-        message.pop("writeKey", None)
-        size = len(json.dumps(message).encode())
-        if size > MAX_MESSAGE_BYTES:
-            raise Refused(400, f"batch[{index}]: message is {size} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
-        messages.append(message)
-    return messages
+        value = int(raw)
+    except ValueError:
+        raise Refused(400, f"{name}: expected an integer") from None
+    if not low <= value <= high:
+        raise Refused(400, f"{name}: expected an integer in {low}..{high}")
+    return value
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # the collector is quiet; the page shows events
-        pass
-
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, data: Any) -> None:
-        self._send(status, json.dumps(data).encode())
-
-    def _refuse(self, status: int, reason: str) -> None:
-        self._json(status, {"success": False, "message": reason})
-
-    def do_POST(self) -> None:
-        url = urlsplit(self.path)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > _MAX_REQUEST_BYTES:
-            self.close_connection = True
-            self._refuse(413 if length > 0 else 411, "a Content-Length up to the batch limit is required")
-            return
-        raw = self.rfile.read(length)
-        if url.path == "/micro/reset":
-            self.server.store.reset()
-            self._json(200, self.server.store.counts())
-            return
-        if url.path != "/v1/batch" and url.path not in _SINGLE_PATHS:
-            self._refuse(404, f"no such endpoint {url.path!r}")
-            return
-        try:
-            messages = parse_request(url.path, dict(self.headers.items()), raw, self.server.write_key)
-        except Refused as refused:
-            self._refuse(refused.status, refused.reason)
-            return
-        checker = self.server.checker
-        rows = [(m, [v.as_dict() for v in checker.check(m)] if checker else []) for m in messages]
-        self.server.store.add(rows)  # stored before the answer: a flush() that returned means it is queryable
-        self._json(200, {"success": True})
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        store = self.server.store
-        try:
-            if url.path == "/":
-                self._send(200, self.server.page, "text/html; charset=utf-8")
-            elif url.path == "/micro/all":
-                self._json(200, store.counts())
-            elif url.path in ("/micro/good", "/micro/bad"):
-                good = url.path == "/micro/good"
-                self._json(200, store.events(good=good, **_filters(query)))
-            elif url.path == "/micro/events":
-                self._json(200, store.events(after=int(query.get("after", 0)), **_filters(query)))
-            elif url.path == "/micro/plan":
-                plan = self.server.checker.plan if self.server.checker else None
-                self._json(200, segment_document(plan) if plan else {"rules": []})
-            elif url.path == "/micro/wait":
-                count = int(query.get("count", 1))
-                timeout = min(float(query.get("timeout", 10)), _MAX_WAIT_SECONDS)
-                reached = store.wait(count, max(timeout, 0.0))
-                self._json(200 if reached else 408, {"reached": reached, **store.counts()})
-            else:
-                self._refuse(404, f"no such endpoint {url.path!r}")
-        except ValueError as error:
-            self._refuse(400, f"bad query parameter: {error}")
+def _seconds(query: Mapping[str, str], name: str, default: float) -> float:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise Refused(400, f"{name}: expected a number of seconds") from None
+    if not (math.isfinite(value) and 0 <= value <= _MAX_WAIT_SECONDS):
+        raise Refused(400, f"{name}: expected a finite number of seconds in 0..{_MAX_WAIT_SECONDS:g}")
+    return value
 
 
-def _filters(query: Mapping[str, str]) -> dict[str, Any]:
-    return {"event": query.get("event"), "type": query.get("type"), "user": query.get("user")}
+# Micro's POST filter keys, and ours, mapped to the store's filters.
+_FILTER_KEYS = {"event_type": "type", "schema": "event", "type": "type", "event": "event", "user": "user"}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+def _filters(query: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(query) - set(_FILTER_KEYS) - {"limit"})
+    if unknown:
+        raise Refused(400, f"unsupported filter {unknown[0]!r} (event_type, schema, event, type, user, limit)")
+    found: dict[str, Any] = {"event": None, "type": None, "user": None}
+    for key, column in _FILTER_KEYS.items():
+        value = query.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise Refused(400, f"filter {key!r}: expected a string")
+        found[column] = value
+    limit = query.get("limit")
+    found["limit"] = _int({"limit": str(limit)} if limit is not None else {}, "limit", 1000, 1, _MAX_LIMIT)
+    return found
+
+
+class _Server(IngestServer):
     store: Store
     checker: Checker | None
     write_key: str | None
     page: bytes
+
+
+class _Handler(IngestHandler):
+    server: _Server
+    server_version = "instrument-collect/1"
+
+    def post(self, path: str) -> None:
+        raw = self.read_body()
+        if path == "/micro/reset":
+            self.server.store.reset()
+            self.answer_json(200, self.server.store.counts())
+            return
+        if path in ("/micro/good", "/micro/bad"):
+            query = decode(inflate(raw, self.headers.get("Content-Encoding", ""))) if raw.strip() else {}
+            if not isinstance(query, dict):
+                raise Refused(400, "the filter must be a JSON object")
+            self.answer_json(200, self.server.store.events(good=path == "/micro/good", **_filters(query)))
+            return
+        if path not in PATHS:
+            raise Refused(404, f"no such endpoint {path!r}", "not_found")
+        ingested = parse(path, dict(self.headers.items()), raw)
+        if ingested.write_key is None:
+            raise Refused(401, "missing write key (Basic auth user, or writeKey in the body)", "unauthorized")
+        if self.server.write_key is not None and ingested.write_key != self.server.write_key:
+            raise Refused(401, "unknown write key", "unauthorized")
+        checker = self.server.checker
+        rows = [(m, [v.as_dict() for v in checker.check(m)] if checker else []) for m in ingested.messages]
+        try:
+            self.server.store.add(rows)  # stored before the answer: a flush() that returned means it is queryable
+        except StoreError as error:
+            raise Refused(503, str(error), "store_unavailable") from None
+        self.answer_json(200, {"success": True})
+
+    def get(self, path: str, query_string: str) -> None:
+        query = {k: v[-1] for k, v in parse_qs(query_string).items()}
+        store = self.server.store
+        if path == "/":
+            self.answer(200, self.server.page, "text/html; charset=utf-8")
+        elif path == "/micro/all":
+            self.answer_json(200, store.counts())
+        elif path == "/micro/reset":
+            store.reset()
+            self.answer_json(200, store.counts())
+        elif path in ("/micro/good", "/micro/bad"):
+            self.answer_json(200, store.events(good=path == "/micro/good", **_filters(query)))
+        elif path == "/micro/events":
+            after = _int(query, "after", 0, 0, _MAX_ID)
+            filters = _filters({k: v for k, v in query.items() if k != "after"})
+            self.answer_json(200, store.events(after=after, oldest_first=True, **filters))
+        elif path == "/micro/plan":
+            plan = self.server.checker.plan if self.server.checker else None
+            self.answer_json(200, segment_document(plan) if plan else {"rules": []})
+        elif path == "/micro/wait":
+            count = _int(query, "count", 1, 0, _MAX_ID)
+            timeout = _seconds(query, "timeout", 10.0)
+            reached = store.wait(count, timeout)
+            self.answer_json(200 if reached else 408, {"reached": reached, **store.counts()})
+        else:
+            raise Refused(404, f"no such endpoint {path!r}", "not_found")
 
 
 def page_html() -> bytes:
@@ -328,6 +312,7 @@ class Collector:
 
     Binds ``host`` (127.0.0.1 unless told otherwise) on ``port`` (0 picks a free one). ``db`` is an SQLite
     file or ``:memory:``. With ``write_key``, other keys are refused; without, any non-empty key is taken.
+    A connection has ``request_timeout`` seconds to send each request (slow or idle ones are closed).
     Raises PlanError for a plan whose schemas are not valid, OSError when the address cannot be bound.
     """
 
@@ -339,11 +324,12 @@ class Collector:
         host: str = "127.0.0.1",
         port: int = 0,
         write_key: str | None = None,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         checker = Checker(plan) if plan is not None else None  # a bad plan fails before anything is opened
         self.store = Store(db)
         try:
-            self._server = _Server((host, port), _Handler)
+            self._server = _Server((host, port), _Handler, request_timeout=request_timeout)
         except OSError:
             self.store.close()
             raise
@@ -369,9 +355,10 @@ class Collector:
         self._server.serve_forever()
 
     def stop(self) -> None:
-        """Stop serving and close the store."""
+        """Stop serving, end the open connections and close the store."""
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
         self.store.close()

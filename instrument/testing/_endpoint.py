@@ -1,45 +1,30 @@
 """A Segment-compatible HTTP endpoint on loopback, for tests and benchmarks.
 
 ``SegmentEndpoint`` speaks enough of the Segment tracking API (``POST /v1/batch`` and the
-single-message paths) for ``segment.analytics.Client(host=endpoint.url)`` to deliver to it.
+single-message paths) for ``segment.analytics.Client(host=endpoint.url)`` to deliver to it. It parses
+and refuses exactly as ``instrument collect`` does: both use one ingest path (``_ingest``).
 It records what arrives and can inject failures (``fail_next``) and slow answers
 (``hang_next``) so retry, rate-limit and timeout behaviour can be exercised without a network.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import gzip
 import ipaddress
 import json
 import socket
-import socketserver
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
+
+from instrument.testing._ingest import PATHS, Ingested, IngestHandler, IngestServer, Refused, basic_auth_user, parse
 
 __all__ = ["ReceivedBatch", "SegmentEndpoint"]
 
 _BATCH_PATH = "/v1/batch"
-# Single-message paths of the tracking API, mapped to the message type they imply.
-_SINGLE_PATHS: dict[str, str] = {
-    "/v1/track": "track",
-    "/v1/identify": "identify",
-    "/v1/page": "page",
-    "/v1/screen": "screen",
-    "/v1/group": "group",
-    "/v1/alias": "alias",
-}
-# Segment itself refuses batches over 500 KB; this only guards the endpoint's memory.
-_MAX_BODY_BYTES = 32 * 1024 * 1024
 _OK_BODY = b'{"success": true}'
 _POLL_INTERVAL = 0.05
 _STOP_JOIN_TIMEOUT = 5.0
@@ -76,194 +61,55 @@ class _Fault:
     body: str | None = None
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-class _BadRequest(Exception):
-    """The request body could not be decoded into a batch."""
-
-
-class _Server(ThreadingHTTPServer):
-    """The HTTP server of one start()/stop() run; knows its endpoint and its open connections."""
-
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
+class _Server(IngestServer):
+    """The HTTP server of one start()/stop() run; knows its endpoint."""
 
     def __init__(self, address: tuple[str, int], endpoint: SegmentEndpoint) -> None:
         self.endpoint = endpoint
-        self.stopping = threading.Event()
-        self._connections_lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        """Bind without HTTPServer's reverse-DNS lookup of the host (slow where DNS is absent)."""
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay silent: errors here are clients hanging up (timeouts) or a stop mid-request."""
-
-    def register(self, connection: socket.socket) -> bool:
-        """Track an accepted connection; False (and nothing tracked) once the server is stopping."""
-        with self._connections_lock:
-            if self.stopping.is_set():
-                return False
-            self._connections.add(connection)
-            return True
-
-    def unregister(self, connection: socket.socket) -> None:
-        """Forget a connection whose handler has finished."""
-        with self._connections_lock:
-            self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        """Shut down every open (kept-alive) connection so no handler serves on after stop()."""
-        with self._connections_lock:
-            connections = list(self._connections)
-            self._connections.clear()
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Decodes Segment API requests and hands them to the endpoint."""
+class _Handler(IngestHandler):
+    """Hands decoded Segment API requests to the endpoint, applying its queued faults."""
 
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+    server: _Server
     server_version = "SegmentEndpoint/1"
-    sys_version = ""
 
-    @property
-    def _server(self) -> _Server:
-        return cast("_Server", self.server)
-
-    def setup(self) -> None:
-        super().setup()
-        if not self._server.register(self.connection):
-            # Accepted just as the endpoint stopped: make the first read see EOF.
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self._server.unregister(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Do not log requests (or errors) to stderr."""
-
-    def do_POST(self) -> None:
+    def post(self, path: str) -> None:
         """Handle one ingestion request, applying the next queued fault if there is one."""
         received_at = time.monotonic()
-        server = self._server
+        server = self.server
         endpoint = server.endpoint
         endpoint._note_request()
-        path = self.path.split("?", 1)[0]
-        if path != _BATCH_PATH and path not in _SINGLE_PATHS:
+        if path not in PATHS:
             self.close_connection = True  # the body was not read
-            self._send_error_json(404, "not_found", f"no such path: {path}")
-            return
-        raw = self._read_body()
-        if raw is None:
-            return
+            raise Refused(404, f"no such path: {path}", "not_found")
+        raw = self.read_body()
         fault = endpoint._next_fault()
         if fault is not None and fault.delay > 0 and server.stopping.wait(fault.delay):
             self.close_connection = True  # stopped while hanging: hang up without answering
             return
         if fault is not None and fault.status != 200:
             try:
-                batch = self._decode(raw, path, received_at, fault.status)
-            except _BadRequest:
-                batch = ReceivedBatch(
-                    messages=[],
-                    body={},
-                    headers=dict(self.headers.items()),
-                    write_key=_basic_auth_user(self.headers.get("Authorization")),
-                    retry_count=_int_or_zero(self.headers.get("X-Retry-Count")),
-                    received_at=received_at,
-                    path=path,
-                    status=fault.status,
-                )
+                batch = self._received(parse(path, dict(self.headers.items()), raw), path, received_at, fault.status)
+            except Refused:
+                batch = self._received(Ingested({}, [], None), path, received_at, fault.status)
             endpoint._reject(batch)
             self._send_fault(fault)
             return
-        try:
-            batch = self._decode(raw, path, received_at, 200)
-        except _BadRequest as exc:
-            self._send_error_json(400, "invalid_request", str(exc))
-            return
-        endpoint._accept(batch)
-        self._send(200, _OK_BODY)
+        endpoint._accept(self._received(parse(path, dict(self.headers.items()), raw), path, received_at, 200))
+        self.answer(200, _OK_BODY)
 
-    def _read_body(self) -> bytes | None:
-        """Read exactly Content-Length bytes; answer and return None when that is impossible."""
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            self.close_connection = True
-            self._send_error_json(411, "invalid_request", "Content-Length is required")
-            return None
-        try:
-            length = int(length_header)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.close_connection = True
-            self._send_error_json(400, "invalid_request", "bad Content-Length")
-            return None
-        if length > _MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send_error_json(413, "invalid_request", "body too large")
-            return None
-        raw = self.rfile.read(length)
-        if len(raw) != length:  # the client went away mid-body
-            self.close_connection = True
-            return None
-        return raw
-
-    def _decode(self, raw: bytes, path: str, received_at: float, status: int) -> ReceivedBatch:
-        """Turn a (possibly gzipped) JSON body into a ReceivedBatch, or raise _BadRequest."""
-        encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
-        if encoding == "gzip":
-            try:
-                raw = gzip.decompress(raw)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise _BadRequest(f"body is not valid gzip: {exc}") from None
-        elif encoding not in ("", "identity"):
-            raise _BadRequest(f"unsupported Content-Encoding: {encoding}")
-        try:
-            # As strict as Segment: NaN, Infinity and -Infinity are not JSON.
-            body = json.loads(raw, parse_constant=_refuse_constant)
-        except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
-            raise _BadRequest(f"body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise _BadRequest("body must be a JSON object")
-        if path == _BATCH_PATH:
-            messages = body.get("batch")
-            if not isinstance(messages, list):
-                raise _BadRequest('"batch" must be a list of messages')
-            for message in messages:
-                if not isinstance(message, dict):
-                    raise _BadRequest('every item of "batch" must be an object')
-        else:
-            message = dict(body)
-            message.setdefault("type", _SINGLE_PATHS[path])
-            messages = [message]
+    def _received(self, ingested: Ingested, path: str, received_at: float, status: int) -> ReceivedBatch:
         return ReceivedBatch(
-            messages=cast("list[dict[str, Any]]", messages),
-            body=cast("dict[str, Any]", body),
+            messages=ingested.messages,
+            body=ingested.body,
             headers=dict(self.headers.items()),
-            write_key=_basic_auth_user(self.headers.get("Authorization")),
+            write_key=_auth_user(self.headers.get("Authorization")),
             retry_count=_int_or_zero(self.headers.get("X-Retry-Count")),
             received_at=received_at,
             path=path,
@@ -277,45 +123,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             body = fault.body
             content_type = "text/plain; charset=utf-8"
-        self._send(fault.status, body.encode("utf-8"), content_type=content_type, headers=fault.headers)
-
-    def _send_error_json(self, status: int, code: str, message: str) -> None:
-        self._send(status, json.dumps({"code": code, "message": message}).encode("utf-8"))
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        *,
-        content_type: str = "application/json",
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        self.send_response(status)
-        names = {name.lower() for name, _ in headers}
-        if "content-type" not in names:
-            self.send_header("Content-Type", content_type)
-        for name, value in headers:
-            if name.lower() != "content-length":
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+        self.answer(fault.status, body.encode("utf-8"), content_type=content_type, headers=fault.headers)
 
 
-def _basic_auth_user(header: str | None) -> str | None:
-    """The user part of ``Authorization: Basic base64(user:password)``, else None."""
-    if not header:
-        return None
-    scheme, _, credentials = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
+def _auth_user(header: str | None) -> str | None:
+    """The Basic auth user, None when absent or malformed (a fault's recording takes what it can)."""
     try:
-        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        return basic_auth_user(header)
+    except Refused:
         return None
-    return decoded.partition(":")[0]
 
 
 def _int_or_zero(value: str | None) -> int:
