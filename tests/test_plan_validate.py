@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import pytest
 
-from instrument.plan import Checker, PlanError, plan_of_module, render
+from instrument.plan import Checker, Plan, PlanError, Rule, plan_of_module, render
 from instrument.plan._model import plan_of_document
 from instrument.plan._validate import (
     ADDITIONAL_PROPERTIES,
     DATATYPE_MISMATCH,
+    FORMATS,
     REQUIRED_MISSING,
+    UNKNOWN_VIOLATION,
     UNPLANNED,
 )
 
@@ -84,7 +86,7 @@ def test_an_event_outside_the_plan_is_unplanned(porter_messages: Messages) -> No
     assert (violation.kind, violation.field) == (UNPLANNED, "/event")
 
 
-def test_other_message_types_are_not_planned() -> None:
+def test_other_message_types_are_good_when_the_plan_has_no_rules_for_them() -> None:
     assert Checker(plan_of_module(PORTER)).check({"type": "page", "userId": "1", "name": "Home"}) == []
 
 
@@ -100,3 +102,105 @@ def test_a_plan_with_an_invalid_schema_is_a_plan_error_naming_the_rule(schema: d
     document = {"rules": [{"key": "Order Placed", "type": "TRACK", "jsonSchema": {"properties": {"properties": body}}}]}
     with pytest.raises(PlanError, match=f"plan.json: rule 'Order Placed': not a valid draft-07 schema at {pointer}"):
         Checker(plan_of_document(document, "plan.json"))
+
+
+def _plan(*rules: tuple[str, str, dict[str, Any]]) -> Plan:
+    return Plan(tuple(Rule(cast("Any", kind), key, body) for kind, key, body in rules), "test plan")
+
+
+def _object(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required}
+
+
+FORMATTED = _plan(
+    (
+        "TRACK",
+        "Order Completed",
+        _object(
+            ["completed_at"],
+            completed_at={"type": "string", "format": "date-time"},
+            day={"type": "string", "format": "date"},
+            at={"type": "string", "format": "time"},
+            order_id={"type": "string", "format": "uuid"},
+            email={"type": "string", "format": "email"},
+        ),
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("field", "good", "bad"),
+    [
+        ("completed_at", "2026-12-06T04:13:22Z", "yesterday"),
+        ("completed_at", "2026-12-06T04:13:22.5+01:00", "2026-12-06 04:13"),
+        ("day", "2026-12-06", "06/12/2026"),
+        ("at", "04:13:22Z", "4 pm"),
+        ("order_id", "0b9c6a3e-5d0a-4a8e-9d7e-2f1f0c9b1a22", "order-7"),
+        ("email", "ada@example.com", "ada at example"),
+    ],
+)
+def test_formats_are_enforced_as_unknown_violations_without_the_value(field: str, good: str, bad: str) -> None:
+    checker = Checker(FORMATTED)
+    base = {"completed_at": "2026-12-06T04:13:22Z"}
+    message = {"type": "track", "event": "Order Completed", "userId": "1"}
+    assert checker.check({**message, "properties": {**base, field: good}}) == []
+    [violation] = checker.check({**message, "properties": {**base, field: bad}})
+    assert (violation.kind, violation.field) == (UNKNOWN_VIOLATION, f"/properties/{field}")
+    assert bad not in violation.reason
+    assert "format" in violation.reason
+
+
+def test_every_format_the_checker_names_has_a_checker_installed() -> None:
+    assert set(FORMATS) <= set(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
+
+
+@pytest.mark.parametrize(
+    ("schema", "value"), [({"enum": ["a", "b"]}, "c"), ({"minimum": 1}, 0), ({"pattern": "^[a-z]+$"}, "A1")]
+)
+def test_other_refusals_are_unknown_violations(schema: dict[str, Any], value: Any) -> None:
+    checker = Checker(_plan(("TRACK", "E", _object(["v"], v=schema))))
+    [violation] = checker.check({"type": "track", "event": "E", "properties": {"v": value}})
+    assert (violation.kind, violation.field) == (UNKNOWN_VIOLATION, "/properties/v")
+
+
+CALLS = _plan(
+    ("PAGE", "Checkout", _object(["step"], step={"type": "integer"})),
+    ("PAGE", "", _object(["path"], path={"type": "string"})),
+    ("SCREEN", "Home", _object([], tab={"type": "string"})),
+    ("GROUP", "", _object(["plan"], plan={"type": "string", "enum": ["free", "pro"]})),
+    ("ALIAS", "", _object(["previousId", "userId"], previousId={"type": "string"}, userId={"type": "string"})),
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"type": "page", "name": "Checkout", "properties": {"step": 2}}, []),
+        ({"type": "page", "name": "Checkout", "properties": {"step": "2"}}, [(DATATYPE_MISMATCH, "/properties/step")]),
+        ({"type": "page", "name": "Docs", "properties": {"path": "/docs"}}, []),  # the unkeyed page rule
+        ({"type": "page", "properties": {}}, [(REQUIRED_MISSING, "/properties/path")]),
+        ({"type": "screen", "name": "Home", "properties": {"tab": 3}}, [(DATATYPE_MISMATCH, "/properties/tab")]),
+        ({"type": "screen", "name": "Settings", "properties": {}}, [(UNPLANNED, "/name")]),
+        ({"type": "group", "groupId": "g", "traits": {"plan": "pro"}}, []),
+        ({"type": "group", "groupId": "g", "traits": {"plan": "gold"}}, [(UNKNOWN_VIOLATION, "/traits/plan")]),
+        ({"type": "group", "groupId": "g", "traits": {}}, [(REQUIRED_MISSING, "/traits/plan")]),
+        ({"type": "alias", "previousId": "a", "userId": "b"}, []),
+        ({"type": "alias", "userId": "b"}, [(REQUIRED_MISSING, "/previousId")]),
+    ],
+)
+def test_page_screen_group_and_alias_calls_are_checked_against_their_rules(
+    message: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    assert [(v.kind, v.field) for v in Checker(CALLS).check(message)] == expected
+
+
+def test_a_plan_without_rules_for_a_call_type_leaves_those_calls_good() -> None:
+    checker = Checker(_plan(("PAGE", "", _object(["path"], path={"type": "string"}))))
+    assert checker.check({"type": "group", "groupId": "g", "traits": {"anything": 1}}) == []
+    assert checker.check({"type": "alias", "userId": "b"}) == []
+
+
+def test_a_value_of_the_wrong_type_is_reported_once_as_a_datatype_mismatch() -> None:
+    checker = Checker(_plan(("TRACK", "E", _object(["v"], v={"type": "string", "enum": ["a"], "format": "email"}))))
+    violations = checker.check({"type": "track", "event": "E", "properties": {"v": 3}})
+    assert [(v.kind, v.field) for v in violations] == [(DATATYPE_MISMATCH, "/properties/v")]

@@ -1,11 +1,16 @@
 """Check a Segment message against a plan with the jsonschema library (draft-07).
 
 Violations carry the names people already know from RudderStack: Unplanned-Event, Required-Missing,
-Datatype-Mismatch, Additional-Properties, each with the field it concerns.
+Datatype-Mismatch, Additional-Properties and Unknown-Violation (anything else a schema refuses: a
+``format``, ``enum``, ``pattern``, bound), each with the field it concerns. ``format`` is enforced for
+date-time, date, time, uuid and email (date-time and time need rfc3339-validator, in the ``plan`` extra).
+Track and identify calls are always planned; page, screen, group and alias calls are checked against the
+plan's rules of their type when it has some (a page or screen rule keyed by name, or unkeyed for all).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +23,13 @@ UNPLANNED = "Unplanned-Event"
 REQUIRED_MISSING = "Required-Missing"
 DATATYPE_MISMATCH = "Datatype-Mismatch"
 ADDITIONAL_PROPERTIES = "Additional-Properties"
+UNKNOWN_VIOLATION = "Unknown-Violation"
+#: The formats the checker enforces (others are annotations, as draft-07 allows).
+FORMATS = ("date-time", "date", "time", "uuid", "email")
+# The object a rule's body describes, by rule type (alias: the message itself).
+_BODY_KEYS = {"TRACK": "properties", "PAGE": "properties", "SCREEN": "properties", "IDENTIFY": "traits"}
+_BODY_KEYS["GROUP"] = "traits"
+_OPTIONAL_TYPES = {"page": "PAGE", "screen": "SCREEN", "group": "GROUP", "alias": "ALIAS"}
 
 
 @dataclass(frozen=True)
@@ -50,9 +62,14 @@ def _from_error(error: jsonschema.ValidationError) -> list[Violation]:
         extra = sorted(k for k in instance if k not in known)
         return [Violation(ADDITIONAL_PROPERTIES, _pointer([*path, k]), f"property {k!r} is not planned") for k in extra]
     # Name the expectation, never the value: payloads may hold personal data.
-    expected = error.validator_value if error.validator in ("type", "format", "enum", "const") else error.validator
-    reason = f"expected {error.validator} {expected!r}, got {_json_type(instance)}"
-    return [Violation(DATATYPE_MISMATCH, _pointer(path), reason)]
+    if error.validator == "type":
+        reason = f"expected type {error.validator_value!r}, got {_json_type(instance)}"
+        return [Violation(DATATYPE_MISMATCH, _pointer(path), reason)]
+    if error.validator in ("format", "const", "pattern") or error.validator.startswith(("min", "max")):
+        reason = f"expected {error.validator} {error.validator_value!r}, got a {_json_type(instance)} that is not"
+    else:
+        reason = f"refused by {error.validator!r}, got {_json_type(instance)}"
+    return [Violation(UNKNOWN_VIOLATION, _pointer(path), reason)]
 
 
 def _json_type(value: object) -> str:
@@ -72,8 +89,16 @@ class Checker:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self._validators: dict[tuple[str, str], jsonschema.Draft7Validator] = {}
+        formats = jsonschema.Draft202012Validator.FORMAT_CHECKER  # draft-07 with uuid (named from 2019-09)
+        unable = [f for f in FORMATS if f not in formats.checkers]
         for rule in plan.rules:
-            schema = rule.message_schema()
+            schema = _message_schema(rule)
+            used = [f for f in unable if f'"format": "{f}"' in json.dumps(schema)]
+            if used:
+                raise PlanError(
+                    f"{plan.origin}: rule {rule.label()!r}: format {used[0]!r} cannot be checked without "
+                    "rfc3339-validator: pip install 'instrument[plan]'"
+                )
             try:
                 jsonschema.Draft7Validator.check_schema(schema)
             except jsonschema.SchemaError as error:
@@ -82,7 +107,7 @@ class Checker:
                     f"{plan.origin}: rule {rule.label()!r}: not a valid draft-07 schema at {where or '/'}: "
                     f"{error.message}"
                 ) from None
-            self._validators[(rule.type, rule.key)] = jsonschema.Draft7Validator(schema)
+            self._validators[(rule.type, rule.key)] = jsonschema.Draft7Validator(schema, format_checker=formats)
 
     def _rule_violations(self, rule: Rule, message: Mapping[str, Any]) -> list[Violation]:
         validator = self._validators[(rule.type, rule.key)]
@@ -91,10 +116,13 @@ class Checker:
         for error in sorted(validator.iter_errors(message), key=lambda e: list(map(str, e.absolute_path))):
             for violation in _from_error(error):
                 found.setdefault((violation.kind, violation.field), violation)
-        return list(found.values())
+        # A value of the wrong type fails its enum or format too: the type is the one to report.
+        mistyped = {field for kind, field in found if kind == DATATYPE_MISMATCH}
+        return [v for (kind, field), v in found.items() if not (kind == UNKNOWN_VIOLATION and field in mistyped)]
 
     def check(self, message: Mapping[str, Any]) -> list[Violation]:
-        """The message's violations (empty when it is good). Only track and identify messages are planned."""
+        """The message's violations (empty when it is good). Track and identify messages are always planned;
+        page, screen, group and alias ones when the plan has rules of their type."""
         kind = message.get("type")
         if kind == "track":
             event = message.get("event")
@@ -108,4 +136,28 @@ class Checker:
                 return [Violation(UNPLANNED, "/type", "the plan has no identify rule")]
             # Several Identify classes may exist: the message is good if it fits one; else the closest's errors.
             return min((self._rule_violations(r, message) for r in rules), key=len)
-        return []
+        rule_type = _OPTIONAL_TYPES.get(kind) if isinstance(kind, str) else None
+        rules = [r for r in self.plan.rules if r.type == rule_type]
+        if not rules:
+            return []
+        if kind in ("page", "screen"):
+            name = message.get("name")
+            named = [r for r in rules if r.key and r.key == name]
+            rules = named or [r for r in rules if not r.key]
+            if not rules:
+                return [Violation(UNPLANNED, "/name", f"no {kind} rule for this name in the plan")]
+        return min((self._rule_violations(r, message) for r in rules), key=len)
+
+
+def _message_schema(rule: Rule) -> dict[str, Any]:
+    """The schema a whole message of this rule satisfies; a group's body is its traits, an alias rule's
+    body is the message itself."""
+    rule_type: str = rule.type  # the model may hold more types than its Literal names yet
+    if rule_type == "ALIAS":
+        return dict(rule.body)
+    schema = dict(rule.message_schema())
+    body_key = _BODY_KEYS.get(rule_type, rule.body_key)
+    if body_key != rule.body_key:
+        schema["properties"] = {**schema["properties"], rule.body_key: {}, body_key: rule.body}
+        schema["required"] = [body_key]
+    return schema
