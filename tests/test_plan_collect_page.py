@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import json
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import websocket
+from browser import Page, chromium_page
 
 from instrument.plan import Collector, plan_of_module
 
@@ -22,88 +18,10 @@ pytestmark = pytest.mark.timeout(180)
 AUTH = "Basic " + base64.b64encode(b"wk-page:").decode()
 
 
-class Page:
-    """One Chromium tab: evaluate JavaScript, and wait (bounded) for a condition to hold."""
-
-    def __init__(self, ws: websocket.WebSocket) -> None:
-        self.ws = ws
-        self._ids = itertools.count(1)
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        call_id = next(self._ids)
-        self.ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
-        while True:  # events arrive in between; the socket's timeout bounds each receive
-            reply = json.loads(self.ws.recv())
-            if reply.get("id") == call_id:
-                assert "error" not in reply, reply
-                result: dict[str, Any] = reply["result"]
-                return result
-
-    def js(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        assert "exceptionDetails" not in result, result
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = 30.0) -> float:
-        """Seconds until ``expression`` is truthy; fails after ``timeout``."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.js(expression):
-                return time.monotonic() - started
-            time.sleep(0.02)
-        raise AssertionError(f"not true within {timeout} s: {expression}")
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    raise AssertionError("no chromium on PATH: .ci/run installs Debian's chromium package")
-
-
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[Page]:
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen(
-        [
-            _chromium(),
-            "--headless=new",
-            "--no-sandbox",  # CI runs as root
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            "--window-size=1280,900",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 60
-        while not port_file.exists() or not port_file.read_text().strip():
-            assert proc.poll() is None, "chromium exited at start"
-            assert time.monotonic() < deadline, "chromium did not open its DevTools port within 60 s"
-            time.sleep(0.05)
-        port = int(port_file.read_text().split()[0])
-        targets = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=30).json()
-        tab = next(t for t in targets if t["type"] == "page")
-        ws = websocket.create_connection(tab["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
-        try:
-            yield Page(ws)
-        finally:
-            ws.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+    with chromium_page(tmp_path) as opened:
+        yield opened
 
 
 def _send(url: str, *messages: dict[str, Any]) -> None:
