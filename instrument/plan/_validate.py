@@ -67,6 +67,8 @@ def _from_error(error: jsonschema.ValidationError) -> list[Violation]:
         return [Violation(DATATYPE_MISMATCH, _pointer(path), reason)]
     if error.validator in ("format", "const", "pattern") or error.validator.startswith(("min", "max")):
         reason = f"expected {error.validator} {error.validator_value!r}, got a {_json_type(instance)} that is not"
+    elif error.validator == "enum":
+        reason = f"expected one of the {len(error.validator_value)} planned values, got another {_json_type(instance)}"
     else:
         reason = f"refused by {error.validator!r}, got {_json_type(instance)}"
     return [Violation(UNKNOWN_VIOLATION, _pointer(path), reason)]
