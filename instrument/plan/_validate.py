@@ -3,7 +3,8 @@
 Violations carry the names people already know from RudderStack: Unplanned-Event, Required-Missing,
 Datatype-Mismatch, Additional-Properties and Unknown-Violation (anything else a schema refuses: a
 ``format``, ``enum``, ``pattern``, bound), each with the field it concerns. ``format`` is enforced for
-date-time, date, time, uuid and email (date-time and time need rfc3339-validator, in the ``plan`` extra).
+date-time, date, time, uuid and email (date-time and time need rfc3339-validator, in the ``plan`` extra);
+a time may lack its offset, as the encoder sends a naive ``datetime.time``.
 Track and identify calls are always planned; page, screen, group and alias calls are checked against the
 plan's rules of their type when it has some (a page or screen rule keyed by name, or unkeyed for all).
 """
@@ -11,6 +12,7 @@ plan's rules of their type when it has some (a page or screen rule keyed by name
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,25 @@ FORMATS = ("date-time", "date", "time", "uuid", "email")
 _BODY_KEYS = {"TRACK": "properties", "PAGE": "properties", "SCREEN": "properties", "IDENTIFY": "traits"}
 _BODY_KEYS["GROUP"] = "traits"
 _OPTIONAL_TYPES = {"page": "PAGE", "screen": "SCREEN", "group": "GROUP", "alias": "ALIAS"}
+# RFC 3339 time, its offset optional: the encoder sends a naive datetime.time without one (isoformat()).
+_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)?")
+
+
+def _is_time(value: object) -> bool:
+    return not isinstance(value, str) or _TIME.fullmatch(value) is not None
+
+
+def _format_checker() -> jsonschema.FormatChecker:
+    # Draft 2020-12's checkers (draft-07's, plus uuid), and a time that may lack its offset.
+    checker = jsonschema.FormatChecker(())
+    checker.checkers = dict(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
+    if "time" in checker.checkers:  # only with rfc3339-validator, as for date-time
+        checker.checkers["time"] = (_is_time, ())
+    return checker
+
+
+#: The checker of the formats the collector enforces (date-time and time need rfc3339-validator).
+FORMAT_CHECKER = _format_checker()
 
 
 @dataclass(frozen=True)
@@ -91,7 +112,7 @@ class Checker:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self._validators: dict[tuple[str, str], jsonschema.Draft7Validator] = {}
-        formats = jsonschema.Draft202012Validator.FORMAT_CHECKER  # draft-07 with uuid (named from 2019-09)
+        formats = FORMAT_CHECKER
         unable = [f for f in FORMATS if f not in formats.checkers]
         for rule in plan.rules:
             schema = _message_schema(rule)
