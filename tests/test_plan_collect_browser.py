@@ -17,6 +17,7 @@ import requests
 from browser import Page, analytics_js, chromium_page
 
 from instrument.plan import Collector
+from instrument.testing import SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(300)
 WRITE_KEY = "wk-browser"
@@ -95,3 +96,18 @@ def test_analytics_js_delivers_every_event_from_a_page_in_another_origin(shop: s
         assert viewed["payload"]["name"] == "Checkout"
         page.wait_for("window.sent === 100", timeout=60)  # and the page saw every send succeed
         assert page.js("window.failed") == []
+
+
+def test_analytics_js_posts_text_plain_with_the_write_key_to_its_short_paths(shop: str, page: Page) -> None:
+    with SegmentEndpoint() as endpoint:
+        page.call("Page.navigate", url=shop + "/")
+        page.wait_for("typeof AnalyticsNext === 'object' && typeof window.go === 'function'", timeout=60)
+        api_host = endpoint.url.removeprefix("http://") + "/v1"
+        page.js(f"window.go({json.dumps(api_host)}, 'standard', 3); true")
+        assert endpoint.wait_for(5, timeout=120)
+        batches = endpoint.batches
+        assert sorted(b.path for b in batches) == ["/v1/i", "/v1/p", "/v1/t", "/v1/t", "/v1/t"]
+        assert {b.headers["Content-Type"].split(";")[0] for b in batches} == {"text/plain"}
+        assert {b.body["writeKey"] for b in batches} == {WRITE_KEY}
+        assert {b.headers["Origin"] for b in batches} == {shop}  # cross-origin: CORS let the page read the answer
+        page.wait_for("window.sent === 3", timeout=60)
