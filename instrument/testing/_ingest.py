@@ -190,6 +190,7 @@ class IngestServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 drops SYNs under a burst of connections (1 s, 3 s, ... retries)
 
     def __init__(
         self,
