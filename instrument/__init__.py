@@ -43,7 +43,7 @@ from instrument._errors import (
     TrackDefinitionError,
 )
 from instrument._events import EventName
-from instrument._fields import MISSING, ScopeId, Truncatable, field
+from instrument._fields import MISSING, ScopeId, Truncatable, derived, field
 from instrument._messages import to_message
 from instrument._propagation import (
     SCOPE_HEADER,
@@ -55,9 +55,10 @@ from instrument._propagation import (
     run_in_executor,
     scope_snapshot,
 )
-from instrument._records import Identify, Track
+from instrument._records import ApplicationTrack, ClusterTrack, Identify, ProjectTrack, RegistryTrack, Track
 from instrument._scopes import (
     Scope,
+    ScopeFields,
     analytics_scope,
     bind_scope,
     current_scope,
@@ -77,9 +78,11 @@ __all__ = [
     "MISSING",
     "SCOPE_HEADER",
     "AnalyticsError",
+    "ApplicationTrack",
     "Call",
     "Client",
     "ClosedError",
+    "ClusterTrack",
     "ConfigurationError",
     "ConsoleTransport",
     "DeliveryError",
@@ -92,15 +95,18 @@ __all__ = [
     "MemoryTransport",
     "NotConfiguredError",
     "OversizeError",
+    "ProjectTrack",
     "PropagatingExecutor",
     "PropagationError",
     "PropertyError",
     "PropertySchema",
     "PropsError",
     "QueueFullError",
+    "RegistryTrack",
     "Scope",
     "ScopeError",
     "ScopeFieldSchema",
+    "ScopeFields",
     "ScopeId",
     "ScopeSnapshot",
     "SegmentTransport",
@@ -121,6 +127,7 @@ __all__ = [
     "configure",
     "current_scope",
     "define_scope",
+    "derived",
     "describe",
     "extract_scope",
     "field",

@@ -85,12 +85,14 @@ def validate(rec: Any, spec: Spec) -> None:
 def _property_error(spec: Spec, p: PropertySpec, value: object) -> PropertyError | None:
     name = spec.cls_name
     if value is MISSING:
+        kind = "input" if p in spec.inputs else "property"
         return PropertyError(
-            f"{name}: required property {p.name!r} is missing ({p.check.text})", track=name, field=p.name
+            f"{name}: required {kind} {p.name!r} is missing ({p.check.text})", track=name, field=p.name
         )
     if type(value) is FactoryFailed:
         error = PropertyError(
-            f"{name}.{p.name}: its default_factory raised {type(value.error).__name__}",
+            f"{name}.{p.name}: its {'derived() function' if p.derive else 'default_factory'} raised "
+            f"{type(value.error).__name__}",
             track=name,
             field=p.name,
         )
@@ -121,7 +123,8 @@ def _property_error(spec: Spec, p: PropertySpec, value: object) -> PropertyError
 def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
     """Every check ``rec`` must pass; the first error found (all missing scope fields at once), or None."""
     name = spec.cls_name
-    for p in spec.properties:
+    # Inputs first: a derived property computed from a missing or wrong input says less.
+    for p in (*spec.inputs, *spec.properties):
         error = _property_error(spec, p, getattr(rec, p.name))
         if error is not None:
             return error
@@ -137,6 +140,14 @@ def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
                 track=name,
                 scope=scope.name,
                 field=key,
+            )
+        wired = _wire_key_field(spec, key)
+        if wired is not None:
+            return ScopeError(
+                f"{name}: {key_label(key)} is the wire key of scope field {wired!r}; give it as {wired}=...",
+                track=name,
+                scope=scope.name,
+                field=wired,
             )
         return PropertyError(
             f"{name}: unknown property {key_label(key)} (declared: {[p.name for p in spec.properties]}; "
@@ -162,13 +173,38 @@ def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
         value = merged.get(f)
         if value is None:  # user_id, with an anonymous id standing in
             continue
-        if f in scope.id_fields and not _scopes.is_id(value):
+        if f in scope.id_fields:
+            if not _scopes.is_id(value):
+                return ScopeError(
+                    f"{name}: scope field {f!r} must be an int or a non-empty str id, got {value_summary(value)}",
+                    track=name,
+                    scope=scope.name,
+                    field=f,
+                )
+            continue
+        check = scope.checks.get(f)
+        if check is not None and not check.ok(value):
             return ScopeError(
-                f"{name}: scope field {f!r} must be an int or a non-empty str id, got {value_summary(value)}",
+                f"{name}: scope field {f!r} must be {check.text}, got {value_summary(value)}",
                 track=name,
                 scope=scope.name,
                 field=f,
             )
+    return None
+
+
+def _wire_key_field(spec: Spec, key: str) -> str | None:
+    # ``cc_id=`` for a field sent as "cc_id": the scope field it is the wire key of.
+    if key == _scopes.USER_WIRE_KEY:
+        return _scopes.USER_ID
+    if key == _scopes.ANONYMOUS_WIRE_KEY:
+        return _scopes.ANONYMOUS_ID
+    for field, wire_key in spec.scope_keys.items():
+        if wire_key == key:
+            return field
+    for field in _scopes.known_fields():
+        if _scopes.default_wire_key(field) == key and field != key:
+            return field
     return None
 
 

@@ -569,3 +569,23 @@ def test_bound_in_reads_another_context_s_scope() -> None:
 def test_an_id_is_an_int_or_a_non_empty_str_and_nothing_else(value: object) -> None:
     expected = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value != "")
     assert is_id(value) is expected
+
+
+def test_define_scope_types_give_non_id_fields_their_type_and_the_rest_stay_ids() -> None:
+    name = unique()
+    scope = define_scope(name, parent="project", fields=[f"{name}_label", f"{name}_id"], types={f"{name}_label": str})
+    assert scope.id_fields == {"user_id", "project_id", f"{name}_id"}
+    assert scope.type_of(f"{name}_label") is str
+    assert scope.checks[f"{name}_label"].ok("x")
+    assert not scope.checks[f"{name}_label"].ok(5)
+
+
+@pytest.mark.parametrize("types", [{"nope": str}, {"x": object()}, ["x"]])
+def test_define_scope_refuses_types_of_unknown_fields_or_uncheckable_forms(types: Any) -> None:
+    with pytest.raises(ConfigurationError, match="type"):
+        define_scope(unique(), parent="user", fields=["x"], types=types)
+
+
+def test_the_application_scope_declares_its_strings() -> None:
+    application = get_scope("application")
+    assert [application.type_of(f) for f in application.own_fields] == [str, str, str]

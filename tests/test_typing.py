@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import asyncio
 
-from instrument import EventName, Identify, Track, analytics_scope, field, identify, track, tracks
+from instrument import ClusterTrack, EventName, Identify, analytics_scope, field, identify, track, tracks
 
 
 class Events(EventName):
     CLUSTER_CREATED = "Cluster Created"
 
 
-class ClusterCreated(Track, event=Events.CLUSTER_CREATED, scope="cluster"):
+class ClusterCreated(ClusterTrack, event=Events.CLUSTER_CREATED):
     infra_id: int
     region: str = "us"
     tags: list[str] = field(default_factory=list)
