@@ -59,6 +59,7 @@ from instrument._records import ApplicationTrack, ClusterTrack, Identify, Projec
 from instrument._scopes import (
     Scope,
     ScopeFields,
+    ScopeResolvers,
     analytics_scope,
     bind_scope,
     current_scope,
@@ -108,6 +109,7 @@ __all__ = [
     "ScopeFieldSchema",
     "ScopeFields",
     "ScopeId",
+    "ScopeResolvers",
     "ScopeSnapshot",
     "SegmentTransport",
     "Settings",

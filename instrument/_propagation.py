@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping, MutableMapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from types import MappingProxyType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from instrument import _client, _scopes, _state
 from instrument._errors import AnalyticsError, ConfigurationError, PropagationError
@@ -266,7 +266,7 @@ def decode_scope(value: object, *, where: str = "extract_scope") -> dict[str, ob
     return fields
 
 
-def extract_scope(carrier: Mapping[str, Any] | None, *, required: bool = False) -> dict[str, object]:
+def extract_scope(carrier: Mapping[str, Any] | None, *, required: bool = False) -> _scopes.ScopeFields:
     """The scope fields a carrier holds, ready for ``analytics_scope(**fields)``.
 
     A missing value gives ``{}`` (reported when ``required``). A bad one (not text, too big, another
@@ -281,7 +281,7 @@ def extract_scope(carrier: Mapping[str, Any] | None, *, required: bool = False) 
                     "extract_scope: the carrier holds no scope; the work runs unbound", source="carrier"
                 )
             return {}
-        return decode_scope(value)
+        return cast("_scopes.ScopeFields", decode_scope(value))
     except PropagationError as error:
         report(error)
         return {}
@@ -317,7 +317,7 @@ def reset_quietly(token: _scopes.ScopeToken | None, where: str) -> None:
         )
 
 
-def resolve(resolvers: Mapping[str, Callable[..., object]], *args: Any, where: str) -> dict[str, object] | None:
+def resolve(resolvers: Mapping[str, Callable[..., object]], *args: Any, where: str) -> _scopes.ScopeFields | None:
     """Run user resolvers (field -> callable(*args)); None (reported, raised in strict mode) if one fails.
 
     A resolver returning None leaves its field unbound. A field no scope defines, or a value that is not
@@ -349,10 +349,10 @@ def resolve(resolvers: Mapping[str, Callable[..., object]], *args: Any, where: s
             )
             return None
         fields[name] = value
-    return fields
+    return cast("_scopes.ScopeFields", fields)
 
 
-def check_resolvers(resolvers: Mapping[str, Callable[..., object]], where: str) -> dict[str, Callable[..., object]]:
+def check_resolvers(resolvers: Mapping[str, Any], where: str) -> dict[str, Callable[..., object]]:
     """Validate resolver names and callables when an integration is set up. Raises ConfigurationError."""
     checked = dict(resolvers)
     unknown = sorted(set(checked) - _scopes.known_fields())

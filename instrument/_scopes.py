@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as _dc_field
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Union, cast
+from typing import Any, TypedDict, TypeVar, Union, cast
 
 import wrapt
 
@@ -17,8 +17,10 @@ from instrument._checks import Check, compile_check
 from instrument._errors import ConfigurationError, ScopeError
 from instrument._reporting import RateLimitedLog
 
-if TYPE_CHECKING and sys.version_info >= (3, 11):
-    from typing import Unpack  # noqa: F401 - for the typed signatures (next commit)
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover - exercised on 3.10 only
+    from typing_extensions import Unpack
 
 USER_ID = "user_id"
 #: The message key user_id is sent under (never a property).
@@ -49,6 +51,22 @@ class ScopeFields(TypedDict, total=False):
     app_name: str | None
     app_namespace: str | None
     chart_name: str | None
+
+
+class ScopeResolvers(TypedDict, total=False):
+    """The integrations' resolvers by scope field: each takes the framework's request, returns the id or None.
+
+    A type checker refuses a misspelled field or a resolver returning another type.
+    """
+
+    user_id: Callable[[Any], ScopeId | None]
+    anonymous_id: Callable[[Any], ScopeId | None]
+    project_id: Callable[[Any], ScopeId | None]
+    cluster_id: Callable[[Any], ScopeId | None]
+    registry_id: Callable[[Any], ScopeId | None]
+    app_name: Callable[[Any], str | None]
+    app_namespace: Callable[[Any], str | None]
+    chart_name: Callable[[Any], str | None]
 
 
 # The bound fields. The dict is never mutated once set: binding makes a merged copy, so a track can
@@ -340,7 +358,7 @@ def _unknown(fields: Mapping[str, object], where: str) -> ScopeError:
     )
 
 
-def bind_scope(**fields: object) -> ScopeToken:
+def bind_scope(**fields: Unpack[ScopeFields]) -> ScopeToken:
     """Bind scope fields until ``reset_scope(token)``, for middleware that cannot use ``with``.
 
     Raises ScopeError for a field no scope defines.
@@ -491,7 +509,7 @@ def _report_foreign_exit() -> None:
 _new_scope = tuple.__new__
 
 
-def analytics_scope(**fields: object) -> AnalyticsScope:
+def analytics_scope(**fields: Unpack[ScopeFields]) -> AnalyticsScope:
     """Bind scope fields for a block, or for every call of a decorated function (sync or async).
 
     ``with analytics_scope(user_id=1, project_id=2):`` (also ``async with``, and ``@analytics_scope(...)``).

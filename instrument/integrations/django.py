@@ -86,7 +86,7 @@ class AnalyticsMiddleware:
                 response.streaming_content = _in_context(context, content)
         return response
 
-    def _bind(self, fields: dict[str, object], request: HttpRequest) -> None:
+    def _bind(self, fields: _scopes.ScopeFields, request: HttpRequest) -> None:
         if fields:
             _scopes.attach(fields)
         if self.config.with_request_context:
