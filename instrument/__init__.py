@@ -21,7 +21,7 @@ from instrument._client import (
     track,
 )
 from instrument._decorator import Call, tracks
-from instrument._describe import EventSchema, PropertySchema, ScopeFieldSchema, describe
+from instrument._describe import EventSchema, PropertySchema, ScopeFieldSchema, describe, tracks_of
 from instrument._dispatch import EmitResult, Stats
 from instrument._encoding import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from instrument._errors import (
@@ -42,7 +42,7 @@ from instrument._errors import (
     SpoolFullError,
     TrackDefinitionError,
 )
-from instrument._events import EventName
+from instrument._events import EventName, legacy
 from instrument._fields import MISSING, ScopeId, Truncatable, derived, field
 from instrument._messages import to_message
 from instrument._propagation import (
@@ -139,6 +139,7 @@ __all__ = [
     "inject_scope",
     "install_sigterm_handler",
     "is_configured",
+    "legacy",
     "propagate_scope",
     "reset_scope",
     "run_in_executor",
@@ -148,4 +149,5 @@ __all__ = [
     "to_message",
     "track",
     "tracks",
+    "tracks_of",
 ]

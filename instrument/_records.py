@@ -37,6 +37,8 @@ class _Record:
     _scope_name: ClassVar[str] = "user"
     # Scope field renames declared by the event's catalog (EventName(..., wire_keys=...)).
     _wire_keys: ClassVar[Mapping[str, str]] = {}
+    # The catalog of the event (None for a bare-string event): what tracks_of(catalog) matches.
+    _catalog: ClassVar[type | None] = None
 
     # Set on every instance by the generated __init__.
     _ctx: dict[str, object]
@@ -68,6 +70,7 @@ class _Record:
                 raise TrackDefinitionError(f"{cls.__qualname__}: an Identify has no event", track=cls.__qualname__)
             if isinstance(event, EventName):
                 cls._wire_keys = type(event).__wire_keys__
+                cls._catalog = type(event)
             else:
                 check_event_name(event, catalog=cls.__qualname__)
             cls._event = str(event)

@@ -9,6 +9,8 @@ from typing import Any, Literal, Optional, cast
 
 import pytest
 from dirty_equals import IsStr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import instrument
 from examples.porter.analytics import (
@@ -511,3 +513,17 @@ def test_a_derived_function_naming_no_field_is_refused_at_class_definition() -> 
         class Bad(Track, event="Bad Thing Happened"):
             first: InitVar[str]
             name: str = derived(lambda first, lst: first + lst)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.text(), st.integers(), st.booleans(), st.floats(), st.lists(st.text()), st.none()))
+def test_an_application_field_is_accepted_exactly_when_it_is_a_str(value: object) -> None:
+    instrument.configure(transport=MemoryTransport(), strict=False, sync=True)
+    with analytics_scope(user_id=1, project_id=2, cluster_id=3, app_name="a", chart_name="c", app_namespace=None):
+        event = OnApplication(app_namespace=value)  # type: ignore[arg-type]
+    error = event.validation_error
+    if isinstance(value, str):
+        assert error is None
+    else:  # None leaves the field unbound: missing
+        assert isinstance(error, ScopeError)
+        assert error.field == "app_namespace"

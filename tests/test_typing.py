@@ -275,11 +275,13 @@ with analytics_scope(user_id=1, project_id=2, cluster_id=3, app_name="a", app_na
 
 MISUSE_LINES = {n for n, line in enumerate(USER_PROJECT.splitlines(), start=1) if "# MISUSE" in line}
 WITHOUT_MISUSES = "\n".join(line for line in USER_PROJECT.splitlines() if "# MISUSE" not in line) + "\n"
+README_FIRST_EXAMPLE = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A venv with the package installed as the README says, a project with misuses, and one without."""
+    """A venv with the package installed as the README says, a project with misuses, and one without
+    (which also holds the README's first example, as readme.py)."""
     root = tmp_path_factory.mktemp("typing")
     python = empty_venv(root / "venv")
     install = install_editable(root / "venv")
@@ -288,6 +290,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
     for project, source in ((with_misuses, USER_PROJECT), (clean, WITHOUT_MISUSES)):
         project.mkdir()
         (project / "app.py").write_text(source, encoding="utf-8")
+    (clean / "readme.py").write_text(README_FIRST_EXAMPLE, encoding="utf-8")
     return python, with_misuses, clean
 
 
@@ -305,23 +308,25 @@ def test_the_user_project_has_about_thirty_misuses() -> None:
 
 
 @pytest.mark.timeout(600)
-def test_mypy_strict_reports_an_error_on_every_misuse_line_and_nowhere_else(installed: tuple[Path, Path, Path]) -> None:
+def test_mypy_strict_reports_an_error_on_every_misuse_line_and_nowhere_else_and_the_readme_is_clean(
+    installed: tuple[Path, Path, Path],
+) -> None:
     python, with_misuses, clean = installed
     completed = mypy(python, with_misuses, "app.py")
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert _mypy_error_lines(completed) == MISUSE_LINES, completed.stdout
-    without = mypy(python, clean, "app.py")
+    without = mypy(python, clean, "app.py", "readme.py")
     assert without.returncode == 0, without.stdout + without.stderr
 
 
 @pytest.mark.timeout(600)
-def test_pyright_strict_reports_an_error_on_every_misuse_line_and_nowhere_else(
+def test_pyright_strict_reports_an_error_on_every_misuse_line_and_nowhere_else_and_the_readme_is_clean(
     installed: tuple[Path, Path, Path],
 ) -> None:
     python, with_misuses, clean = installed
     completed = pyright(python, with_misuses, "app.py")
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert _pyright_error_lines(completed) == MISUSE_LINES, completed.stdout
-    without = pyright(python, clean, "app.py")
+    without = pyright(python, clean, "app.py", "readme.py")
     assert without.returncode == 0, without.stdout + without.stderr
     assert json.loads(without.stdout)["summary"]["errorCount"] == 0
