@@ -23,7 +23,7 @@ from instrument._errors import ConfigurationError, TrackDefinitionError
 from instrument._fields import MISSING, FieldInfo, _Truncatable
 
 #: Names a property may not have: the record's own attributes.
-RESERVED = frozenset({"scope", "properties", "validation_error"})
+RESERVED = frozenset({"scope", "properties", "validation_error", "analytics_scope"})
 
 
 @dataclass(frozen=True)

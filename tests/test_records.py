@@ -271,7 +271,7 @@ def test_declaring_a_property_named_like_a_scope_field_is_a_definition_error(nam
         type("Bad", (Track,), {"__annotations__": {name: "int"}}, event="Bad Thing Happened")
 
 
-@pytest.mark.parametrize("name", ["scope", "properties", "validation_error", "_private"])
+@pytest.mark.parametrize("name", ["scope", "properties", "validation_error", "analytics_scope", "_private"])
 def test_declaring_a_reserved_property_name_is_a_definition_error(name: str) -> None:
     with pytest.raises(TrackDefinitionError, match=name):
         type("Bad", (Track,), {"__annotations__": {name: "int"}}, event="Bad Thing Happened")
