@@ -122,75 +122,66 @@ def _property_error(spec: Spec, p: PropertySpec, value: object) -> PropertyError
 
 def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
     """Every check ``rec`` must pass; the first error found (all missing scope fields at once), or None."""
-    name = spec.cls_name
     # Inputs first: a derived property computed from a missing or wrong input says less.
     for p in (*spec.inputs, *spec.properties):
         error = _property_error(spec, p, getattr(rec, p.name))
         if error is not None:
             return error
-    scope = spec.scope
-    known = _scopes.known_fields()
     over: Mapping[str, object] = rec._over
-    for key in over:
-        if key in scope.fields or key == _scopes.ANONYMOUS_ID or (spec.free_form and key not in known):
-            continue
-        if key in known:
-            return ScopeError(
-                f"{name}: {key!r} is not a field of scope {scope.name!r} (its fields: {list(scope.fields)})",
-                track=name,
-                scope=scope.name,
-                field=key,
-            )
-        wired = _wire_key_field(spec, key)
-        if wired is not None:
-            return ScopeError(
-                f"{name}: {key_label(key)} is the wire key of scope field {wired!r}; give it as {wired}=...",
-                track=name,
-                scope=scope.name,
-                field=wired,
-            )
-        return PropertyError(
-            f"{name}: unknown property {key_label(key)} (declared: {[p.name for p in spec.properties]}; "
-            f"scope {scope.name!r} fields: {list(scope.fields)})",
-            track=name,
-            field=key,
-            value_type=type(over[key]).__name__,
-        )
+    keyword_error = _keyword_error(spec, over)
+    if keyword_error is not None:
+        return keyword_error
+    scope = spec.scope
     merged = merge_scope(rec._ctx, over)
     anonymous_id = merged.get(_scopes.ANONYMOUS_ID)
     # Segment needs userId or anonymousId: an anonymous visitor's id stands in for user_id.
     missing = [f for f in scope.fields if merged.get(f) is None and (f != _scopes.USER_ID or anonymous_id is None)]
     if missing:
         return _missing_error(spec, missing, nothing_bound=not _scopes.has_bound(rec._ctx))
-    if anonymous_id is not None and not _scopes.is_id(anonymous_id):
-        return ScopeError(
-            f"{name}: {_scopes.ANONYMOUS_ID!r} must be an int or a non-empty str id, got {value_summary(anonymous_id)}",
-            track=name,
-            scope=scope.name,
-            field=_scopes.ANONYMOUS_ID,
-        )
-    for f in scope.fields:
+    for f in (_scopes.ANONYMOUS_ID, *scope.fields):
         value = merged.get(f)
-        if value is None:  # user_id, with an anonymous id standing in
-            continue
-        if f in scope.id_fields:
-            if not _scopes.is_id(value):
-                return ScopeError(
-                    f"{name}: scope field {f!r} must be an int or a non-empty str id, got {value_summary(value)}",
-                    track=name,
-                    scope=scope.name,
-                    field=f,
-                )
+        if value is None:  # no anonymous id, or user_id with an anonymous id standing in
             continue
         check = scope.checks.get(f)
-        if check is not None and not check.ok(value):
-            return ScopeError(
-                f"{name}: scope field {f!r} must be {check.text}, got {value_summary(value)}",
-                track=name,
-                scope=scope.name,
-                field=f,
-            )
+        if check is None and not _scopes.is_id(value):
+            expected = "an int or a non-empty str id"
+        elif check is not None and not check.ok(value):
+            expected = check.text
+        else:
+            continue
+        label = repr(f) if f == _scopes.ANONYMOUS_ID else f"scope field {f!r}"
+        return _scope_error(spec, f, f"{label} must be {expected}, got {value_summary(value)}")
     return None
+
+
+def _keyword_error(spec: Spec, over: Mapping[str, object]) -> AnalyticsError | None:
+    # A keyword that is neither a property nor a field of the track's scope.
+    scope = spec.scope
+    known = _scopes.known_fields()
+    for key in over:
+        if key in scope.fields or key == _scopes.ANONYMOUS_ID or (spec.free_form and key not in known):
+            continue
+        if key in known:
+            return _scope_error(
+                spec, key, f"{key!r} is not a field of scope {scope.name!r} (its fields: {list(scope.fields)})"
+            )
+        wired = _wire_key_field(spec, key)
+        if wired is not None:
+            return _scope_error(
+                spec, wired, f"{key_label(key)} is the wire key of scope field {wired!r}; give it as {wired}=..."
+            )
+        return PropertyError(
+            f"{spec.cls_name}: unknown property {key_label(key)} (declared: {[p.name for p in spec.properties]}; "
+            f"scope {scope.name!r} fields: {list(scope.fields)})",
+            track=spec.cls_name,
+            field=key,
+            value_type=type(over[key]).__name__,
+        )
+    return None
+
+
+def _scope_error(spec: Spec, field: str, text: str) -> ScopeError:
+    return ScopeError(f"{spec.cls_name}: {text}", track=spec.cls_name, scope=spec.scope.name, field=field)
 
 
 def _wire_key_field(spec: Spec, key: str) -> str | None:
