@@ -281,7 +281,7 @@ README_FIRST_EXAMPLE = re.search(r"```python\n(.*?)```", (ROOT / "README.md").re
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A venv with the package installed as the README says, a project with misuses, and one without
-    (which also holds the README's first example, as readme.py)."""
+    (which also holds the README's first example and Porter's analytics module)."""
     root = tmp_path_factory.mktemp("typing")
     python = empty_venv(root / "venv")
     install = install_editable(root / "venv")
@@ -291,6 +291,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
         project.mkdir()
         (project / "app.py").write_text(source, encoding="utf-8")
     (clean / "readme.py").write_text(README_FIRST_EXAMPLE, encoding="utf-8")
+    (clean / "porter.py").write_text((ROOT / "examples" / "porter" / "analytics.py").read_text(), encoding="utf-8")
     return python, with_misuses, clean
 
 
@@ -315,7 +316,7 @@ def test_mypy_strict_reports_an_error_on_every_misuse_line_and_nowhere_else_and_
     completed = mypy(python, with_misuses, "app.py")
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert _mypy_error_lines(completed) == MISUSE_LINES, completed.stdout
-    without = mypy(python, clean, "app.py", "readme.py")
+    without = mypy(python, clean, "app.py", "readme.py", "porter.py")
     assert without.returncode == 0, without.stdout + without.stderr
 
 
@@ -327,6 +328,6 @@ def test_pyright_strict_reports_an_error_on_every_misuse_line_and_nowhere_else_a
     completed = pyright(python, with_misuses, "app.py")
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert _pyright_error_lines(completed) == MISUSE_LINES, completed.stdout
-    without = pyright(python, clean, "app.py", "readme.py")
+    without = pyright(python, clean, "app.py", "readme.py", "porter.py")
     assert without.returncode == 0, without.stdout + without.stderr
     assert json.loads(without.stdout)["summary"]["errorCount"] == 0

@@ -137,11 +137,13 @@ class StackBuildFailure(instrument.ProjectTrack, event=Events.STACK_BUILD_FAILUR
     b64_build_logs: str = instrument.field(truncatable=True)
 
 
+def _true_false(github_connected: bool) -> Literal["true", "false"]:
+    return "true" if github_connected else "false"
+
+
 class UserTraits(instrument.Identify):
     """Porter's identify: email, and github as the string "true"/"false" (its wire format)."""
 
     email: str
     github_connected: InitVar[bool]
-    github: Literal["true", "false"] = instrument.derived(
-        lambda github_connected: "true" if github_connected else "false"
-    )
+    github: Literal["true", "false"] = instrument.derived(_true_false)
