@@ -589,3 +589,18 @@ def test_define_scope_refuses_types_of_unknown_fields_or_uncheckable_forms(types
 def test_the_application_scope_declares_its_strings() -> None:
     application = get_scope("application")
     assert [application.type_of(f) for f in application.own_fields] == [str, str, str]
+
+
+def test_the_typed_dicts_of_fields_and_resolvers_are_in_step_with_the_built_in_scopes() -> None:
+    import typing
+
+    from instrument import ScopeFields, ScopeId, ScopeResolvers
+
+    built_in = {f: get_scope("application").type_of(f) for f in get_scope("application").fields}
+    built_in |= {"registry_id": ScopeId, "anonymous_id": ScopeId}
+    assert typing.get_type_hints(ScopeFields) == {f: typing.Optional[tp] for f, tp in built_in.items()}  # noqa: UP045
+    resolvers = typing.get_type_hints(ScopeResolvers)
+    assert {f: typing.get_args(r)[1] for f, r in resolvers.items()} == {
+        f: typing.Optional[tp]  # noqa: UP045
+        for f, tp in built_in.items()
+    }
