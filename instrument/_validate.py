@@ -165,6 +165,13 @@ def _keyword_error(spec: Spec, over: Mapping[str, object]) -> AnalyticsError | N
             return _scope_error(
                 spec, key, f"{key!r} is not a field of scope {scope.name!r} (its fields: {list(scope.fields)})"
             )
+        derived = spec.by_name.get(key)
+        if derived is not None and derived.derive is not None:
+            return PropertyError(
+                f"{spec.cls_name}: {key!r} is derived from {list(derived.derive_args)}; give those instead",
+                track=spec.cls_name,
+                field=key,
+            )
         wired = _wire_key_field(spec, key)
         if wired is not None:
             return _scope_error(
