@@ -254,6 +254,27 @@ def _failing_annotation(klass: type, own: Mapping[str, Any]) -> str:
     return next(iter(own), "?")
 
 
+def _check_derived_types(name: str, props: list[PropertySpec], inputs: list[PropertySpec]) -> None:
+    # Where a derived() function annotates a parameter or its result with a plain class, the field it
+    # names must be of that class (a type checker does not relate the function's parameters to fields).
+    fields = {p.name: p for p in (*inputs, *props)}
+    for prop in props:
+        if prop.derive is None:
+            continue
+        try:
+            hints = typing.get_type_hints(prop.derive)
+        except Exception:  # an annotation of the function that does not resolve: nothing to compare
+            continue
+        # (what the function says, the field's class, the class the function takes or gives)
+        pairs = [(f"parameter {a!r} takes", fields[a].annotation, hints[a]) for a in prop.derive_args if a in hints]
+        if "return" in hints:
+            pairs.append(("property is", hints["return"], prop.annotation))
+        for what, given, expected in pairs:
+            if isinstance(given, type) and isinstance(expected, type) and not issubclass(given, expected):
+                text = f"{what} {expected.__name__}, but gets {given.__name__}"
+                raise TrackDefinitionError(f"{name}.{prop.name}: derived(): {text}", track=name)
+
+
 def build_spec(cls: Any, machinery: tuple[type, ...]) -> Spec:
     """Resolve ``cls``'s annotations and compile its Spec.
 
@@ -296,6 +317,7 @@ def build_spec(cls: Any, machinery: tuple[type, ...]) -> Spec:
                 derive_args,
             )
         )
+    _check_derived_types(name, props, inputs)
     return Spec(
         cls_name=name,
         kind=cls._kind,

@@ -527,3 +527,25 @@ def test_an_application_field_is_accepted_exactly_when_it_is_a_str(value: object
     else:  # None leaves the field unbound: missing
         assert isinstance(error, ScopeError)
         assert error.field == "app_namespace"
+
+
+def _shout(first: int) -> str:
+    return str(first)
+
+
+def _count(first: str) -> int:
+    return len(first)
+
+
+def test_a_derived_function_whose_annotations_disagree_with_the_fields_is_refused_at_class_definition() -> None:
+    with pytest.raises(TrackDefinitionError, match="derived\\(\\): parameter 'first' takes int, but gets str"):
+
+        class WrongParameter(Track, event="Bad Thing Happened"):
+            first: InitVar[str]
+            loud: str = derived(_shout)
+
+    with pytest.raises(TrackDefinitionError, match="derived\\(\\): property is str, but gets int"):
+
+        class WrongResult(Track, event="Bad Thing Happened"):
+            first: InitVar[str]
+            loud: str = derived(_count)
