@@ -21,7 +21,7 @@ from instrument._client import (
     track,
 )
 from instrument._decorator import Call, tracks
-from instrument._describe import EventSchema, PropertySchema, ScopeFieldSchema, describe
+from instrument._describe import EventSchema, PropertySchema, ScopeFieldSchema, describe, tracks_of
 from instrument._dispatch import EmitResult, Stats
 from instrument._encoding import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from instrument._errors import (
@@ -42,8 +42,8 @@ from instrument._errors import (
     SpoolFullError,
     TrackDefinitionError,
 )
-from instrument._events import EventName
-from instrument._fields import MISSING, ScopeId, Truncatable, field
+from instrument._events import EventName, legacy
+from instrument._fields import MISSING, ScopeId, Truncatable, derived, field
 from instrument._messages import to_message
 from instrument._propagation import (
     SCOPE_HEADER,
@@ -55,9 +55,11 @@ from instrument._propagation import (
     run_in_executor,
     scope_snapshot,
 )
-from instrument._records import Identify, Track
+from instrument._records import ApplicationTrack, ClusterTrack, Identify, ProjectTrack, RegistryTrack, Track
 from instrument._scopes import (
     Scope,
+    ScopeFields,
+    ScopeResolvers,
     analytics_scope,
     bind_scope,
     current_scope,
@@ -77,9 +79,11 @@ __all__ = [
     "MISSING",
     "SCOPE_HEADER",
     "AnalyticsError",
+    "ApplicationTrack",
     "Call",
     "Client",
     "ClosedError",
+    "ClusterTrack",
     "ConfigurationError",
     "ConsoleTransport",
     "DeliveryError",
@@ -92,16 +96,20 @@ __all__ = [
     "MemoryTransport",
     "NotConfiguredError",
     "OversizeError",
+    "ProjectTrack",
     "PropagatingExecutor",
     "PropagationError",
     "PropertyError",
     "PropertySchema",
     "PropsError",
     "QueueFullError",
+    "RegistryTrack",
     "Scope",
     "ScopeError",
     "ScopeFieldSchema",
+    "ScopeFields",
     "ScopeId",
+    "ScopeResolvers",
     "ScopeSnapshot",
     "SegmentTransport",
     "Settings",
@@ -121,6 +129,7 @@ __all__ = [
     "configure",
     "current_scope",
     "define_scope",
+    "derived",
     "describe",
     "extract_scope",
     "field",
@@ -130,6 +139,7 @@ __all__ = [
     "inject_scope",
     "install_sigterm_handler",
     "is_configured",
+    "legacy",
     "propagate_scope",
     "reset_scope",
     "run_in_executor",
@@ -139,4 +149,5 @@ __all__ = [
     "to_message",
     "track",
     "tracks",
+    "tracks_of",
 ]

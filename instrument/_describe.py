@@ -8,10 +8,12 @@ import itertools
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Literal
 
 from instrument import _scopes
-from instrument._errors import TrackDefinitionError
+from instrument._errors import ConfigurationError, TrackDefinitionError
+from instrument._events import EventName
 from instrument._fields import MISSING
 from instrument._records import Identify, Track, _Record, spec_of
 
@@ -52,6 +54,8 @@ class ScopeFieldSchema:
     """True when it is checked as an ``int | str`` id."""
     is_user_id: bool
     """True only for the field sent as the message's userId."""
+    annotation: Any = Any
+    """Its declared type, checked when a track carries it (``ScopeId`` for an id, ``str`` for ``app_name``)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ def describe(cls: type) -> EventSchema:
             key=_scopes.USER_WIRE_KEY if f == _scopes.USER_ID else spec.scope_keys[f],
             is_id=f in scope.id_fields,
             is_user_id=f == _scopes.USER_ID,
+            annotation=scope.type_of(f),
         )
         for f in scope.fields
     )
@@ -125,6 +130,38 @@ def describe(cls: type) -> EventSchema:
         free_form=spec.free_form,
         source=_source(cls),
     )
+
+
+def tracks_of(source: type[EventName] | ModuleType) -> tuple[type[_Record], ...]:
+    """The Track and Identify classes of a catalog (tracks of its events, in member order) or of a module.
+
+    ``tracks_of(Events)`` lists the declared tracks of each member (the ad-hoc ones ``@tracks`` makes
+    for a bare event are not declarations); ``tracks_of(module)`` the concrete Track and Identify
+    classes defined in it, in definition order. Raises ConfigurationError for anything else.
+    """
+    records = _all_records()
+    if isinstance(source, ModuleType):
+        found = [c for c in records if c.__module__ == source.__name__]
+        order = {id(v): i for i, v in enumerate(vars(source).values())}
+        return tuple(sorted(found, key=lambda c: order.get(id(c), len(order))))
+    if isinstance(source, type) and issubclass(source, EventName):
+        position = {str(member): i for i, member in enumerate(source)}
+        tracks = [c for c in records if c._catalog is source]
+        return tuple(sorted(tracks, key=lambda c: position[str(c._event)]))
+    raise ConfigurationError(f"tracks_of() takes an EventName catalog or a module, got {_what(source)}")
+
+
+def _all_records() -> list[type[_Record]]:
+    # Concrete declarations only: no machinery, no scope base, no abstract base, no ad-hoc track.
+    found: list[type[_Record]] = []
+    stack: list[type[_Record]] = [_Record]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            stack.append(sub)
+            concrete = sub._event is not None or (sub._kind == "identify" and sub is not Identify)
+            if concrete and not sub.__dict__.get("_free_form") and sub not in found:
+                found.append(sub)
+    return found
 
 
 def _what(obj: object) -> str:

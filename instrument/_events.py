@@ -125,6 +125,25 @@ def _legacy_names(cls_name: str, legacy: object) -> frozenset[str]:
     return frozenset(str(n) for n in items)
 
 
+class _LegacyName(str):
+    """A catalog value marked with ``legacy(...)``: kept although it breaks the naming convention."""
+
+    __slots__ = ()
+
+
+def legacy(name: str) -> str:
+    """Mark a catalog value as a name that already ships: ``NEW_PROJECT = legacy("New Project Event")``.
+
+    The value is kept as is and not checked against the naming convention (like ``legacy={...}``).
+    Raises EventNameError for anything but a str.
+    """
+    if not isinstance(name, str):
+        raise EventNameError(
+            f"legacy() takes an event name (str), got {type(name).__name__}", name="", catalog="<legacy>"
+        )
+    return _LegacyName(name)
+
+
 class _EventNameMeta(enum.EnumMeta):
     def __new__(
         mcls,
@@ -139,16 +158,21 @@ class _EventNameMeta(enum.EnumMeta):
         renames = _inherited_wire_keys(cls_name, bases, wire_keys)
         if renames:
             check_wire_keys(renames, cls_name)
+        marked = {
+            str(v) for n in list(getattr(classdict, "_member_names", ())) if isinstance(v := classdict[n], _LegacyName)
+        }
         cls = super().__new__(mcls, cls_name, bases, classdict, **kwds)
         # type.__setattr__: Enum classes refuse setting attributes that look like members.
         type.__setattr__(cls, "__wire_keys__", renames)
-        legacy_names = _legacy_names(cls_name, legacy)
+        legacy_names = _legacy_names(cls_name, legacy) | marked
         seen: dict[str, str] = {}
         # _member_names_ excludes aliases; the members mapping shows them, so a value given twice
         # (an alias, which Enum would accept silently) is found here.
         members: dict[str, Any] = dict(cls.__members__)
         for member_name, member in members.items():
             value: str = member._value_
+            if type(value) is not str:  # a legacy(...) marker: the plain name is the value
+                value = member._value_ = str(value)
             if value in seen:
                 raise EventNameError(
                     f"{cls_name}: event name {value!r} is used twice ({seen[value]} and {member_name})",

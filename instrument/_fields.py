@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Literal, TypeVar, cast
 
 from instrument._errors import TrackDefinitionError
+from instrument._scopes import ScopeId
 
-#: What a scope id may be: sent as text in userId, as is in properties.
-ScopeId = Union[int, str]  # noqa: UP007 - a runtime alias, so no `|` on 3.10
+__all__ = ["MISSING", "FieldInfo", "ScopeId", "Truncatable", "derived", "field"]
+
+_T = TypeVar("_T")
 
 
 class _Missing:
@@ -43,6 +45,8 @@ class FieldInfo:
     key: str | None = None
     truncatable: bool = False
     doc: str | None = None
+    #: For a derived property: the function computing it from inputs and properties, by parameter name.
+    derive: Callable[..., Any] | None = None
 
 
 def field(
@@ -69,3 +73,24 @@ def field(
     if doc is not None and not isinstance(doc, str):
         raise TrackDefinitionError(f"field(): doc must be a str, got {type(doc).__name__}")
     return FieldInfo(default, default_factory, key, truncatable, doc)
+
+
+def derived(
+    compute: Callable[..., _T],
+    *,
+    key: str | None = None,
+    doc: str | None = None,
+    init: Literal[False] = False,
+) -> _T:
+    """Declare a property computed from the track's other fields: ``name: str = derived(full_name)``.
+
+    ``compute`` is called with the init-only inputs (``first_name: InitVar[str]``) and properties its
+    parameters name, when the track is made; its result is checked against the property's annotation
+    and sent like any property. The property is no constructor argument (``init`` is for type
+    checkers, which see that). Raises TrackDefinitionError for a ``compute`` that is not callable or a
+    key or doc that is not a str; a parameter naming no field is refused when the class is defined.
+    """
+    if not callable(compute):
+        raise TrackDefinitionError(f"derived(): compute must be callable, got {type(compute).__name__}")
+    info = field(key=key, doc=doc)
+    return cast("_T", FieldInfo(info.default, info.default_factory, info.key, info.truncatable, info.doc, compute))

@@ -8,13 +8,13 @@ import time
 import typing
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, ParamSpec, cast
 
 from instrument import _scopes
 from instrument._codegen import make_function
-from instrument._errors import AnalyticsError, TrackDefinitionError
+from instrument._errors import AnalyticsError, ConfigurationError, ScopeError, TrackDefinitionError
 from instrument._events import EventName, check_event_name
-from instrument._fields import MISSING, ScopeId, field
+from instrument._fields import MISSING, FieldInfo, ScopeId, derived, field
 from instrument._spec import Spec, UnresolvedAnnotation, build_spec, check_declaration
 from instrument._validate import call_factory, merge_scope, strictness, validate
 
@@ -24,9 +24,10 @@ else:  # pragma: no cover - exercised on 3.10 only
     from typing_extensions import dataclass_transform
 
 _BASES = ("Track", "Identify")
+_P = ParamSpec("_P")
 
 
-@dataclass_transform(kw_only_default=True, field_specifiers=(field,))
+@dataclass_transform(kw_only_default=True, field_specifiers=(field, derived))
 class _Record:
     """Shared machinery of Track and Identify (dataclass-like: keyword-only typed fields)."""
 
@@ -36,6 +37,8 @@ class _Record:
     _scope_name: ClassVar[str] = "user"
     # Scope field renames declared by the event's catalog (EventName(..., wire_keys=...)).
     _wire_keys: ClassVar[Mapping[str, str]] = {}
+    # The catalog of the event (None for a bare-string event): what tracks_of(catalog) matches.
+    _catalog: ClassVar[type | None] = None
 
     # Set on every instance by the generated __init__.
     _ctx: dict[str, object]
@@ -43,24 +46,31 @@ class _Record:
     _ts: float
     _error: AnalyticsError | None = None
 
-    def __init_subclass__(cls, *, event: str | None = None, scope: str | None = None, **kw: Any) -> None:
+    def __init_subclass__(
+        cls, *, event: str | None = None, scope: str | None = None, defines_scope: str | None = None, **kw: Any
+    ) -> None:
         try:
             super().__init_subclass__(**kw)
         except TypeError as error:
             if not kw:
                 raise
             raise TrackDefinitionError(
-                f"{cls.__qualname__}: unexpected class keyword(s) {sorted(kw)} (a Track takes event= and scope=)",
+                f"{cls.__qualname__}: unexpected class keyword(s) {sorted(kw)} "
+                "(a Track takes event= and scope=, a scope base defines_scope=)",
                 track=cls.__qualname__,
             ) from error
         cls.__instrument_spec__ = None
         if cls.__name__ in _BASES and cls.__module__ == __name__:
+            return
+        if defines_scope is not None:
+            _define_scope_base(cls, defines_scope, event=event, scope=scope)
             return
         if event is not None:
             if cls._kind == "identify":
                 raise TrackDefinitionError(f"{cls.__qualname__}: an Identify has no event", track=cls.__qualname__)
             if isinstance(event, EventName):
                 cls._wire_keys = type(event).__wire_keys__
+                cls._catalog = type(event)
             else:
                 check_event_name(event, catalog=cls.__qualname__)
             cls._event = str(event)
@@ -75,7 +85,16 @@ class _Record:
                     "add one with define_scope)",
                     track=cls.__qualname__,
                 )
+            inherited = _scopes.get_scope(cls._scope_name)
+            if not set(inherited.fields) <= set(_scopes.get_scope(scope).fields):
+                raise TrackDefinitionError(
+                    f"{cls.__qualname__}: scope={scope!r} does not nest in {inherited.name!r}, the scope of its base",
+                    track=cls.__qualname__,
+                )
             cls._scope_name = scope
+            for f in _scopes.get_scope(scope).fields:  # the string form: no scope base declares them
+                if not hasattr(cls, f):
+                    setattr(cls, f, _ScopeAttr(f))
         check_declaration(cls, _MACHINERY)
         if cls._event is not None or cls._kind == "identify":
             cls.__init__ = _lazy_init  # type: ignore[method-assign]
@@ -87,6 +106,25 @@ class _Record:
     if typing.TYPE_CHECKING:
 
         def __init__(self, **fields: Any) -> None: ...
+
+    @classmethod
+    def analytics_scope(cls: Callable[_P, object], /, *args: _P.args, **kwargs: _P.kwargs) -> _scopes.AnalyticsScope:
+        """Bind this track's scope fields: ``with ClusterTrack.analytics_scope(user_id=1, cluster_id=3):``.
+
+        ``analytics_scope`` with the fields type checkers know for this class (a scope you define
+        included). Raises ScopeError for a name that is not a field of the class's scope.
+        """
+        klass = cast("type[_Record]", cls)
+        allowed = (*_scopes.get_scope(klass._scope_name).fields, _scopes.ANONYMOUS_ID)
+        unknown = sorted(set(kwargs) - set(allowed)) or (["<positional>"] if args else [])
+        if unknown:
+            raise ScopeError(
+                f"{klass.__qualname__}.analytics_scope: {unknown[0]!r} is not a field of scope "
+                f"{klass._scope_name!r} (its fields: {list(allowed)})",
+                field=unknown[0],
+                scope=klass._scope_name,
+            )
+        return _scopes.analytics_scope(**cast("_scopes.ScopeFields", kwargs))
 
     def __repr__(self) -> str:
         try:
@@ -139,25 +177,21 @@ class _ScopeAttr:
 
 
 class Track(_Record):
-    """Base of typed tracks: ``class X(Track, event=Events.X, scope="cluster"): infra_id: int``.
+    """Base of typed user-scoped tracks: ``class X(Track, event=Events.X): plan: str``.
 
-    Constructing one checks the declared properties, fills every field of its scope from the bound
-    analytics_scope (keyword arguments override), and records the time. In strict mode errors raise
-    (PropertyError, ScopeError); otherwise they are kept on ``.validation_error`` and reported by ``track()``.
+    Derive from a scope's base for another scope (``class X(ClusterTrack, event=Events.X)``): its
+    constructor takes exactly that scope's fields, which type checkers see. Constructing one checks
+    the declared properties, fills every field of its scope from the bound analytics_scope (keyword
+    arguments override), and records the time. In strict mode errors raise (PropertyError,
+    ScopeError); otherwise they are kept on ``.validation_error`` and reported by ``track()``.
     Declaring one wrongly raises TrackDefinitionError or EventNameError when the class is defined.
     """
 
     _kind = "track"
 
-    # The built-in scope fields, declared so type checkers accept them as keyword overrides.
+    # The user scope's fields, declared so type checkers accept them as keyword overrides.
     user_id: ScopeId | None = None
     anonymous_id: ScopeId | None = None
-    project_id: ScopeId | None = None
-    cluster_id: ScopeId | None = None
-    registry_id: ScopeId | None = None
-    app_name: str | None = None
-    app_namespace: str | None = None
-    chart_name: str | None = None
 
 
 class Identify(_Record):
@@ -175,10 +209,87 @@ class Identify(_Record):
 
 _MACHINERY: tuple[type, ...] = (_Record, Track, Identify)
 
-for _base in (Track, Identify):
-    for _name in list(_base.__dict__.get("__annotations__", {})):
-        if not _name.startswith("_"):
-            setattr(_base, _name, _ScopeAttr(_name))
+
+def _scope_attrs(cls: type) -> None:
+    # Reading a scope field on a record gives its resolved value.
+    for name in list(cls.__dict__.get("__annotations__", {})):
+        if not name.startswith("_"):
+            setattr(cls, name, _ScopeAttr(name))
+
+
+def _define_scope_base(cls: type[_Record], name: str, *, event: object, scope: object) -> None:
+    """``class StackTrack(ProjectTrack, defines_scope="stack"): stack_name: str | None = None``.
+
+    The class's annotations are the new scope's fields, nested in its base's scope; each is ``T | None
+    = None`` (``field(default=None, key=...)`` sends it under another key); ``ScopeId`` fields are ids.
+    Raises TrackDefinitionError for an event or scope given too, or a field that is not so declared.
+    """
+    where = cls.__qualname__
+    if event is not None or scope is not None or cls._kind != "track":
+        raise TrackDefinitionError(
+            f"{where}: a scope base (defines_scope=) is a Track base without event= or scope=", track=where
+        )
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as error:
+        raise TrackDefinitionError(
+            f"{where}: cannot resolve a scope field's annotation ({error})", track=where
+        ) from None
+    keys: dict[str, str] = {}
+    ids: list[str] = []
+    types: dict[str, Any] = {}
+    for fname in cls.__dict__.get("__annotations__", {}):
+        value = cls.__dict__.get(fname, MISSING)
+        info = value if isinstance(value, FieldInfo) else FieldInfo(default=value)
+        args = typing.get_args(hints[fname])
+        if info.default is not None or type(None) not in args:
+            raise TrackDefinitionError(
+                f"{where}.{fname}: a scope field is declared `{fname}: T | None = None` (None: not given)",
+                track=where,
+            )
+        rest = tuple(a for a in args if a is not type(None))
+        keys[fname] = info.key or fname
+        if set(rest) == {int, str}:
+            ids.append(fname)
+        else:
+            types[fname] = rest[0] if len(rest) == 1 else typing.Union[rest]  # noqa: UP007
+    try:
+        _scopes.define_scope(name, parent=cls._scope_name, fields=keys, ids=ids, types=types)
+    except ConfigurationError as error:
+        raise TrackDefinitionError(str(error), track=where) from None
+    cls._scope_name = name
+    type.__setattr__(cls, "__instrument_scope_base__", True)
+    _scope_attrs(cls)
+
+
+class ProjectTrack(Track, defines_scope="project"):
+    """Base of project-scoped tracks."""
+
+    project_id: ScopeId | None = None
+
+
+class ClusterTrack(ProjectTrack, defines_scope="cluster"):
+    """Base of cluster-scoped tracks."""
+
+    cluster_id: ScopeId | None = None
+
+
+class RegistryTrack(ProjectTrack, defines_scope="registry"):
+    """Base of registry-scoped tracks."""
+
+    registry_id: ScopeId | None = None
+
+
+class ApplicationTrack(ClusterTrack, defines_scope="application"):
+    """Base of application-scoped tracks."""
+
+    app_name: str | None = None
+    app_namespace: str | None = None
+    chart_name: str | None = None
+
+
+for _base in (Track, Identify, ProjectTrack, ClusterTrack, RegistryTrack, ApplicationTrack):
+    _scope_attrs(_base)
 
 
 def _spec(cls: type[_Record]) -> Spec:
@@ -237,12 +348,14 @@ def _signature(spec: Spec) -> inspect.Signature:
     keyword = inspect.Parameter.KEYWORD_ONLY
     if spec.free_form:
         params.append(inspect.Parameter("properties", inspect.Parameter.VAR_KEYWORD, annotation=Any))
-    for p in spec.properties:
+    for p in (*spec.inputs, *spec.properties):
+        if p.derive is not None:
+            continue  # computed, not given
         default = p.default if p.default is not MISSING else _FACTORY if not p.required else inspect.Parameter.empty
         params.append(inspect.Parameter(p.name, keyword, default=default, annotation=p.annotation))
     if not spec.free_form:
         for f in spec.scope.fields:
-            annotation = ScopeId | None if f in spec.scope.id_fields else Any
+            annotation = spec.scope.type_of(f) | None
             params.append(inspect.Parameter(f, keyword, default=None, annotation=annotation))
     return inspect.Signature(params, return_annotation=None)
 
@@ -260,6 +373,7 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
         "_validate": validate,
         "_spec": spec,
         "_factory": call_factory,
+        "_derive": _call_derive,
         # Builtins by '_' names: a property may be called ``int`` or ``str``.
         "_int": int,
         "_str": str,
@@ -267,9 +381,14 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
     params: list[str] = []
     body: list[str] = []
     sure: list[str] = []  # all true -> the record is valid, no validator needed
-    for i, p in enumerate(spec.properties):
+    derive: list[str] = []  # computed after every given field is assigned
+    for i, p in enumerate((*spec.inputs, *spec.properties)):
         var = p.name
-        if p.default is not MISSING:
+        if p.derive is not None:
+            ns[f"_dv{i}"] = p.derive
+            arguments = ", ".join(f"{a}={a}" for a in p.derive_args)
+            derive.append(f"    {var} = _derive(_dv{i}, {arguments})\n    _self.{var} = {var}")
+        elif p.default is not MISSING:
             ns[f"_d{i}"] = p.default
             params.append(f"{var}=_d{i}")
         else:
@@ -277,7 +396,8 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
             if p.default_factory is not MISSING:
                 ns[f"_f{i}"] = p.default_factory
                 body.append(f"    if {var} is _M:\n        {var} = _factory(_f{i})")
-        body.append(f"    _self.{var} = {var}")
+        if p.derive is None:
+            body.append(f"    _self.{var} = {var}")
         exact = p.check.exact
         if exact is None or p.check.shallow:
             # A deep check (container items, Literal, Any); Any passes the missing marker too.
@@ -289,12 +409,20 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
         else:
             ns[f"_c{i}"] = exact
             sure.append(f"{var}.__class__ in _c{i}")
+    body += derive
     sure.append("not _over")
-    for f in spec.scope.fields:
+    for j, f in enumerate(spec.scope.fields):
+        check = spec.scope.checks.get(f)
         if f in spec.scope.id_fields:
             sure.append(f"((_v := _ctx.get({f!r})).__class__ is _int or (_v.__class__ is _str and _v != ''))")
-        else:
+        elif check is None or check.text in ("Any", "object"):
             sure.append(f"_ctx.get({f!r}) is not None")
+        elif check.exact is not None and not check.shallow and type(None) not in check.exact:
+            ns[f"_s{j}"] = check.exact
+            sure.append(f"_ctx.get({f!r}).__class__ in _s{j}")
+        else:
+            ns[f"_s{j}"] = check.ok
+            sure.append(f"((_v := _ctx.get({f!r})) is not None and _s{j}(_v))")
     head = [
         "    _ctx = _get()",
         "    _self._ctx = _ctx",
@@ -327,6 +455,11 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
     )
     init.__signature__ = _signature(spec)  # type: ignore[attr-defined]
     return init
+
+
+def _call_derive(compute: Callable[..., Any], **fields: Any) -> Any:
+    # A derived property's function that raises is reported like a raising default_factory.
+    return call_factory(lambda: compute(**fields))
 
 
 _adhoc: dict[tuple[str, str, tuple[tuple[str, str], ...]], type[Track]] = {}

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import contextvars
 import keyword
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as _dc_field
 from types import MappingProxyType, TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypedDict, TypeVar, Union, cast
 
 import wrapt
 
+from instrument._checks import Check, compile_check
 from instrument._errors import ConfigurationError, ScopeError
 from instrument._reporting import RateLimitedLog
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover - exercised on 3.10 only
+    from typing_extensions import Unpack
 
 USER_ID = "user_id"
 #: The message key user_id is sent under (never a property).
@@ -24,21 +32,95 @@ ANONYMOUS_WIRE_KEY = "anonymousId"
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+#: What a scope id may be: sent as text in userId, as is in properties.
+ScopeId = Union[int, str]  # noqa: UP007 - a runtime alias, so no `|` on 3.10
+
+
+class ScopeFields(TypedDict, total=False):
+    """The built-in scope fields with their types: what ``analytics_scope`` and ``bind_scope`` take.
+
+    A type checker refuses a misspelled field or a wrong type; None unbinds a field. Fields of a scope
+    you define are bound through its track base: ``StackTrack.analytics_scope(stack_name=...)``.
+    """
+
+    user_id: ScopeId | None
+    anonymous_id: ScopeId | None
+    project_id: ScopeId | None
+    cluster_id: ScopeId | None
+    registry_id: ScopeId | None
+    app_name: str | None
+    app_namespace: str | None
+    chart_name: str | None
+
+
+class ScopeResolvers(TypedDict, total=False):
+    """The integrations' resolvers by scope field: each takes the framework's request, returns the id or None.
+
+    A type checker refuses a misspelled field or a resolver returning another type.
+    """
+
+    user_id: Callable[[Any], ScopeId | None]
+    anonymous_id: Callable[[Any], ScopeId | None]
+    project_id: Callable[[Any], ScopeId | None]
+    cluster_id: Callable[[Any], ScopeId | None]
+    registry_id: Callable[[Any], ScopeId | None]
+    app_name: Callable[[Any], str | None]
+    app_namespace: Callable[[Any], str | None]
+    chart_name: Callable[[Any], str | None]
+
+
 # The bound fields. The dict is never mutated once set: binding makes a merged copy, so a track can
-# keep a reference to it as its snapshot for free.
+# keep a reference to it as its snapshot for free. This module is the one door to the variable: every
+# other module binds through attach/detach (tests/test_layers.py enforces it).
 _EMPTY: dict[str, object] = {}
 _SCOPE: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("instrument_scope", default=_EMPTY)
 get_bound = _get = _SCOPE.get
 _set = _SCOPE.set
 _reset = _SCOPE.reset
 
+#: What ``attach`` returns and ``detach`` takes.
+ScopeToken = contextvars.Token[dict[str, object]]
+
+
+def attach(fields: Mapping[str, object], *, replace: bool = False) -> ScopeToken:
+    """Bind ``fields`` over what is bound (exactly ``fields`` with ``replace``) until ``detach(token)``.
+
+    The fields are not checked here: callers check them (``bind_scope``, ``decode_scope``, resolvers).
+    """
+    # A None value stays in the dict and means "not bound": readers test `.get(field) is None`, which
+    # is cheaper than filtering on every bind.
+    return _set(dict(fields) if replace else {**_get(), **fields})
+
+
+def detach(token: ScopeToken) -> None:
+    """Restore exactly what was bound before the ``attach`` that returned ``token``.
+
+    Raises ValueError for a token made in another context, RuntimeError for one already used.
+    """
+    _reset(token)
+
+
+def bound_in(context: contextvars.Context) -> Mapping[str, object]:
+    """The fields bound in ``context`` (a copied context, e.g. a snapshot's)."""
+    return context.get(_SCOPE, _EMPTY)
+
+
+def is_id(value: object) -> bool:
+    """The one id check: an int (not a bool) or a non-empty str (or a subclass of them)."""
+    cls = type(value)  # never value.__class__, which may raise
+    if issubclass(cls, bool):
+        return False
+    if issubclass(cls, str):
+        return str.__len__(value) != 0  # type: ignore[arg-type]
+    return issubclass(cls, int)
+
 
 @dataclass(frozen=True)
 class Scope:
     """A named scope: its parent, the fields it adds, all fields it needs (parents' first), and its ids.
 
-    ``id_fields`` are the fields checked as ``int | str`` ids; the others (e.g. ``app_name``) take any
-    value the encoder accepts.
+    ``id_fields`` are the fields checked as ids (an int or a non-empty str); each other field is
+    checked against its declared type (``types``: ``app_name`` is a ``str``).
     """
 
     name: str
@@ -46,6 +128,14 @@ class Scope:
     own_fields: tuple[str, ...]
     fields: tuple[str, ...]
     id_fields: frozenset[str] = frozenset()
+    #: Each field's declared type (ids: ``ScopeId``), parents' first.
+    types: tuple[tuple[str, Any], ...] = ()
+    #: Each non-id field's compiled check.
+    checks: Mapping[str, Check] = _dc_field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def type_of(self, field: str) -> Any:
+        """The declared type of ``field`` (``ScopeId`` for an id)."""
+        return dict(self.types).get(field, Any)
 
     @property
     def property_fields(self) -> tuple[str, ...]:
@@ -65,14 +155,18 @@ def define_scope(
     parent: str | None = "user",
     fields: Iterable[str] | Mapping[str, str] = (),
     ids: Iterable[str] | None = None,
+    types: Mapping[str, Any] | None = None,
 ) -> Scope:
     """Add a scope nested in ``parent`` that adds ``fields`` (names, or a mapping name -> wire key).
 
-    ``ids`` names the new fields that are ids, checked as ``int | str`` (default: all of them); the
-    others take any encodable value. The wire key given in a mapping is the one every client, capture
-    and console sends. Defining the same scope again with the same shape returns it. Raises
-    ConfigurationError for an unknown parent, a bad field name or wire key (a bare str instead of a
-    list, a key another field is sent under), or a name already defined differently.
+    ``ids`` names the new fields that are ids, checked as an int or a non-empty str (default: every
+    field without a type in ``types``); ``types`` gives the others their type (``{"stack_name": str}``),
+    checked whenever a track carries the field; a field with neither takes any encodable value. The
+    wire key given in a mapping is the one every client, capture and console sends. Defining the same
+    scope again with the same shape returns it. Type checkers see a scope's fields through a track
+    base declaring them (``class StackTrack(ProjectTrack, defines_scope="stack")``). Raises
+    ConfigurationError for an unknown parent, a bad field name, wire key or type (a bare str instead
+    of a list, a key another field is sent under), or a name already defined differently.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigurationError(f"define_scope: scope name must be an identifier, got {name!r}")
@@ -113,18 +207,25 @@ def define_scope(
                 f"define_scope({name!r}): wire key {key!r} of {field!r} is already the wire key of "
                 f"scope field {owner!r}"
             )
-    id_names = frozenset(mapping) if ids is None else frozenset(_names(ids, f"define_scope({name!r}): ids"))
+    declared = _declared_types(name, mapping, types)
+    id_names = (
+        frozenset(mapping) - declared.keys() if ids is None else frozenset(_names(ids, f"define_scope({name!r}): ids"))
+    )
     if isinstance(ids, (str, bytes)) or not id_names <= mapping.keys():
         raise ConfigurationError(
             f"define_scope({name!r}): ids must be a list of the scope's own fields {list(mapping)}"
         )
+    own_types = tuple((f, ScopeId if f in id_names else declared.get(f, Any)) for f in mapping)
     parent_scope = _scopes[parent] if parent is not None else None
     parent_fields = parent_scope.fields if parent_scope is not None else ()
     clash = set(parent_fields).intersection(mapping)
     if clash:
         raise ConfigurationError(f"define_scope({name!r}): fields {sorted(clash)} are already in parent {parent!r}")
     parent_ids = parent_scope.id_fields if parent_scope is not None else frozenset()
-    scope = Scope(name, parent, tuple(mapping), parent_fields + tuple(mapping), parent_ids | id_names)
+    all_types = (parent_scope.types if parent_scope is not None else ()) + own_types
+    all_ids = parent_ids | id_names
+    checks = {f: compile_check(tp) for f, tp in all_types if f not in all_ids}
+    scope = Scope(name, parent, tuple(mapping), parent_fields + tuple(mapping), all_ids, all_types, checks)
     existing = _scopes.get(name)
     if existing is not None:
         if existing == scope:
@@ -135,6 +236,26 @@ def define_scope(
     global _known_fields
     _known_fields = frozenset(_default_wire_keys) | {ANONYMOUS_ID}
     return scope
+
+
+def _declared_types(name: str, mapping: Mapping[str, str], types: object) -> dict[str, Any]:
+    # Each given type must name one of the scope's own fields and be a form a check can be compiled from.
+    if types is None:
+        return {}
+    if not isinstance(types, Mapping):
+        raise ConfigurationError(f"define_scope({name!r}): types must be a mapping field -> type")
+    for field, tp in types.items():
+        if field not in mapping:
+            raise ConfigurationError(
+                f"define_scope({name!r}): types names {field!r}, not one of the scope's own fields {list(mapping)}"
+            )
+        try:
+            compile_check(tp)
+        except Exception:
+            raise ConfigurationError(
+                f"define_scope({name!r}): the type of {field!r} is not a form instrument can check"
+            ) from None
+    return dict(types)
 
 
 def _names(values: object, what: str) -> list[str]:
@@ -221,7 +342,12 @@ define_scope("user", parent=None, fields=[USER_ID])
 define_scope("project", parent="user", fields=["project_id"])
 define_scope("cluster", parent="project", fields=["cluster_id"])
 define_scope("registry", parent="project", fields=["registry_id"])
-define_scope("application", parent="cluster", fields=["app_name", "app_namespace", "chart_name"], ids=())
+define_scope(
+    "application",
+    parent="cluster",
+    fields=["app_name", "app_namespace", "chart_name"],
+    types={"app_name": str, "app_namespace": str, "chart_name": str},
+)
 
 
 def _unknown(fields: Mapping[str, object], where: str) -> ScopeError:
@@ -232,28 +358,22 @@ def _unknown(fields: Mapping[str, object], where: str) -> ScopeError:
     )
 
 
-def _merged(fields: Mapping[str, object]) -> dict[str, object]:
-    # A None value stays in the dict and means "not bound": readers test `.get(field) is None`, which
-    # is cheaper than filtering on every bind.
-    return {**_get(), **fields}
-
-
-def bind_scope(**fields: object) -> contextvars.Token[dict[str, object]]:
+def bind_scope(**fields: Unpack[ScopeFields]) -> ScopeToken:
     """Bind scope fields until ``reset_scope(token)``, for middleware that cannot use ``with``.
 
     Raises ScopeError for a field no scope defines.
     """
     if not _known_fields.issuperset(fields):
         raise _unknown(fields, "bind_scope")
-    return _SCOPE.set(_merged(fields))
+    return attach(fields)
 
 
-def reset_scope(token: contextvars.Token[dict[str, object]]) -> None:
+def reset_scope(token: ScopeToken) -> None:
     """Undo the ``bind_scope`` that returned ``token``, restoring exactly what was bound before.
 
     Raises ValueError if the token was made in another context or was already used.
     """
-    _SCOPE.reset(token)
+    detach(token)
 
 
 def has_bound(bound: Mapping[str, object]) -> bool:
@@ -342,21 +462,21 @@ class AnalyticsScope(tuple):  # type: ignore[type-arg]
 
             @wrapt.decorator
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                token = _SCOPE.set(_merged(fields))
+                token = attach(fields)
                 try:
                     return await wrapped(*args, **kwargs)
                 finally:
-                    _SCOPE.reset(token)
+                    detach(token)
 
             return cast("_F", async_wrapper(func))
 
         @wrapt.decorator
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            token = _SCOPE.set(_merged(fields))
+            token = attach(fields)
             try:
                 return wrapped(*args, **kwargs)
             finally:
-                _SCOPE.reset(token)
+                detach(token)
 
         return cast("_F", wrapper(func))
 
@@ -389,7 +509,7 @@ def _report_foreign_exit() -> None:
 _new_scope = tuple.__new__
 
 
-def analytics_scope(**fields: object) -> AnalyticsScope:
+def analytics_scope(**fields: Unpack[ScopeFields]) -> AnalyticsScope:
     """Bind scope fields for a block, or for every call of a decorated function (sync or async).
 
     ``with analytics_scope(user_id=1, project_id=2):`` (also ``async with``, and ``@analytics_scope(...)``).

@@ -6,10 +6,13 @@ keys); ``build_spec`` resolves the annotations and compiles each property's chec
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import keyword
+import re
 import sys
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as _dc_field
 from typing import Any
@@ -20,7 +23,7 @@ from instrument._errors import ConfigurationError, TrackDefinitionError
 from instrument._fields import MISSING, FieldInfo, _Truncatable
 
 #: Names a property may not have: the record's own attributes.
-RESERVED = frozenset({"scope", "properties", "validation_error"})
+RESERVED = frozenset({"scope", "properties", "validation_error", "analytics_scope"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class PropertySpec:
     truncatable: bool
     doc: str | None = None
     annotation: Any = None
+    #: A derived property's function, and the fields it takes (by name).
+    derive: Callable[..., Any] | None = None
+    derive_args: tuple[str, ...] = ()
 
     @property
     def required(self) -> bool:
@@ -55,11 +61,14 @@ class Spec:
     by_name: dict[str, PropertySpec] = _dc_field(default_factory=dict)
     #: Each property field of the scope (user_id excluded) and the wire key it is sent under.
     scope_keys: dict[str, str] = _dc_field(default_factory=dict)
+    #: The init-only inputs (``first_name: InitVar[str]``): constructor arguments, never sent.
+    inputs: tuple[PropertySpec, ...] = ()
 
     @property
     def field_names(self) -> frozenset[str]:
-        """Declared property names plus the scope's fields: what @tracks fills from arguments."""
-        return frozenset(self.by_name) | frozenset(self.scope.fields)
+        """The constructor's names: inputs, properties not derived, scope fields (what @tracks fills)."""
+        given = [p.name for p in (*self.inputs, *self.properties) if p.derive is None]
+        return frozenset(given) | frozenset(self.scope.fields)
 
 
 class UnresolvedAnnotation(TrackDefinitionError):
@@ -67,8 +76,61 @@ class UnresolvedAnnotation(TrackDefinitionError):
 
 
 def _record_classes(cls: type, machinery: tuple[type, ...]) -> list[type]:
-    """The user classes of ``cls``'s MRO that declare properties, base classes first."""
-    return [k for k in reversed(cls.__mro__) if issubclass(k, machinery[0]) and k not in machinery]
+    """The user classes of ``cls``'s MRO that declare properties, base classes first (not scope bases)."""
+    return [
+        k
+        for k in reversed(cls.__mro__)
+        if issubclass(k, machinery[0]) and k not in machinery and "__instrument_scope_base__" not in k.__dict__
+    ]
+
+
+_INITVAR = re.compile(r"^\s*(dataclasses\.)?InitVar\b")
+
+
+def is_init_only(annotation: object) -> bool:
+    """True for ``InitVar[T]`` (resolved, or still the text of a postponed annotation)."""
+    if isinstance(annotation, str):
+        return bool(_INITVAR.match(annotation))
+    return isinstance(annotation, dataclasses.InitVar) or annotation is dataclasses.InitVar
+
+
+def _own_annotations(cls: type, machinery: tuple[type, ...]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for klass in _record_classes(cls, machinery):
+        found.update({n: a for n, a in klass.__dict__.get("__annotations__", {}).items() if not n.startswith("_")})
+    return found
+
+
+def _check_derived(cls: Any, machinery: tuple[type, ...]) -> None:
+    # A derived property's function takes inputs and properties that are not derived, by name.
+    name = cls.__qualname__
+    declared = _own_annotations(cls, machinery)
+    infos = {pname: field_info(cls, pname) for pname in declared}
+    for pname, info in infos.items():
+        if info.derive is None:
+            continue
+        if is_init_only(declared[pname]):
+            raise TrackDefinitionError(f"{name}.{pname}: an InitVar input cannot be derived", track=name)
+        try:
+            params = list(inspect.signature(info.derive).parameters.values())
+        except (TypeError, ValueError):
+            raise TrackDefinitionError(
+                f"{name}.{pname}: derived() needs a function with a signature", track=name
+            ) from None
+        for param in params:
+            source = infos.get(param.name)
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
+                raise TrackDefinitionError(
+                    f"{name}.{pname}: derived() function parameters must be plain names of fields, "
+                    f"not {param.kind.description} {param.name!r}",
+                    track=name,
+                )
+            if source is None or source.derive is not None:
+                raise TrackDefinitionError(
+                    f"{name}.{pname}: derived() function parameter {param.name!r} names no input or property "
+                    f"of the track (inputs are declared as InitVar[...]; derived properties cannot be inputs)",
+                    track=name,
+                )
 
 
 def field_info(cls: type, name: str) -> FieldInfo:
@@ -135,10 +197,14 @@ def check_declaration(cls: Any, machinery: tuple[type, ...]) -> None:
                 f"use field(default_factory={type(default).__name__})",
                 track=name,
             )
+    _check_derived(cls, machinery)
     if cls._event is None and cls._kind == "track":
         return  # an abstract base: its scope and keys are its subclasses'
     keys: dict[str, str] = {}
+    declared = _own_annotations(cls, machinery)
     for pname in _declared_names(cls, machinery):
+        if is_init_only(declared.get(pname)):
+            continue  # an input: never sent, so it has no wire key
         key = field_info(cls, pname).key or pname
         if key in keys:
             raise TrackDefinitionError(
@@ -188,6 +254,27 @@ def _failing_annotation(klass: type, own: Mapping[str, Any]) -> str:
     return next(iter(own), "?")
 
 
+def _check_derived_types(name: str, props: list[PropertySpec], inputs: list[PropertySpec]) -> None:
+    # Where a derived() function annotates a parameter or its result with a plain class, the field it
+    # names must be of that class (a type checker does not relate the function's parameters to fields).
+    fields = {p.name: p for p in (*inputs, *props)}
+    for prop in props:
+        if prop.derive is None:
+            continue
+        try:
+            hints = typing.get_type_hints(prop.derive)
+        except Exception:  # an annotation of the function that does not resolve: nothing to compare
+            continue
+        # (what the function says, the field's class, the class the function takes or gives)
+        pairs = [(f"parameter {a!r} takes", fields[a].annotation, hints[a]) for a in prop.derive_args if a in hints]
+        if "return" in hints:
+            pairs.append(("property is", hints["return"], prop.annotation))
+        for what, given, expected in pairs:
+            if isinstance(given, type) and isinstance(expected, type) and not issubclass(given, expected):
+                text = f"{what} {expected.__name__}, but gets {given.__name__}"
+                raise TrackDefinitionError(f"{name}.{prop.name}: derived(): {text}", track=name)
+
+
 def build_spec(cls: Any, machinery: tuple[type, ...]) -> Spec:
     """Resolve ``cls``'s annotations and compile its Spec.
 
@@ -199,8 +286,11 @@ def build_spec(cls: Any, machinery: tuple[type, ...]) -> Spec:
         if klass.__dict__.get("__annotations__"):
             annotations.update({n: a for n, a in _resolve(klass).items() if not n.startswith("_")})
     props: list[PropertySpec] = []
-    for pname, annotation in annotations.items():
+    inputs: list[PropertySpec] = []
+    for pname, declared in annotations.items():
         info = field_info(cls, pname)
+        init_only = is_init_only(declared)
+        annotation = getattr(declared, "type", Any) if init_only else declared
         truncatable = info.truncatable
         if typing.get_origin(annotation) is typing.Annotated:
             truncatable = truncatable or any(isinstance(m, _Truncatable) for m in typing.get_args(annotation)[1:])
@@ -212,11 +302,22 @@ def build_spec(cls: Any, machinery: tuple[type, ...]) -> Spec:
             raise TrackDefinitionError(
                 f"{name}.{pname}: cannot check values against {annotation!r} ({type(exc).__name__})", track=name
             ) from exc
-        props.append(
+        derive_args = tuple(inspect.signature(info.derive).parameters) if info.derive is not None else ()
+        (inputs if init_only else props).append(
             PropertySpec(
-                pname, info.key or pname, check, info.default, info.default_factory, truncatable, info.doc, annotation
+                pname,
+                info.key or pname,
+                check,
+                info.default,
+                info.default_factory,
+                truncatable,
+                info.doc,
+                annotation,
+                info.derive,
+                derive_args,
             )
         )
+    _check_derived_types(name, props, inputs)
     return Spec(
         cls_name=name,
         kind=cls._kind,
@@ -226,4 +327,5 @@ def build_spec(cls: Any, machinery: tuple[type, ...]) -> Spec:
         free_form=bool(cls.__dict__.get("_free_form", False)),
         by_name={p.name: p for p in props},
         scope_keys=scope_keys_of(cls),
+        inputs=tuple(inputs),
     )

@@ -67,16 +67,6 @@ def merge_scope(ctx: Mapping[str, object], over: Mapping[str, object]) -> Mappin
     return merged
 
 
-def is_valid_id(value: object) -> bool:
-    """An id is an int (not a bool) or a non-empty str (or a subclass of them)."""
-    cls = type(value)  # never value.__class__, which may raise
-    if issubclass(cls, bool):
-        return False
-    if issubclass(cls, str):
-        return str.__len__(value) != 0  # type: ignore[arg-type]
-    return issubclass(cls, int)
-
-
 def validate(rec: Any, spec: Spec) -> None:
     """Run every check on ``rec``: raise the error in strict mode, else keep it on ``rec._error``."""
     try:
@@ -95,12 +85,14 @@ def validate(rec: Any, spec: Spec) -> None:
 def _property_error(spec: Spec, p: PropertySpec, value: object) -> PropertyError | None:
     name = spec.cls_name
     if value is MISSING:
+        kind = "input" if p in spec.inputs else "property"
         return PropertyError(
-            f"{name}: required property {p.name!r} is missing ({p.check.text})", track=name, field=p.name
+            f"{name}: required {kind} {p.name!r} is missing ({p.check.text})", track=name, field=p.name
         )
     if type(value) is FactoryFailed:
         error = PropertyError(
-            f"{name}.{p.name}: its default_factory raised {type(value.error).__name__}",
+            f"{name}.{p.name}: its {'derived() function' if p.derive else 'default_factory'} raised "
+            f"{type(value.error).__name__}",
             track=name,
             field=p.name,
         )
@@ -130,55 +122,87 @@ def _property_error(spec: Spec, p: PropertySpec, value: object) -> PropertyError
 
 def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
     """Every check ``rec`` must pass; the first error found (all missing scope fields at once), or None."""
-    name = spec.cls_name
-    for p in spec.properties:
+    # Inputs first: a derived property computed from a missing or wrong input says less.
+    for p in (*spec.inputs, *spec.properties):
         error = _property_error(spec, p, getattr(rec, p.name))
         if error is not None:
             return error
-    scope = spec.scope
-    known = _scopes.known_fields()
     over: Mapping[str, object] = rec._over
-    for key in over:
-        if key in scope.fields or key == _scopes.ANONYMOUS_ID or (spec.free_form and key not in known):
-            continue
-        if key in known:
-            return ScopeError(
-                f"{name}: {key!r} is not a field of scope {scope.name!r} (its fields: {list(scope.fields)})",
-                track=name,
-                scope=scope.name,
-                field=key,
-            )
-        return PropertyError(
-            f"{name}: unknown property {key_label(key)} (declared: {[p.name for p in spec.properties]}; "
-            f"scope {scope.name!r} fields: {list(scope.fields)})",
-            track=name,
-            field=key,
-            value_type=type(over[key]).__name__,
-        )
+    keyword_error = _keyword_error(spec, over)
+    if keyword_error is not None:
+        return keyword_error
+    scope = spec.scope
     merged = merge_scope(rec._ctx, over)
     anonymous_id = merged.get(_scopes.ANONYMOUS_ID)
     # Segment needs userId or anonymousId: an anonymous visitor's id stands in for user_id.
     missing = [f for f in scope.fields if merged.get(f) is None and (f != _scopes.USER_ID or anonymous_id is None)]
     if missing:
         return _missing_error(spec, missing, nothing_bound=not _scopes.has_bound(rec._ctx))
-    if anonymous_id is not None and not is_valid_id(anonymous_id):
-        return ScopeError(
-            f"{name}: {_scopes.ANONYMOUS_ID!r} must be an int or a non-empty str id, got {value_summary(anonymous_id)}",
-            track=name,
-            scope=scope.name,
-            field=_scopes.ANONYMOUS_ID,
-        )
-    for f in scope.fields:
+    for f in (_scopes.ANONYMOUS_ID, *scope.fields):
         value = merged.get(f)
-        if value is None:  # user_id, with an anonymous id standing in
+        if value is None:  # no anonymous id, or user_id with an anonymous id standing in
             continue
-        if f in scope.id_fields and not is_valid_id(value):
-            return ScopeError(
-                f"{name}: scope field {f!r} must be an int or a non-empty str id, got {value_summary(value)}",
-                track=name,
-                scope=scope.name,
-                field=f,
+        check = scope.checks.get(f)
+        if check is None and not _scopes.is_id(value):
+            expected = "an int or a non-empty str id"
+        elif check is not None and not check.ok(value):
+            expected = check.text
+        else:
+            continue
+        label = repr(f) if f == _scopes.ANONYMOUS_ID else f"scope field {f!r}"
+        return _scope_error(spec, f, f"{label} must be {expected}, got {value_summary(value)}")
+    return None
+
+
+def _keyword_error(spec: Spec, over: Mapping[str, object]) -> AnalyticsError | None:
+    # A keyword that is neither a property nor a field of the track's scope.
+    scope = spec.scope
+    known = _scopes.known_fields()
+    for key in over:
+        if key in scope.fields or key == _scopes.ANONYMOUS_ID or (spec.free_form and key not in known):
+            continue
+        if key in known:
+            return _scope_error(
+                spec, key, f"{key!r} is not a field of scope {scope.name!r} (its fields: {list(scope.fields)})"
             )
+        derived = spec.by_name.get(key)
+        if derived is not None and derived.derive is not None:
+            return PropertyError(
+                f"{spec.cls_name}: {key!r} is derived from {list(derived.derive_args)}; give those instead",
+                track=spec.cls_name,
+                field=key,
+            )
+        wired = _wire_key_field(spec, key)
+        if wired is not None:
+            return _scope_error(
+                spec, wired, f"{key_label(key)} is the wire key of scope field {wired!r}; give it as {wired}=..."
+            )
+        return PropertyError(
+            f"{spec.cls_name}: unknown property {key_label(key)} (declared: {[p.name for p in spec.properties]}; "
+            f"scope {scope.name!r} fields: {list(scope.fields)})",
+            track=spec.cls_name,
+            field=key,
+            value_type=type(over[key]).__name__,
+        )
+    return None
+
+
+def _scope_error(spec: Spec, field: str, text: str) -> ScopeError:
+    return ScopeError(f"{spec.cls_name}: {text}", track=spec.cls_name, scope=spec.scope.name, field=field)
+
+
+def _wire_key_field(spec: Spec, key: str) -> str | None:
+    # ``cc_id=`` for a field sent as "cc_id": the scope field it is the wire key of.
+    if key == _scopes.USER_WIRE_KEY:
+        return _scopes.USER_ID
+    if key == _scopes.ANONYMOUS_WIRE_KEY:
+        return _scopes.ANONYMOUS_ID
+    for field, wire_key in spec.scope_keys.items():
+        if wire_key == key:
+            return field
+    for field in _scopes.known_fields():
+        if _scopes.default_wire_key(field) == key and field != key:
+            return field
     return None
 
 

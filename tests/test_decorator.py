@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from dataclasses import InitVar
 from typing import Any
 
 import hostile_values
@@ -26,6 +27,7 @@ from instrument import (
     ScopeError,
     Track,
     analytics_scope,
+    derived,
     field,
     tracks,
 )
@@ -719,3 +721,19 @@ def test_an_exception_text_from_props_or_a_factory_is_not_repeated_in_the_error(
 def test_a_scope_that_is_not_a_str_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match=r"unknown scope \['project'\]"):
         tracks("Listed Thing Happened", scope=["project"])  # type: ignore[arg-type]
+
+
+class SignedUp(Track, event="Signed Up Happened"):
+    first_name: InitVar[str]
+    last_name: InitVar[str]
+    name: str = derived(lambda first_name, last_name: f"{first_name} {last_name}")
+
+
+def test_arguments_fill_init_only_inputs_and_the_derived_property_is_sent(memory: MemoryTransport) -> None:
+    @tracks(SignedUp)
+    def sign_up(first_name: str, last_name: str, name: str = "never used: derived") -> None:
+        pass
+
+    with analytics_scope(user_id=1):
+        sign_up("Ada", "Lovelace")
+    assert props_of(memory) == [{"name": "Ada Lovelace"}]

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import pytest
 
-from examples.porter.analytics import ClusterProvisioningSuccess, UserTraits
+from examples.porter.analytics import ApplicationLaunchSuccess, ClusterProvisioningSuccess, UserTraits
 from instrument import (
     MISSING,
+    ConfigurationError,
     EventName,
     EventSchema,
     Identify,
     PropertySchema,
     ScopeFieldSchema,
+    ScopeId,
     Track,
     TrackDefinitionError,
     Truncatable,
     define_scope,
     describe,
     field,
+    tracks_of,
 )
 
 
@@ -116,9 +119,27 @@ def test_base_class_properties_come_first_with_their_docs() -> None:
 
 def test_scope_fields_are_listed_root_first_with_user_id_sent_as_user_id_key() -> None:
     assert describe(OrderPlaced).scope_fields == (
-        ScopeFieldSchema(name="user_id", key="userId", is_id=True, is_user_id=True),
-        ScopeFieldSchema(name="project_id", key="project_id", is_id=True, is_user_id=False),
+        ScopeFieldSchema(name="user_id", key="userId", is_id=True, is_user_id=True, annotation=ScopeId),
+        ScopeFieldSchema(name="project_id", key="project_id", is_id=True, is_user_id=False, annotation=ScopeId),
     )
+
+
+def test_scope_fields_carry_their_declared_type() -> None:
+    types = {f.name: f.annotation for f in describe(ApplicationLaunchSuccess).scope_fields}
+    assert types == {
+        "user_id": ScopeId,
+        "project_id": ScopeId,
+        "cluster_id": ScopeId,
+        "app_name": str,
+        "app_namespace": str,
+        "chart_name": str,
+    }
+
+
+def test_a_derived_property_is_described_as_the_property_sent_and_its_inputs_are_not() -> None:
+    [email, github] = describe(UserTraits).properties
+    assert (email.name, github.name, github.key, github.required) == ("email", "github", "github", True)
+    assert github.annotation == Literal["true", "false"]
 
 
 def test_scope_field_keys_are_the_catalogs_wire_keys() -> None:
@@ -205,3 +226,35 @@ def test_describe_refuses_a_class_whose_annotations_do_not_resolve() -> None:
 
     with pytest.raises(TrackDefinitionError, match="Dangling"):
         describe(Dangling)
+
+
+def test_tracks_of_a_catalog_lists_its_declared_tracks_in_member_order() -> None:
+    from examples.porter import analytics
+
+    # Other tests may derive from Porter's tracks (same catalog, same event): only the example's here.
+    listed = [t for t in tracks_of(analytics.Events) if t.__module__ == analytics.__name__]
+    assert [describe(t).event for t in listed] == [
+        "New Project Event",
+        "Project Deleted",
+        "Cluster Provisioning Started",
+        "Cluster Provisioning Error",
+        "Cluster Provisioning Success",
+        "Registry Provisioning Success",
+        "Application Launch Success",
+        "Triggered Re-deploy via Webhook",
+        "Stack Build Failure",
+    ]
+
+
+def test_tracks_of_a_module_lists_its_tracks_and_identifies_in_definition_order() -> None:
+    from examples.porter import analytics
+
+    listed = tracks_of(analytics)
+    assert listed[0] is analytics.NewProject
+    assert listed[-1] is analytics.UserTraits
+    assert len(listed) == 10  # not the abstract _Provisioning base
+
+
+def test_tracks_of_anything_else_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="catalog or a module"):
+        tracks_of("examples.porter.analytics")  # type: ignore[arg-type]

@@ -8,7 +8,16 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from instrument import ConfigurationError, EventName, EventNameError, Track, analytics_scope, define_scope, to_message
+from instrument import (
+    ConfigurationError,
+    EventName,
+    EventNameError,
+    Track,
+    analytics_scope,
+    define_scope,
+    legacy,
+    to_message,
+)
 from instrument._events import check_event_name
 
 
@@ -262,3 +271,27 @@ def test_a_malformed_legacy_argument_is_an_event_name_error(legacy: object, matc
 
         class Legacy(EventName, legacy=legacy):  # type: ignore[call-arg]
             NEW_PROJECT = "New Project Event"
+
+
+def test_a_member_marked_legacy_keeps_its_name_and_is_not_checked() -> None:
+    class Marked(EventName):
+        NEW_PROJECT = legacy("New Project Event")
+        PROJECT_DELETED = "Project Deleted"
+
+    assert Marked.NEW_PROJECT.value == "New Project Event"
+    assert type(Marked.NEW_PROJECT.value) is str
+    assert Marked("New Project Event") is Marked.NEW_PROJECT
+    assert str(Marked.NEW_PROJECT) == "New Project Event"
+
+
+def test_an_unmarked_member_breaking_the_convention_is_still_refused() -> None:
+    with pytest.raises(EventNameError, match="Event"):
+
+        class Unmarked(EventName):
+            NEW_PROJECT = legacy("New Project Event")
+            OTHER_PROJECT = "Other Project Event"
+
+
+def test_legacy_takes_only_a_str() -> None:
+    with pytest.raises(EventNameError, match="int"):
+        legacy(5)  # type: ignore[arg-type]

@@ -8,16 +8,11 @@ checks a user module outside the repository against ``instrument``'s own annotat
 from __future__ import annotations
 
 import importlib.metadata
-import os
-import subprocess
-import sys
 import textwrap
-import venv
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from user_venv import ROOT, empty_venv, install_editable, mypy, run
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -51,21 +46,6 @@ checkout("x")
 """
 
 
-def _run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MYPYPATH", "PYTHONPATH")}
-    return subprocess.run(
-        [str(a) for a in args], check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=90
-    )
-
-
-def _mypy(python: Path, project: Path, *files: str) -> subprocess.CompletedProcess[str]:
-    cache = python.parent.parent.parent / ".mypy_cache"  # beside this test's venv: never shared
-    return _run(
-        sys.executable, "-m", "mypy", "--strict", "--python-executable", python, "--cache-dir", cache, *files,
-        cwd=project,
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def user_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("user-project")
@@ -74,24 +54,11 @@ def user_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-def _empty_venv(where: Path) -> Path:
-    venv.EnvBuilder(with_pip=False).create(where)
-    python = where / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    assert python.exists()
-    return python
-
-
 def test_mypy_finds_the_editable_install_and_checks_user_code_against_it(tmp_path: Path, user_project: Path) -> None:
-    python = _empty_venv(tmp_path / "venv")
-    purelib = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path)
+    python = empty_venv(tmp_path / "venv")
+    purelib = run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path)
     site = Path(purelib.stdout.strip())
-    # The README's command, for a venv without pip: the test environment's pip installs into it
-    # (--ignore-installed: without it pip would first uninstall the test environment's own copy).
-    install = _run(
-        sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-        "--ignore-installed", "--prefix", tmp_path / "venv", "-e", ROOT,
-        cwd=tmp_path,
-    )  # fmt: skip
+    install = install_editable(tmp_path / "venv")
     assert install.returncode == 0, install.stderr
     assert importlib.metadata.distribution("instrument").files, "the test environment's install was touched"
     # A plain path entry, not an import hook: what type checkers can follow.
@@ -99,11 +66,11 @@ def test_mypy_finds_the_editable_install_and_checks_user_code_against_it(tmp_pat
     assert str(ROOT) in pth, pth
     assert (ROOT / "instrument" / "py.typed").exists()
 
-    ok = _mypy(python, user_project, "app.py")
+    ok = mypy(python, user_project, "app.py")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "Success" in ok.stdout
 
-    wrong = _mypy(python, user_project, "app.py", "bad.py")
+    wrong = mypy(python, user_project, "app.py", "bad.py")
     assert wrong.returncode == 1, wrong.stdout + wrong.stderr
     assert 'Argument "total" to "CartCheckedOut" has incompatible type "str"; expected "int"' in wrong.stdout
     assert 'Argument 1 to "checkout" has incompatible type "str"; expected "int"' in wrong.stdout
@@ -111,7 +78,7 @@ def test_mypy_finds_the_editable_install_and_checks_user_code_against_it(tmp_pat
 
 def test_without_the_install_mypy_does_not_find_instrument(tmp_path: Path, user_project: Path) -> None:
     # The control: the user project alone does not see the package, so the test above can fail.
-    python = _empty_venv(tmp_path / "venv")
-    missing = _mypy(python, user_project, "app.py")
+    python = empty_venv(tmp_path / "venv")
+    missing = mypy(python, user_project, "app.py")
     assert missing.returncode == 1
     assert 'Cannot find implementation or library stub for module named "instrument"' in missing.stdout

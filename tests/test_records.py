@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+from dataclasses import InitVar
 from typing import Any, Literal, Optional, cast
 
 import pytest
 from dirty_equals import IsStr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import instrument
 from examples.porter.analytics import (
@@ -21,6 +26,7 @@ from instrument import (
     Track,
     TrackDefinitionError,
     analytics_scope,
+    derived,
     describe,
     field,
     to_message,
@@ -265,7 +271,7 @@ def test_declaring_a_property_named_like_a_scope_field_is_a_definition_error(nam
         type("Bad", (Track,), {"__annotations__": {name: "int"}}, event="Bad Thing Happened")
 
 
-@pytest.mark.parametrize("name", ["scope", "properties", "validation_error", "_private"])
+@pytest.mark.parametrize("name", ["scope", "properties", "validation_error", "analytics_scope", "_private"])
 def test_declaring_a_reserved_property_name_is_a_definition_error(name: str) -> None:
     with pytest.raises(TrackDefinitionError, match=name):
         type("Bad", (Track,), {"__annotations__": {name: "int"}}, event="Bad Thing Happened")
@@ -355,3 +361,191 @@ def test_a_malformed_scope_or_an_unknown_class_keyword_is_a_definition_error() -
         type("Listed", (Track,), {}, event="Listed Thing Happened", scope=["project"])
     with pytest.raises(TrackDefinitionError, match=r"unexpected class keyword\(s\) \['scop'\]"):
         type("Typo", (Track,), {}, event="Typo Thing Happened", scop="project")
+
+
+# -- scope bases: the constructor takes exactly its scope's fields -------------------------------------
+
+
+class OnCluster(instrument.ClusterTrack, event="On Cluster Happened"):
+    size: int
+
+
+class OnApplication(instrument.ApplicationTrack, event="On Application Happened"):
+    pass
+
+
+def test_a_track_on_a_scope_base_gets_that_scope_and_its_fields_as_keywords() -> None:
+    strict()
+    with analytics_scope(user_id=1, project_id=2):
+        event = OnCluster(size=3, cluster_id=4)
+    assert describe(OnCluster).scope == "cluster"
+    assert event.scope == {"user_id": 1, "project_id": 2, "cluster_id": 4}
+    assert event.cluster_id == 4
+    assert list(inspect.signature(OnCluster).parameters) == ["size", "user_id", "project_id", "cluster_id"]
+
+
+def test_a_field_of_another_scope_is_a_scope_error_at_run_time_too() -> None:
+    strict()
+    with analytics_scope(user_id=1, project_id=2, cluster_id=3), pytest.raises(ScopeError, match="registry_id"):
+        OnCluster(size=3, registry_id=5)  # type: ignore[call-arg]
+
+
+def test_a_user_defined_scope_base_defines_its_scope_with_typed_fields() -> None:
+    class StackTrack(instrument.ProjectTrack, defines_scope="records_stack"):
+        stack_name: str | None = None
+        stack_id: instrument.ScopeId | None = field(default=None, key="stk")
+
+    class StackBuilt(StackTrack, event="Stack Built"):
+        ok: bool
+
+    strict()
+    scope = instrument._scopes.get_scope("records_stack")
+    assert scope.fields == ("user_id", "project_id", "stack_name", "stack_id")
+    assert scope.id_fields == {"user_id", "project_id", "stack_id"}
+    with StackTrack.analytics_scope(user_id=1, project_id=2, stack_name="s", stack_id=9):
+        message = to_message(StackBuilt(ok=True))
+    assert message["properties"] == {"ok": True, "project_id": 2, "stack_name": "s", "stk": 9}
+    with analytics_scope(user_id=1, project_id=2), pytest.raises(ScopeError, match="'stack_name' must be str"):
+        StackBuilt(ok=True, stack_name=5, stack_id=1)  # type: ignore[arg-type]
+
+
+def test_a_scope_base_analytics_scope_refuses_a_field_of_another_scope() -> None:
+    with pytest.raises(ScopeError, match="registry_id"):
+        instrument.ClusterTrack.analytics_scope(registry_id=1)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"__annotations__": {"x": "int"}, "x": None},  # not Optional
+        {"__annotations__": {"x": "int | None"}},  # no default None
+    ],
+)
+def test_a_scope_base_field_must_be_optional_with_default_none(body: dict[str, Any]) -> None:
+    with pytest.raises(TrackDefinitionError, match=re.escape("is declared `x: T | None = None`")):
+        type("BadScope", (instrument.ProjectTrack,), body, defines_scope=f"bad_{len(body)}")
+
+
+def test_a_string_scope_must_nest_in_the_scope_of_its_base() -> None:
+    with pytest.raises(TrackDefinitionError, match="does not nest"):
+        type("Wrong", (instrument.ClusterTrack,), {}, event="Wrong Thing Happened", scope="registry")
+
+
+def test_application_scope_strings_are_checked_at_run_time() -> None:
+    strict()
+    with analytics_scope(user_id=1, project_id=2, cluster_id=3, app_name="a", app_namespace="n", chart_name="c"):
+        assert OnApplication().validation_error is None
+        for bad in (5, ["x"], {"k": "v"}):
+            with pytest.raises(ScopeError, match="'app_name' must be str"):
+                OnApplication(app_name=bad)  # type: ignore[arg-type]
+
+
+def test_a_wire_key_given_as_a_keyword_names_the_field_it_belongs_to() -> None:
+    class Porterish(EventName, wire_keys={"cluster_id": "cc_id"}):
+        THING_RENAMED = "Thing Renamed Happened"
+
+    class Renamed2(instrument.ClusterTrack, event=Porterish.THING_RENAMED):
+        pass
+
+    strict()
+    with analytics_scope(user_id=1, project_id=2, cluster_id=3), pytest.raises(ScopeError) as raised:
+        Renamed2(cc_id=4)  # type: ignore[call-arg]
+    assert "'cc_id' is the wire key of scope field 'cluster_id'" in str(raised.value)
+    assert raised.value.field == "cluster_id"
+    with analytics_scope(user_id=1), pytest.raises(ScopeError, match="scope field 'user_id'"):
+        Typed(count=1, ratio=1.0, label="x", userId=2)  # type: ignore[call-arg]
+
+
+# -- derived and init-only properties ----------------------------------------------------------------
+
+
+def _full_name(first_name: str, last_name: str) -> str:
+    return f"{first_name} {last_name}"
+
+
+class Signed(Track, event="Signed Thing Happened"):
+    first_name: InitVar[str]
+    last_name: InitVar[str]
+    connected: InitVar[bool] = False
+    name: str = derived(_full_name)
+    github: str = derived(lambda connected: "true" if connected else "false")
+
+
+def test_derived_properties_are_computed_from_inputs_and_inputs_are_not_sent() -> None:
+    strict()
+    with analytics_scope(user_id=1):
+        message = to_message(Signed(first_name="Ada", last_name="Lovelace", connected=True))
+    assert message["properties"] == {"name": "Ada Lovelace", "github": "true"}
+    assert [p.name for p in describe(Signed).properties] == ["name", "github"]
+    parameters = inspect.signature(Signed).parameters
+    assert list(parameters) == ["first_name", "last_name", "connected", "user_id"]
+    assert (parameters["first_name"].annotation, parameters["connected"].default) == (str, False)
+
+
+def test_a_missing_or_mistyped_input_is_a_property_error_naming_the_input() -> None:
+    strict()
+    with analytics_scope(user_id=1):
+        with pytest.raises(PropertyError, match="required input 'last_name'"):
+            Signed(first_name="Ada")  # type: ignore[call-arg]
+        with pytest.raises(PropertyError, match="last_name: expected str, got int"):
+            Signed(first_name="Ada", last_name=3)  # type: ignore[arg-type]
+        with pytest.raises(PropertyError, match=re.escape("'name' is derived from ['first_name', 'last_name']")):
+            Signed(first_name="Ada", last_name="L", name="x")  # type: ignore[call-arg]
+
+
+def test_a_derived_result_of_the_wrong_type_or_a_raising_function_is_reported() -> None:
+    class Bad(Track, event="Bad Thing Happened"):
+        n: InitVar[int]
+        label: str = derived(lambda n: n * 2 if n else "zero")
+        other: str = derived(lambda n: str(1 // n))
+
+    strict()
+    with analytics_scope(user_id=1):
+        with pytest.raises(PropertyError, match="label: expected str, got int"):
+            Bad(n=1)
+        with pytest.raises(PropertyError, match="derived\\(\\) function raised ZeroDivisionError"):
+            Bad(n=0)
+
+
+def test_a_derived_function_naming_no_field_is_refused_at_class_definition() -> None:
+    with pytest.raises(TrackDefinitionError, match="'lst' names no input or property"):
+
+        class Bad(Track, event="Bad Thing Happened"):
+            first: InitVar[str]
+            name: str = derived(lambda first, lst: first + lst)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.text(), st.integers(), st.booleans(), st.floats(), st.lists(st.text()), st.none()))
+def test_an_application_field_is_accepted_exactly_when_it_is_a_str(value: object) -> None:
+    instrument.configure(transport=MemoryTransport(), strict=False, sync=True)
+    with analytics_scope(user_id=1, project_id=2, cluster_id=3, app_name="a", chart_name="c", app_namespace=None):
+        event = OnApplication(app_namespace=value)  # type: ignore[arg-type]
+    error = event.validation_error
+    if isinstance(value, str):
+        assert error is None
+    else:  # None leaves the field unbound: missing
+        assert isinstance(error, ScopeError)
+        assert error.field == "app_namespace"
+
+
+def _shout(first: int) -> str:
+    return str(first)
+
+
+def _count(first: str) -> int:
+    return len(first)
+
+
+def test_a_derived_function_whose_annotations_disagree_with_the_fields_is_refused_at_class_definition() -> None:
+    with pytest.raises(TrackDefinitionError, match="derived\\(\\): parameter 'first' takes int, but gets str"):
+
+        class WrongParameter(Track, event="Bad Thing Happened"):
+            first: InitVar[str]
+            loud: str = derived(_shout)
+
+    with pytest.raises(TrackDefinitionError, match="derived\\(\\): property is str, but gets int"):
+
+        class WrongResult(Track, event="Bad Thing Happened"):
+            first: InitVar[str]
+            loud: str = derived(_count)

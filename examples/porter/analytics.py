@@ -6,26 +6,22 @@ and only the events the example sends need one.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import InitVar
+from typing import Literal
 
-from instrument import EventName, Identify, Track, Truncatable
+import instrument
 
 
-class Events(
-    EventName,
-    # Names Porter already sends that break the convention; kept so dashboards keep working.
-    legacy={"New Project Event", "Project Connected to Sandbox", "Triggered Re-deploy via Webhook"},
-    # Porter sends project_id as "proj_id": its wire format is declared once, here, for every client,
-    # capture and console.
-    wire_keys={"project_id": "proj_id"},
-):
+# Porter sends project_id as "proj_id": its wire format is declared once, here, for every client,
+# capture and console. legacy(...) keeps a name Porter already sends although it breaks the convention.
+class Events(instrument.EventName, wire_keys={"project_id": "proj_id"}):
     """Porter's catalog, by noun."""
 
     NEW_USER = "New User"
     USER_VERIFIED_EMAIL = "User Verified Email"
 
-    NEW_PROJECT = "New Project Event"
-    PROJECT_CONNECTED_TO_SANDBOX = "Project Connected to Sandbox"
+    NEW_PROJECT = instrument.legacy("New Project Event")
+    PROJECT_CONNECTED_TO_SANDBOX = instrument.legacy("Project Connected to Sandbox")
     PROJECT_DELETED = "Project Deleted"
 
     CLUSTER_DELETED = "Cluster Deleted"
@@ -66,7 +62,7 @@ class Events(
 
     APPLICATION_LAUNCH_STARTED = "Application Launch Started"
     APPLICATION_LAUNCH_SUCCESS = "Application Launch Success"
-    TRIGGERED_REDEPLOY_VIA_WEBHOOK = "Triggered Re-deploy via Webhook"
+    TRIGGERED_REDEPLOY_VIA_WEBHOOK = instrument.legacy("Triggered Re-deploy via Webhook")
 
     STACK_LAUNCH_STARTED = "Stack Launch Started"
     STACK_LAUNCH_COMPLETE = "Stack Launch Complete"
@@ -80,58 +76,55 @@ class Events(
     PORTER_APP_UPDATE_FAILURE = "Porter App Update Failure"
 
 
-class NewProject(Track, event=Events.NEW_PROJECT, scope="project"):
+class NewProject(instrument.ProjectTrack, event=Events.NEW_PROJECT):
     """A project was created."""
 
     name: str
 
 
-class ProjectDeleted(Track, event=Events.PROJECT_DELETED, scope="project"):
+class ProjectDeleted(instrument.ProjectTrack, event=Events.PROJECT_DELETED):
     """A project was deleted."""
 
 
-class ClusterProvisioningStarted(Track, event=Events.CLUSTER_PROVISIONING_STARTED, scope="project"):
+class _Provisioning(instrument.ProjectTrack):
+    cluster_type: str
+    infra_id: int
+
+
+class ClusterProvisioningStarted(_Provisioning, event=Events.CLUSTER_PROVISIONING_STARTED):
     """Provisioning began; project-scoped because the cluster does not exist yet."""
 
-    cluster_type: str
-    infra_id: int
 
-
-class ClusterProvisioningSuccess(Track, event=Events.CLUSTER_PROVISIONING_SUCCESS, scope="cluster"):
+class ClusterProvisioningSuccess(_Provisioning, instrument.ClusterTrack, event=Events.CLUSTER_PROVISIONING_SUCCESS):
     """A cluster finished provisioning."""
 
-    cluster_type: str
-    infra_id: int
 
-
-class ClusterProvisioningError(Track, event=Events.CLUSTER_PROVISIONING_ERROR, scope="project"):
+class ClusterProvisioningError(_Provisioning, event=Events.CLUSTER_PROVISIONING_ERROR):
     """Provisioning failed; ``error`` is the exception's type name."""
 
-    cluster_type: str
-    infra_id: int
     error: str
 
 
-class RegistryProvisioningSuccess(Track, event=Events.REGISTRY_PROVISIONING_SUCCESS, scope="registry"):
+class RegistryProvisioningSuccess(instrument.RegistryTrack, event=Events.REGISTRY_PROVISIONING_SUCCESS):
     """A registry finished provisioning."""
 
     registry_type: str
     infra_id: int
 
 
-class ApplicationLaunchSuccess(Track, event=Events.APPLICATION_LAUNCH_SUCCESS, scope="application"):
+class ApplicationLaunchSuccess(instrument.ApplicationTrack, event=Events.APPLICATION_LAUNCH_SUCCESS):
     """An application was launched."""
 
     flow_id: str
 
 
-class TriggeredRedeployViaWebhook(Track, event=Events.TRIGGERED_REDEPLOY_VIA_WEBHOOK, scope="application"):
+class TriggeredRedeployViaWebhook(instrument.ApplicationTrack, event=Events.TRIGGERED_REDEPLOY_VIA_WEBHOOK):
     """A webhook re-deployed an application (a system event: user_id 0)."""
 
     image_uri: str
 
 
-class StackBuildFailure(Track, event=Events.STACK_BUILD_FAILURE, scope="project"):
+class StackBuildFailure(instrument.ProjectTrack, event=Events.STACK_BUILD_FAILURE):
     """A stack build failed.
 
     Porter copied email, name and company onto this event; here they are identify traits only, and
@@ -141,11 +134,16 @@ class StackBuildFailure(Track, event=Events.STACK_BUILD_FAILURE, scope="project"
     stack_name: str
     error_message: str
     validate_apply_v2: bool
-    b64_build_logs: Annotated[str, Truncatable]
+    b64_build_logs: str = instrument.field(truncatable=True)
 
 
-class UserTraits(Identify):
+def _true_false(github_connected: bool) -> Literal["true", "false"]:
+    return "true" if github_connected else "false"
+
+
+class UserTraits(instrument.Identify):
     """Porter's identify: email, and github as the string "true"/"false" (its wire format)."""
 
     email: str
-    github: Literal["true", "false"]
+    github_connected: InitVar[bool]
+    github: Literal["true", "false"] = instrument.derived(_true_false)

@@ -50,7 +50,7 @@ class Users:
     """Sign-up and login: the only place personal data (email) is sent, as identify traits."""
 
     def login(self, email: str, github: bool) -> None:
-        identify(UserTraits(email=email, github="true" if github else "false"))
+        identify(UserTraits(email=email, github_connected=github))
 
 
 class Projects:

@@ -8,9 +8,10 @@ from typing import Any
 
 from instrument import _context
 from instrument._propagation import check_resolvers, extract_scope, resolve
+from instrument._scopes import ScopeFields, ScopeResolvers
 
 #: A resolver: given the framework's request object, the id of one scope field (None: leave it unbound).
-Resolver = Callable[[Any], object]
+Resolver = Callable[[Any], Any]
 
 # Segment's request context of the request being served ("ip", "userAgent", "page", "locale"), read by the
 # context provider on the caller's thread when an event is recorded.
@@ -69,7 +70,7 @@ class RequestScope:
     def __init__(
         self,
         where: str,
-        resolvers: Mapping[str, Resolver] | None,
+        resolvers: ScopeResolvers | Mapping[str, Resolver] | None,
         *,
         trust_carrier: bool,
         with_request_context: bool,
@@ -81,13 +82,13 @@ class RequestScope:
         if with_request_context:
             enable_request_context()
 
-    def fields(self, request: object, headers: Mapping[str, Any] | None) -> dict[str, object]:
+    def fields(self, request: object, headers: Mapping[str, Any] | None) -> ScopeFields:
         """The ids to bind for ``request``: the carrier's (if trusted), then the resolvers'.
 
         A failing resolver (or a bad carrier) is reported (raised in strict mode) and gives no ids at all:
         the request runs unbound rather than half-bound.
         """
-        found: dict[str, object] = {}
+        found: ScopeFields = {}
         if self.trust_carrier and headers is not None:
             found.update(extract_scope(headers))
         resolved = resolve(self.resolvers, request, where=self.where)

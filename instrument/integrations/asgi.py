@@ -6,13 +6,13 @@ bound there is not seen by the endpoint. Requires ``instrument[fastapi]`` (Starl
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.requests import HTTPConnection
 
-from instrument._scopes import analytics_scope
-from instrument.integrations._common import REQUEST_CONTEXT, RequestScope, Resolver, request_context
+from instrument._scopes import ScopeResolvers, analytics_scope
+from instrument.integrations._common import REQUEST_CONTEXT, RequestScope, request_context
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -51,7 +51,7 @@ class AnalyticsMiddleware:
         self,
         app: ASGIApp,
         *,
-        resolvers: Mapping[str, Resolver] | None = None,
+        resolvers: ScopeResolvers | None = None,
         trust_carrier: bool = False,
         request_context: bool = True,
     ) -> None:

@@ -86,9 +86,9 @@ class AnalyticsMiddleware:
                 response.streaming_content = _in_context(context, content)
         return response
 
-    def _bind(self, fields: dict[str, object], request: HttpRequest) -> None:
+    def _bind(self, fields: _scopes.ScopeFields, request: HttpRequest) -> None:
         if fields:
-            _scopes._SCOPE.set({**_scopes.get_bound(), **fields})
+            _scopes.attach(fields)
         if self.config.with_request_context:
             REQUEST_CONTEXT.set(django_request_context(request))
 

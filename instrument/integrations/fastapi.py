@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 
@@ -12,10 +13,13 @@ from instrument import _scopes
 from instrument.integrations._common import RequestScope
 from instrument.integrations.asgi import AnalyticsMiddleware
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = ["AnalyticsMiddleware", "path_param", "scope_dependency"]
 
 
-def scope_dependency(**resolvers: Callable[[HTTPConnection], object]) -> Callable[[HTTPConnection], Awaitable[None]]:
+def scope_dependency(**resolvers: Unpack[_scopes.ScopeResolvers]) -> Callable[[HTTPConnection], Awaitable[None]]:
     """A dependency that binds scope fields from the routed request: ``Depends(scope_dependency(...))``.
 
     Each keyword maps a scope field to a callable taking the request (a Starlette ``HTTPConnection``,
@@ -35,12 +39,12 @@ def scope_dependency(**resolvers: Callable[[HTTPConnection], object]) -> Callabl
         if fields:
             # Not reset here: it must outlive this function, for the endpoint and background tasks. It
             # lives in the request's own task context; AnalyticsMiddleware's exit restores what was before.
-            _scopes._SCOPE.set({**_scopes.get_bound(), **fields})
+            _scopes.attach(fields)
 
     return bind_request_scope
 
 
-def path_param(name: str, convert: Callable[[str], object] | None = None) -> Callable[[HTTPConnection], object]:
+def path_param(name: str, convert: Callable[[str], Any] | None = None) -> Callable[[HTTPConnection], Any]:
     """A resolver reading path parameter ``name`` (converted by ``convert``, e.g. ``int``); None if absent."""
 
     def from_path(request: HTTPConnection) -> object:

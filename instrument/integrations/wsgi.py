@@ -10,14 +10,14 @@ so a reused thread never shows the next request the previous request's scope.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
 from werkzeug.wrappers import Request
 
 from instrument import _scopes
-from instrument.integrations._common import REQUEST_CONTEXT, RequestScope, Resolver, request_context
+from instrument.integrations._common import REQUEST_CONTEXT, RequestScope, request_context
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -80,7 +80,7 @@ class AnalyticsWSGIMiddleware:
         self,
         app: WSGIApp,
         *,
-        resolvers: Mapping[str, Resolver] | None = None,
+        resolvers: _scopes.ScopeResolvers | None = None,
         trust_carrier: bool = False,
         request_context: bool = True,
     ) -> None:
@@ -94,8 +94,8 @@ class AnalyticsWSGIMiddleware:
         context.run(self._bind, fields, request)
         return _ScopedResponse(context.run(self.app, environ, start_response), context)
 
-    def _bind(self, fields: dict[str, object], request: Request) -> None:
+    def _bind(self, fields: _scopes.ScopeFields, request: Request) -> None:
         if fields:
-            _scopes._SCOPE.set({**_scopes.get_bound(), **fields})
+            _scopes.attach(fields)
         if self.config.with_request_context:
             REQUEST_CONTEXT.set(environ_context(request))

@@ -195,7 +195,9 @@ def rule_of(desc: EventSchema) -> Rule:
     for scope_field in desc.scope_fields:
         if scope_field.is_user_id:
             continue  # sent as the message's userId, never a property
+        typed = scope_field.annotation is not Any  # a scope field declared without a type takes any value
         schema = {"type": ["integer", "string"]} if scope_field.is_id else {"not": {"type": "null"}}
+        schema = annotation_schema(scope_field.annotation) if typed and not scope_field.is_id else schema
         properties[scope_field.key] = {
             **schema,
             "description": f"scope field of {desc.scope!r}",
