@@ -117,22 +117,19 @@ def test_deep_invalid_list_is_accepted_at_the_call_and_dropped_by_the_worker(
     assert_invariant(stats)
 
 
-def test_the_transport_threads_are_started_by_the_first_track_not_by_flush(
+def test_the_pipeline_threads_are_started_by_the_first_track_not_by_flush(
     configure: Callable[..., Client],
 ) -> None:
-    client = configure(flush_interval=30.0)
+    before = set(threading.enumerate())
+    configure(flush_interval=30.0)
 
     with analytics_scope(user_id="u1"):
         instrument.track(Dispatched(n=1))
 
-    # Both threads run before any flush: nothing is started lazily at interpreter exit.
-    transport = client.dispatcher.transport
-    assert isinstance(transport, SegmentTransport)
-    worker, consumer = client.dispatcher._worker, transport._consumer
-    assert worker is not None
-    assert worker.is_alive()
-    assert consumer is not None
-    assert consumer.is_alive()
+    # The worker (which encodes and sends) and the HTTP deadline watchdog run before any flush:
+    # nothing is started lazily at interpreter exit. No other thread: one thread does the work.
+    started = sorted(t.name for t in set(threading.enumerate()) - before)
+    assert started == ["instrument-dispatch", "instrument-http-deadline"]
 
 
 # -- encoder violations on the worker ---------------------------------------------------------------
@@ -273,6 +270,7 @@ def test_stats_count_every_outcome_and_keep_the_invariant(
         "closed": 1,
         "delivery_failed": 1,
         "shutdown": 0,
+        "internal_error": 0,
     }
     assert_invariant(stats)
     assert len(errors) == 5
@@ -336,5 +334,5 @@ def test_sync_mode_reports_a_failing_redact_hook_instead_of_raising(endpoint: Se
 def test_stats_repr_is_plain_and_shows_the_drops_that_happened(memory: MemoryTransport) -> None:
     instrument.track("not a track")  # type: ignore[arg-type]
     text = repr(instrument.stats())
-    assert text == "Stats(recorded=1, sent=0, retried=0, pending=0, dropped={'invalid': 1})"
+    assert text == "Stats(recorded=1, accepted=0, sent=0, retried=0, pending=0, dropped={'invalid': 1})"
     assert "mappingproxy" not in text

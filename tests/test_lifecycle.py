@@ -150,11 +150,11 @@ def test_fork_child_and_parent_each_deliver_their_own_events_once(tmp_path: Path
             for n in range(10, 60):
                 instrument.track(Beat(n=n))  # recorded, not flushed at the fork
         transport = instrument.get_client().dispatcher.transport
-        assert transport._poster is not None  # a pooled keep-alive connection of the parent's
+        assert transport._poster._conn is not None  # a pooled keep-alive connection of the parent's
         pid = os.fork()
         if pid == 0:
             code = 0
-            if transport._poster is not None:
+            if transport._poster._conn is not None:
                 code = 4  # the parent's socket would be shared
             with analytics_scope(user_id="child"):
                 for n in range(30):
