@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from instrument import _context, _forks, _scopes, _state
+from instrument import _context, _forks, _reporting, _scopes, _state
 from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
 from instrument._errors import (
     AnalyticsError,
@@ -28,7 +28,6 @@ from instrument._errors import (
 )
 from instrument._messages import EncodeOptions, to_message, to_wire
 from instrument._records import Identify, Track
-from instrument import _reporting
 from instrument._reporting import Reporter
 from instrument._settings import ErrorHandler, Redactor, Settings
 from instrument._spool import DEFAULT_MAX_BYTES, Spool

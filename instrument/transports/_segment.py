@@ -457,7 +457,9 @@ class _Backlog:
             try:
                 finished = self._send(batch)
             except Exception as error:  # a bug: reported as a failed batch, the sender goes on
-                _log.warning("analytics: the spool's sender failed (%s); the batch stays in the spool", type(error).__name__)
+                _log.warning(
+                    "analytics: the spool's sender failed (%s); the batch stays in the spool", type(error).__name__
+                )
                 finished = True
             with self._cond:
                 if not finished:  # stop_by's deadline: what is left stays in the spool
