@@ -35,7 +35,7 @@ ROWS = [
     "process CPU per delivered event, segment Client.track()",
     "of which the caller's thread",
     "of which the worker's encoding",
-    "of which batching, HTTP",
+    "of which batching and HTTP",
     "burst of 2,000 events of 5 KB",
     "burst of 400 events of 30 KB",
     "process CPU per delivered event, spool off",
