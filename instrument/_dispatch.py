@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from instrument._encoding import MAX_BATCH_BYTES, dumps
+from instrument._encoding import dumps
 from instrument._errors import (
     AnalyticsError,
     ClosedError,
@@ -406,8 +406,7 @@ class Dispatcher:
                 self._failed(item, error)
 
     def _export_bytes(self, items: list[Any]) -> None:
-        limit = int(getattr(self.transport, "batch_limit", MAX_BATCH_BYTES - 1_000))
-        for batch in batches_of(self._encoded(items), limit):
+        for batch in batches_of(self._encoded(items), self.transport.batch_limit):
             self._bound_by_bytes(batch)
             self._export(batch, len(batch))
 

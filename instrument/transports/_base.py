@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
+from instrument._encoding import MAX_BATCH_BYTES
+
 Message = dict[str, Any]
 
 
@@ -156,6 +158,8 @@ class Transport:
 
     #: True when the transport takes EncodedBatch objects (``send_batch``) instead of dicts (``send``).
     accepts_bytes = False
+    #: Bytes the joined messages of one EncodedBatch may take (room left for the body's envelope).
+    batch_limit = MAX_BATCH_BYTES - 1_000
 
     def __init__(self) -> None:
         self._report: DeliveryReport = _NullReport()
