@@ -248,6 +248,7 @@ class Dispatcher:
         self._in_hand = 0  # records popped and not yet finished with (a failure loses exactly these)
         self._evicted = 0  # accepted records dropped to make room (drop-oldest policy)
         self._swept = 0  # accepted records close() found still queued
+        self._spilled = 0  # accepted records a full queue spilled to the transport's spool
         self._worker: threading.Thread | None = None
         self._recovering = False  # the worker delivers a spool's leftovers first: flush waits for them
         self._closed = False
@@ -286,6 +287,9 @@ class Dispatcher:
     def _refuse(self, item: Any) -> EmitResult:
         if self._closed:
             return self.drop(ClosedError("event dropped: the analytics client is shut down", track=_name(item)))
+        spilled = self._spill(item)
+        if spilled is not None:
+            return spilled
         if self._drop_oldest:
             with self._lock:
                 try:
@@ -300,6 +304,23 @@ class Dispatcher:
                 self.ledger.lose("queue_full", 1, error)
             return OK
         return self.drop(QueueFullError(f"queue full ({self._cap}): event dropped", track=_name(item)))
+
+    def _spill(self, item: Any) -> EmitResult | None:
+        """The queue is full: have the transport keep the event on disk (a spool) instead of refusing
+        it; encoded here, on the caller's thread (the overflow path only). None: nowhere to spill."""
+
+        def encoded() -> EncodedBatch:
+            data, mid = self._wire_of(item)
+            return EncodedBatch([data], [mid])
+
+        try:
+            if not self.transport.spill(encoded):
+                return None
+        except Exception as error:  # the event cannot be encoded: refused with its own error
+            return self.drop(error if isinstance(error, AnalyticsError) else _encoding_failed(item, error))
+        with self._lock:
+            self._spilled += 1
+        return OK
 
     def drop(self, error: AnalyticsError, *, report: bool = True) -> EmitResult:
         """Refuse an event at the call: count (and unless ``report`` is False, report) it; the result."""
@@ -394,14 +415,15 @@ class Dispatcher:
         self.ledger.lose(drop_reason(error), 1, error)
         self._finished(1)
 
+    def _wire_of(self, item: Any) -> tuple[bytes, str]:
+        if item.__class__ is dict:  # encoded on the caller's thread (strict mode)
+            return dumps(item), item["messageId"]
+        return self._wire(item)
+
     def _encoded(self, items: list[Any]) -> Iterator[tuple[bytes, str]]:
-        wire = self._wire
         for item in items:
             try:
-                if item.__class__ is dict:  # encoded on the caller's thread (strict mode)
-                    yield dumps(item), item["messageId"]
-                else:
-                    yield wire(item)
+                yield self._wire_of(item)
             except Exception as error:
                 self._failed(item, error)
 
@@ -517,7 +539,7 @@ class Dispatcher:
         return lost
 
     def _accepted_locked(self) -> int:
-        return self._taken + len(self._q) + self._evicted + self._swept
+        return self._taken + len(self._q) + self._evicted + self._swept + self._spilled
 
     def _pending_locked(self) -> int:
         ledger = self.ledger

@@ -385,6 +385,25 @@ def test_a_burst_of_large_events_at_default_settings_delivers_every_event_track_
     assert_ledger(stats)
 
 
+@pytest.mark.timeout(300)
+def test_with_a_spool_a_burst_of_5_kb_events_is_neither_refused_nor_lost(
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError], tmp_path: Path
+) -> None:
+    configure(timeout=10.0, flush_interval=0.5, spool=tmp_path / "spool", spool_max_bytes=512 << 20)
+
+    with analytics_scope(user_id="u1"):
+        refused = [n for n in range(20_000) if not instrument.track(Dispatched(n=n, payload=BLOB_5K)).ok]
+
+    assert refused == []  # what did not fit in memory spilled to disk
+    assert instrument.flush(240.0)
+    stats = instrument.stats()
+    assert stats.accepted == 20_000 == stats.sent == endpoint.unique_message_ids
+    assert stats.lost_total == 0
+    assert stats.spool["appended"] == 20_000  # every event was on disk before its first attempt
+    assert errors == []
+    assert_ledger(stats)
+
+
 class Injected(Exception):
     """A fault planted in the pipeline."""
 

@@ -12,7 +12,7 @@ A durable spool (:class:`Spool`) plugs in between the encoded batch and its firs
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from instrument._encoding import MAX_BATCH_BYTES
@@ -96,6 +96,9 @@ class Spool(Protocol):
 
     def ack(self, handle: object) -> None:
         """The batch of ``handle`` is finished for good (delivered, or refused by a non-retryable status)."""
+
+    def read(self, handle: object) -> EncodedBatch | None:
+        """The batch of ``handle`` read back from disk (spilled there, not kept in memory); None if gone."""
 
     def recover(self) -> Iterable[EncodedBatch]:
         """Batches left by processes that are gone (each with its ``handle`` set and ``recovered`` True)."""
@@ -185,6 +188,12 @@ class Transport:
         Only called when ``accepts_bytes`` is True.
         """
         raise NotImplementedError
+
+    def spill(self, make: Callable[[], EncodedBatch]) -> bool:
+        """From a caller's thread when the queue is full: keep the batch ``make()`` encodes on disk
+        only (a spool), to be delivered and reported later; False (the default, without calling
+        ``make``) when there is nowhere to spill it. ``make`` may raise (the event cannot be encoded)."""
+        return False
 
     def poll(self) -> bool:
         """Called by the worker when it is idle: deliver one batch of work of the transport's own

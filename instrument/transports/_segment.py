@@ -206,7 +206,9 @@ class SegmentTransport(Transport):
         self._scanned_at = -_RESCAN_INTERVAL
         # With a spool, batches are written to disk at once and sent by a thread of their own, so an
         # outage never leaves accepted events off disk while the worker waits for the endpoint.
-        self._backlog = None if self.spool is None else _Backlog(self.spool, self._max_bytes, self._send_now)
+        self._backlog = (
+            None if self.spool is None else _Backlog(self.spool, self._max_bytes, self.batch_limit, self._send_now)
+        )
 
     def __repr__(self) -> str:
         return f"SegmentTransport(host={self.host!r}, write_key='***')"
@@ -249,7 +251,8 @@ class SegmentTransport(Transport):
         sent, reason, final = outcome
         spool = self.spool
         if spool is not None and batch.handle is not None and (sent or final):
-            self._spooled(spool.ack, batch.handle)
+            for handle in batch.handle if isinstance(batch.handle, list) else [batch.handle]:
+                self._spooled(spool.ack, handle)
         report = self._report
         if batch.recovered:
             if sent:
@@ -258,6 +261,21 @@ class SegmentTransport(Transport):
             report.sent(len(batch))
         else:
             report.failed(len(batch), reason)
+        return True
+
+    def spill(self, make: Callable[[], EncodedBatch]) -> bool:
+        """With a spool (a caller's thread, the queue full): write the batch there and leave it to the
+        spool's sender, which reads it back; False if there is no spool or it is full or unusable."""
+        backlog = self._backlog
+        if backlog is None:
+            return False
+        batch = make()
+        handle = self._spooled(backlog.spool.append, batch)
+        if handle is None:
+            return False
+        if not backlog.put_spilled(handle, len(batch)):
+            self._spooled(backlog.spool.ack, handle)  # no sender (interpreter exit): refused, not kept
+            return False
         return True
 
     def poll(self) -> bool:
@@ -402,20 +420,33 @@ class SegmentTransport(Transport):
         self._reset_runtime()
 
 
-class _Backlog:
-    """With a spool: batches already on disk, waiting in memory for a sender thread of their own.
+class _Spilled:
+    """A batch kept on disk only (spilled by a caller when the queue was full): its spool handle."""
 
-    Bounded by bytes: the worker waits past ``max_bytes`` (the dispatcher's queue then fills and
-    refuses the caller), so memory stays bounded whatever the events' size.
+    __slots__ = ("count", "handle")
+
+    def __init__(self, handle: object, count: int) -> None:
+        self.handle = handle
+        self.count = count
+
+
+class _Backlog:
+    """With a spool: batches already on disk, waiting for a sender thread of their own.
+
+    Bounded in memory by bytes: the worker waits past ``max_bytes`` (the dispatcher's queue then
+    fills). What callers spill when the queue is full waits here as spool handles only (no bytes in
+    memory), bounded by the spool's ``max_bytes``; the sender reads those back, many per request.
     """
 
-    def __init__(self, spool: Spool, max_bytes: int, send: Callable[[EncodedBatch], bool]) -> None:
+    def __init__(self, spool: Spool, max_bytes: int, limit: int, send: Callable[[EncodedBatch], bool]) -> None:
         self.spool = spool
         self._max_bytes = max_bytes
+        self._limit = limit
         self._send = send
         self._cond = threading.Condition(threading.Lock())
-        self._queue: collections.deque[EncodedBatch] = collections.deque()  # head: being sent
-        self._bytes = 0
+        self._queue: collections.deque[EncodedBatch | _Spilled] = collections.deque()
+        self._bytes = 0  # of the in-memory batches queued
+        self._in_flight = 0  # entries taken off the queue and being sent
         self._stopped = False
         self._thread: threading.Thread | None = None
 
@@ -431,14 +462,15 @@ class _Backlog:
                 return
             self._thread = thread
 
+    def _running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stopped
+
     def put(self, batch: EncodedBatch) -> bool:
         """Queue ``batch`` for the sender, waiting while the bytes are at the bound; no sender: send here."""
         with self._cond:
-            thread = self._thread
-            if thread is None or not thread.is_alive() or self._stopped:
-                inline = True
-            else:
-                inline = False
+            inline = not self._running()
+            if not inline:
                 while self._queue and self._bytes + batch.size > self._max_bytes and not self._stopped:
                     self._cond.wait(0.1)
                 self._queue.append(batch)
@@ -446,34 +478,78 @@ class _Backlog:
                 self._cond.notify_all()
         return self._send(batch) if inline else True
 
+    def put_spilled(self, handle: object, count: int) -> bool:
+        """Queue a batch that is on disk only (never waits); False when no sender runs."""
+        with self._cond:
+            if not self._running():
+                return False
+            self._queue.append(_Spilled(handle, count))
+            self._cond.notify_all()
+            return True
+
+    def _take(self) -> list[EncodedBatch | _Spilled] | None:
+        """The next entries to send (one in-memory batch, or a run of spilled ones); None: stop."""
+        with self._cond:
+            while not self._queue and not self._stopped:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            taken: list[EncodedBatch | _Spilled] = [self._queue.popleft()]
+            if isinstance(taken[0], _Spilled):
+                count = taken[0].count
+                while self._queue and isinstance(self._queue[0], _Spilled) and count + self._queue[0].count <= 100:
+                    count += self._queue[0].count
+                    taken.append(self._queue.popleft())
+            self._in_flight = len(taken)
+            return taken
+
+    def _batches(self, taken: list[EncodedBatch | _Spilled]) -> Iterator[EncodedBatch]:
+        """The batches to send for ``taken``: spilled ones read back and joined up to the body's limit."""
+        group: list[EncodedBatch] = []
+        size = 0
+        for entry in taken:
+            if isinstance(entry, EncodedBatch):
+                yield entry
+                continue
+            read = self.spool.read(entry.handle)
+            if read is None:  # acked meanwhile, or released: nothing left to send for it
+                continue
+            if group and size + read.size + 1 > self._limit:
+                yield _joined(group)
+                group, size = [], 0
+            group.append(read)
+            size += read.size + 1
+        if group:
+            yield _joined(group)
+
     def _run(self) -> None:
         while True:
-            with self._cond:
-                while not self._queue and not self._stopped:
-                    self._cond.wait()
-                if self._stopped and not self._queue:
-                    return
-                batch = self._queue[0]
+            taken = self._take()
+            if taken is None:
+                return
+            finished = True
             try:
-                finished = self._send(batch)
-            except Exception as error:  # a bug: reported as a failed batch, the sender goes on
+                for batch in self._batches(taken):
+                    if not self._send(batch):
+                        finished = False  # stop_by's deadline: what is left stays in the spool
+                        break
+            except Exception as error:  # a bug: the batch stays in the spool, the sender goes on
                 _log.warning(
                     "analytics: the spool's sender failed (%s); the batch stays in the spool", type(error).__name__
                 )
-                finished = True
             with self._cond:
-                if not finished:  # stop_by's deadline: what is left stays in the spool
+                self._in_flight = 0
+                self._bytes -= sum(e.size for e in taken if isinstance(e, EncodedBatch))
+                if not finished:
                     self._stopped = True
-                    self._cond.notify_all()
-                    return
-                self._queue.popleft()
-                self._bytes -= batch.size
                 self._cond.notify_all()
+                if not finished:
+                    return
 
     def flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + max(0.0, timeout)
         with self._cond:
-            while self._queue:
+            while self._queue or self._in_flight:
                 remaining = deadline - time.monotonic()
                 thread = self._thread
                 if remaining <= 0 or thread is None or not thread.is_alive():
@@ -494,6 +570,15 @@ class _Backlog:
             thread.join(max(0.0, timeout))
             return not thread.is_alive()
         return True
+
+
+def _joined(batches: list[EncodedBatch]) -> EncodedBatch:
+    """Spilled batches read back, as one batch whose handle lists theirs (each is acked)."""
+    if len(batches) == 1:
+        return batches[0]
+    joined = EncodedBatch([m for b in batches for m in b.messages], [i for b in batches for i in b.ids])
+    joined.handle = [b.handle for b in batches]
+    return joined
 
 
 class _Retry:
