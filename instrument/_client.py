@@ -386,7 +386,10 @@ def is_configured() -> bool:
 def _at_exit() -> None:
     client = get_client()
     try:
-        client.shutdown(client.exit_timeout)
+        lost_now = client.shutdown(client.exit_timeout)
+        stats = client.stats()
+        if stats.lost_total > lost_now:  # earlier losses too: the whole ledger, once, at exit
+            logger.warning("analytics: at exit: %s", stats.summary())
     except Exception:  # interpreter exit: report, never raise
         logger.exception("analytics: delivery at exit failed")
     _reporting.close_all()  # the count of suppressed reports is never left unsaid

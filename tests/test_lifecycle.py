@@ -135,7 +135,34 @@ def test_endpoint_down_at_exit_exits_within_the_bound_and_logs_the_loss(
     assert done.returncode == 0, done.stderr
     assert elapsed < 10.0
     assert re.search(r"\b100 event\(s\) could not be delivered before shutdown", done.stderr), done.stderr
+    # The exit message is the ledger: how many were accepted, delivered and lost, and why.
+    assert "100 accepted: 0 delivered, 100 lost (shutdown 100)" in done.stderr, done.stderr
     assert "wk-exit" not in done.stderr
+
+
+def test_the_exit_message_counts_what_was_delivered_and_what_was_lost(
+    tmp_path: Path, endpoint: SegmentEndpoint
+) -> None:
+    endpoint.fail_next(1, 400)  # the first batch is refused for good: lost before exit
+
+    done, _ = run_script(
+        tmp_path,
+        """
+        instrument.configure("wk-exit", host=URL, exit_timeout=5, flush_interval=30.0)
+        with analytics_scope(user_id="exiting"):
+            for n in range(20):
+                instrument.track(Beat(n=n))
+            instrument.flush(5)
+            for n in range(20, 50):
+                instrument.track(Beat(n=n))
+        # no flush: the atexit handler delivers the 30, then says what became of all 50
+        """,
+        endpoint.url,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "at exit: 50 accepted: 30 delivered, 20 lost (delivery_failed 20)" in done.stderr, done.stderr
+    assert endpoint.unique_message_ids == 30
 
 
 def test_fork_child_and_parent_each_deliver_their_own_events_once(tmp_path: Path, endpoint: SegmentEndpoint) -> None:
