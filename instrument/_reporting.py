@@ -81,10 +81,11 @@ class RateLimitedLog:
         self.flush()
 
     def reset(self) -> None:
-        """Log what is still suppressed, then forget every kind: the next error is logged at once."""
+        """Log what is still suppressed, then forget every kind (and reopen): the next error is logged at once."""
         self.flush()
         with self._lock:
             self._kinds = {}
+            self._closed = False
 
     def after_fork(self) -> None:
         """In a forked child: the parent's timers do not exist here, and its lock may be held."""

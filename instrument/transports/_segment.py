@@ -629,10 +629,7 @@ class _Retry:
 
 
 def _leftovers_of(spool: Spool) -> Iterator[EncodedBatch]:
-    """The batches processes that are gone left in ``spool`` (taking over orphaned segments first)."""
-    adopt = getattr(spool, "adopt_orphans", None)  # added by the spool's re-scan work; absent: recover() scans
-    if adopt is not None:
-        adopt()
+    """The batches processes that are gone left in ``spool`` (``recover`` takes over their segments)."""
     for batch in spool.recover():
         batch.recovered = True  # never recorded by this process: counted in Stats.recovered
         yield batch
