@@ -238,10 +238,11 @@ class SegmentTransport(Transport):
         the spool's sender; False when ``stop_by``'s deadline came first.
         """
         backlog = self._backlog
-        if backlog is None or batch.recovered:
+        if backlog is None:
             return self._send_now(batch)
-        batch.handle = self._spooled(backlog.spool.append, batch)  # before the first attempt
-        return backlog.put(batch)
+        if batch.handle is None and not batch.recovered:
+            batch.handle = self._spooled(backlog.spool.append, batch)  # before the first attempt
+        return backlog.put(batch)  # one thread posts on the connection: the spool's sender
 
     def _send_now(self, batch: EncodedBatch) -> bool:
         """Send one batch with retries, report it, ack it in the spool; False if stopped first."""
