@@ -39,7 +39,7 @@ from instrument._errors import (
 from instrument._reporting import Reporter
 from instrument._settings import Settings
 from instrument.transports import Message, Transport
-from instrument.transports._base import EncodedBatch, batches_of
+from instrument.transports._base import DEFAULT_MAX_QUEUE_BYTES, EncodedBatch, batches_of
 
 #: Why an event was dropped; the keys of ``Stats.dropped``. "internal_error": the pipeline itself
 #: failed (a bug) with the event in hand; it was reported and the pipeline went on.
@@ -53,9 +53,6 @@ DROP_REASONS = (
     "shutdown",
     "internal_error",
 )
-
-#: The bound of the queue's encoded bytes when ``Settings.max_queue_bytes`` is None.
-DEFAULT_MAX_QUEUE_BYTES = 32 << 20
 
 
 def _zeros() -> Mapping[str, int]:

@@ -19,6 +19,9 @@ from instrument._encoding import MAX_BATCH_BYTES
 
 Message = dict[str, Any]
 
+#: The bound of encoded bytes held in memory (the queue, a spool's sender) when ``max_queue_bytes`` is None.
+DEFAULT_MAX_QUEUE_BYTES = 32 << 20
+
 
 class EncodedBatch:
     """Messages serialised once to JSON bytes, each under 32 KB, whose body fits Segment's 500 KB.

@@ -35,7 +35,7 @@ from segment.analytics.version import VERSION
 from instrument._encoding import MAX_BATCH_BYTES, dumps, format_timestamp
 from instrument._errors import ConfigurationError
 from instrument._settings import Settings
-from instrument.transports._base import EncodedBatch, Message, Spool, Transport, batches_of
+from instrument.transports._base import DEFAULT_MAX_QUEUE_BYTES, EncodedBatch, Message, Spool, Transport, batches_of
 from instrument.transports._http import AttemptFailed, Poster, Response, Target
 
 _log = logging.getLogger("instrument")
@@ -47,9 +47,6 @@ _ENVELOPE_BYTES = 64
 #: A batch whose first attempt failed and that is still not delivered after this many seconds is
 #: reported (rate-limited, at WARNING) with its reason, while it is still being retried.
 TROUBLE_GRACE = 2.0
-
-#: The bound of encoded bytes waiting in memory for the spool's sender when ``max_queue_bytes`` is None.
-DEFAULT_MAX_QUEUE_BYTES = 32 << 20
 
 #: Seconds between two scans of the spool for batches that processes which are gone left behind.
 _RESCAN_INTERVAL = 1.5
