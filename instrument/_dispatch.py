@@ -245,7 +245,8 @@ class Dispatcher:
         self._in_hand = 0  # records popped and not yet finished with (a failure loses exactly these)
         self._evicted = 0  # accepted records dropped to make room (drop-oldest policy)
         self._swept = 0  # accepted records close() found still queued
-        self._spilled = 0  # accepted records a full queue spilled to the transport's spool
+        self._spilled = 0  # accepted records a full queue sent to the overflow (to spill to disk)
+        self._overflow: list[Any] = []  # those not spilled yet: written to disk a batch at a time
         self._worker: threading.Thread | None = None
         self._recovering = False  # the worker delivers a spool's leftovers first: flush waits for them
         self._closed = False
@@ -303,21 +304,38 @@ class Dispatcher:
         return self.drop(QueueFullError(f"queue full ({self._cap}): event dropped", track=_name(item)))
 
     def _spill(self, item: Any) -> EmitResult | None:
-        """The queue is full: have the transport keep the event on disk (a spool) instead of refusing
-        it; encoded here, on the caller's thread (the overflow path only). None: nowhere to spill."""
-
-        def encoded() -> EncodedBatch:
-            data, mid = self._wire_of(item)
-            return EncodedBatch([data], [mid])
-
-        try:
-            if not self.transport.spill(encoded):
-                return None
-        except Exception as error:  # the event cannot be encoded: refused with its own error
-            return self.drop(error if isinstance(error, AnalyticsError) else _encoding_failed(item, error))
+        """The queue is full: with a transport that can spill to disk (a spool), accept the event into
+        the overflow, written to disk a batch at a time (by the caller that fills a batch, on this
+        overflow path only, or by the worker); None: nowhere to spill, refuse."""
+        if not self.transport.spills:
+            return None
         with self._lock:
+            self._overflow.append(item)
             self._spilled += 1
+            if len(self._overflow) < self._batch_size:
+                return OK
+            group, self._overflow = self._overflow, []
+        self._spill_group(group)
         return OK
+
+    def _take_overflow(self) -> None:
+        """Spill what waits in the overflow now (the worker's loop, flush)."""
+        with self._lock:
+            group, self._overflow = self._overflow, []
+        if group:
+            self._spill_group(group)
+
+    def _spill_group(self, group: list[Any]) -> None:
+        """Encode accepted overflow records and have the transport write them to disk; what cannot be
+        encoded, or does not fit in the spool, is lost (counted, reported with its count)."""
+
+        def lost(item: Any, error: Exception) -> None:
+            self.ledger.lose(drop_reason(error), 1, _as_analytics_error(item, error))
+
+        for batch in batches_of(self._encoded(group, lost), self.transport.batch_limit):
+            if not self.transport.spill(batch):
+                n = len(batch)
+                self.ledger.lose("queue_full", n, QueueFullError(f"queue and spool full: {n} event(s) dropped"))
 
     def drop(self, error: AnalyticsError, *, report: bool = True) -> EmitResult:
         """Refuse an event at the call: count (and unless ``report`` is False, report) it; the result."""
@@ -356,6 +374,8 @@ class Dispatcher:
                 self._wake.wait(self._interval)
                 self._wake.clear()
             self._guarded(self._drain)
+            if self._overflow:
+                self._guarded(self._take_overflow)
             if not self._q and not self._stop:
                 self._guarded(self.transport.poll)  # a spool's leftovers, re-scanned now and then
 
@@ -406,10 +426,8 @@ class Dispatcher:
             self._progress.notify_all()
 
     def _failed(self, item: Any, error: Exception) -> None:
-        """An event that cannot be encoded (the one place encode errors are handled): lost, reported."""
-        if not isinstance(error, AnalyticsError):  # a bug or a user hook (redact) failing
-            error = _encoding_failed(item, error)
-        self.ledger.lose(drop_reason(error), 1, error)
+        """A popped event that cannot be encoded: lost, reported, finished with."""
+        self.ledger.lose(drop_reason(error), 1, _as_analytics_error(item, error))
         self._finished(1)
 
     def _wire_of(self, item: Any) -> tuple[bytes, str]:
@@ -417,15 +435,16 @@ class Dispatcher:
             return dumps(item), item["messageId"]
         return self._wire(item)
 
-    def _encoded(self, items: list[Any]) -> Iterator[tuple[bytes, str]]:
+    def _encoded(self, items: list[Any], failed: Callable[[Any, Exception], None]) -> Iterator[tuple[bytes, str]]:
+        """Each item's JSON bytes and messageId; the one place encode errors are caught (``failed``)."""
         for item in items:
             try:
                 yield self._wire_of(item)
             except Exception as error:
-                self._failed(item, error)
+                failed(item, error)
 
     def _export_bytes(self, items: list[Any]) -> None:
-        for batch in batches_of(self._encoded(items), self.transport.batch_limit):
+        for batch in batches_of(self._encoded(items, self._failed), self.transport.batch_limit):
             self._bound_by_bytes(batch)
             self._export(batch, len(batch))
 
@@ -475,6 +494,7 @@ class Dispatcher:
         with self._lock:
             target = self._taken + len(self._q)
         done = True
+        self._take_overflow()
         if target > self._done or self._recovering:
             if not self.start():
                 self._drain()  # no thread can be started (interpreter exit): deliver on this thread
@@ -573,6 +593,11 @@ class Dispatcher:
 _OWN_FAULT = frozenset({"invalid", "oversize"})
 
 
+def _as_analytics_error(item: Any, error: Exception) -> AnalyticsError:
+    """``error`` if it is an AnalyticsError, else the EncodingError that reports it (a bug, a redact hook)."""
+    return error if isinstance(error, AnalyticsError) else _encoding_failed(item, error)
+
+
 def _encoding_failed(item: Any, error: Exception) -> EncodingError:
     """The error reported when encoding raised something that is not an AnalyticsError (a redact hook)."""
     name = _name(item)
@@ -605,8 +630,7 @@ class SyncDispatcher(Dispatcher):
         try:
             message = item if item.__class__ is dict else self._encode(item)
         except Exception as error:  # a user hook (redact) failing too: reported, never raised into the caller
-            failure = error if isinstance(error, AnalyticsError) else _encoding_failed(item, error)
-            return self.drop(failure)
+            return self.drop(_as_analytics_error(item, error))
         with self._order:
             with self._lock:
                 self._taken += 1

@@ -12,7 +12,7 @@ A durable spool (:class:`Spool`) plugs in between the encoded batch and its firs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from instrument._encoding import MAX_BATCH_BYTES
@@ -164,6 +164,8 @@ class Transport:
 
     #: True when the transport takes EncodedBatch objects (``send_batch``) instead of dicts (``send``).
     accepts_bytes = False
+    #: True when ``spill`` can keep what does not fit in the dispatcher's queue on disk (a spool).
+    spills = False
     #: Bytes the joined messages of one EncodedBatch may take (room left for the body's envelope).
     batch_limit = MAX_BATCH_BYTES - 1_000
 
@@ -192,10 +194,9 @@ class Transport:
         """
         raise NotImplementedError
 
-    def spill(self, make: Callable[[], EncodedBatch]) -> bool:
-        """From a caller's thread when the queue is full: keep the batch ``make()`` encodes on disk
-        only (a spool), to be delivered and reported later; False (the default, without calling
-        ``make``) when there is nowhere to spill it. ``make`` may raise (the event cannot be encoded)."""
+    def spill(self, batch: EncodedBatch) -> bool:
+        """When the queue is full (``spills`` True): keep ``batch`` on disk only (a spool), to be
+        delivered and reported later; False when it does not fit (the spool is full)."""
         return False
 
     def poll(self) -> bool:

@@ -203,6 +203,7 @@ class SegmentTransport(Transport):
         self._scanned_at = -_RESCAN_INTERVAL
         # With a spool, batches are written to disk at once and sent by a thread of their own, so an
         # outage never leaves accepted events off disk while the worker waits for the endpoint.
+        self.spills = self.spool is not None
         self._backlog = (
             None if self.spool is None else SpoolSender(self.spool, self._max_bytes, self.batch_limit, self._send_now)
         )
@@ -261,18 +262,17 @@ class SegmentTransport(Transport):
             report.failed(len(batch), reason)
         return True
 
-    def spill(self, make: Callable[[], EncodedBatch]) -> bool:
-        """With a spool (a caller's thread, the queue full): write the batch there and leave it to the
-        spool's sender, which reads it back; False if there is no spool or it is full or unusable."""
+    def spill(self, batch: EncodedBatch) -> bool:
+        """With a spool, the dispatcher's queue full: write ``batch`` there and leave it to the spool's
+        sender, which reads it back; False if the spool is full or unusable."""
         backlog = self._backlog
         if backlog is None:
             return False
-        batch = make()
         handle = self._spooled(backlog.spool.append, batch)
         if handle is None:
             return False
         if not backlog.put_spilled(handle, len(batch)):
-            self._spooled(backlog.spool.ack, handle)  # no sender (interpreter exit): refused, not kept
+            self._spooled(backlog.spool.ack, handle)  # no sender (interpreter exit): not kept
             return False
         return True
 
