@@ -459,6 +459,36 @@ def test_an_exception_in_the_pipeline_is_reported_with_its_count_and_the_next_ev
     assert_ledger(stats)
 
 
+def test_with_a_spool_an_exception_in_its_sender_is_reported_with_its_count_and_the_next_events_are_delivered(
+    endpoint: SegmentEndpoint,
+    configure: Callable[..., Client],
+    errors: list[AnalyticsError],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    real = instrument.transports._segment.format_timestamp
+    monkeypatch.setattr("instrument.transports._segment.format_timestamp", _raise_once(real))
+    configure(flush_interval=30.0, spool=tmp_path / "spool")
+
+    with analytics_scope(user_id="u1"):
+        for n in range(5):
+            assert instrument.track(Dispatched(n=n)).ok
+    assert not instrument.flush(5.0)
+    with analytics_scope(user_id="u1"):
+        for n in range(5, 10):
+            assert instrument.track(Dispatched(n=n)).ok
+    assert instrument.flush(5.0)
+
+    assert sent_numbers(endpoint) == [5, 6, 7, 8, 9]
+    [error] = errors
+    assert isinstance(error, DeliveryError)
+    assert error.count == 5
+    assert "Injected" in error.reason
+    stats = instrument.stats()
+    assert (stats.sent, stats.lost["delivery_failed"], stats.pending) == (5, 5, 0)
+    assert_ledger(stats)
+
+
 @pytest.mark.timeout(120)
 def test_the_ledger_is_exact_through_a_fault_matrix_and_matches_what_the_endpoint_received(
     endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]

@@ -9,14 +9,11 @@ when the queue is full waits as spool handles only, read back from disk when its
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 from instrument.transports._base import EncodedBatch, Spool
-
-_log = logging.getLogger("instrument")
 
 
 class _Spilled:
@@ -37,11 +34,20 @@ class SpoolSender:
     memory), bounded by the spool's ``max_bytes``; the sender reads those back, many per request.
     """
 
-    def __init__(self, spool: Spool, max_bytes: int, limit: int, send: Callable[[EncodedBatch], bool]) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        max_bytes: int,
+        limit: int,
+        send: Callable[[EncodedBatch], bool],
+        lost: Callable[[int, str], None],
+    ) -> None:
         self.spool = spool
         self._max_bytes = max_bytes
         self._limit = limit
-        self._send = send
+        self._send = send  # sends and reports one batch; False: stopped by the shutdown deadline
+        self._lost = lost  # reports messages lost here (a batch that cannot be read back, a bug)
+        self._unsent = 0  # messages of the entries in flight not reported yet
         self._cond = threading.Condition(threading.Lock())
         self._queue: collections.deque[EncodedBatch | _Spilled] = collections.deque()
         self._bytes = 0  # of the in-memory batches queued
@@ -111,7 +117,9 @@ class SpoolSender:
                 yield entry
                 continue
             read = self.spool.read(entry.handle)
-            if read is None:  # acked meanwhile, or released: nothing left to send for it
+            if read is None:  # released (closed, forked) or unreadable: reported lost
+                self._unsent -= entry.count
+                self._lost(entry.count, "a batch spilled to the spool could not be read back")
                 continue
             if group and size + read.size + 1 > self._limit:
                 yield _joined(group)
@@ -127,15 +135,16 @@ class SpoolSender:
             if taken is None:
                 return
             finished = True
+            self._unsent = sum(len(e) if isinstance(e, EncodedBatch) else e.count for e in taken if not _recovered(e))
             try:
                 for batch in self._batches(taken):
                     if not self._send(batch):
                         finished = False  # stop_by's deadline: what is left stays in the spool
                         break
-            except Exception as error:  # a bug: the batch stays in the spool, the sender goes on
-                _log.warning(
-                    "analytics: the spool's sender failed (%s); the batch stays in the spool", type(error).__name__
-                )
+                    self._unsent -= 0 if batch.recovered else len(batch)
+            except Exception as error:  # a bug: reported with what it cost (kept in the spool), the sender goes on
+                if self._unsent:
+                    self._lost(self._unsent, f"the spool's sender failed ({type(error).__name__}); kept in the spool")
             with self._cond:
                 self._in_flight = 0
                 self._bytes -= sum(e.size for e in taken if isinstance(e, EncodedBatch))
@@ -169,6 +178,11 @@ class SpoolSender:
             thread.join(max(0.0, timeout))
             return not thread.is_alive()
         return True
+
+
+def _recovered(entry: EncodedBatch | _Spilled) -> bool:
+    """A batch a process that is gone left: its outcome is not this process's to count as lost."""
+    return isinstance(entry, EncodedBatch) and entry.recovered
 
 
 def _joined(batches: list[EncodedBatch]) -> EncodedBatch:

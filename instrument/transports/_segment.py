@@ -205,7 +205,9 @@ class SegmentTransport(Transport):
         # outage never leaves accepted events off disk while the worker waits for the endpoint.
         self.spills = self.spool is not None
         self._backlog = (
-            None if self.spool is None else SpoolSender(self.spool, self._max_bytes, self.batch_limit, self._send_now)
+            None
+            if self.spool is None
+            else SpoolSender(self.spool, self._max_bytes, self.batch_limit, self._send_now, self._lost)
         )
 
     def __repr__(self) -> str:
@@ -296,6 +298,9 @@ class SegmentTransport(Transport):
             return False
         self.send_batch(batch)
         return True
+
+    def _lost(self, count: int, reason: str) -> None:
+        self._report.failed(count, reason)
 
     def _spooled(self, call: Callable[..., Any], arg: Any) -> Any:
         """Call the spool; its failure is reported and means "not spooled", never a lost batch."""
