@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import instrument
 from instrument import (
@@ -23,6 +25,7 @@ from instrument import (
     DeliveryError,
     EncodingError,
     EventName,
+    OversizeError,
     PropertyError,
     QueueFullError,
     SegmentTransport,
@@ -588,3 +591,86 @@ def test_endpoint_down_with_30_kb_events_keeps_peak_memory_within_twice_the_byte
     assert report["pending"] == 0
     assert report["accepted"] + report["refused"] == 8_000
     assert report["reported"] == 8_000  # every refusal and every loss reached on_error, with its count
+
+
+class PlannedTransport(Transport):
+    """A real in-process transport whose batches succeed, fail (reported) or raise, in a planned order."""
+
+    def __init__(self, plan: list[str]) -> None:
+        super().__init__()
+        self.plan = plan
+        self.delivered: list[str] = []
+        self.calls = 0
+
+    def send(self, messages: list[Message]) -> None:
+        outcome = self.plan[self.calls % len(self.plan)]
+        self.calls += 1
+        if outcome == "raise":
+            raise Injected
+        if outcome == "fail":
+            self._report.failed(len(messages), "planned")
+            return
+        self.delivered.extend(m["messageId"] for m in messages)
+        self._report.sent(len(messages))
+
+
+EVENT_KINDS = {
+    "good": lambda n: Dispatched(n=n),
+    "unencodable": lambda n: Dispatched(n=n, payload=float("nan")),  # accepted, lost at the worker
+    "oversize": lambda n: Dispatched(n=n, payload="o" * 40_000),  # accepted, lost at the worker
+    "invalid": lambda n: Dispatched(n="x"),  # type: ignore[arg-type]  # refused at the call
+}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kinds=st.lists(st.sampled_from(sorted(EVENT_KINDS)), min_size=1, max_size=60),
+    plan=st.lists(st.sampled_from(["ok", "ok", "fail", "raise"]), min_size=1, max_size=6),
+    queue=st.integers(min_value=1, max_value=40),
+    policy=st.sampled_from(["drop_newest", "drop_oldest"]),
+    batch=st.integers(min_value=1, max_value=15),
+)
+def test_the_ledger_identity_holds_at_every_moment_whatever_happens(
+    kinds: list[str], plan: list[str], queue: int, policy: str, batch: int
+) -> None:
+    transport = PlannedTransport(plan)
+    seen: list[AnalyticsError] = []
+    client = instrument.configure(
+        transport=transport,
+        max_queue_size=queue,
+        queue_policy=policy,
+        batch_size=batch,
+        flush_interval=0.01,
+        on_error=seen.append,
+        strict=False,
+    )
+    try:
+        with analytics_scope(user_id="u1"):
+            for n, kind in enumerate(kinds):
+                instrument.track(EVENT_KINDS[kind](n))
+                assert_ledger(instrument.stats())
+        instrument.flush(5.0)
+        assert_ledger(instrument.stats())
+    finally:
+        client.shutdown(5.0)
+    stats = instrument.stats()
+    assert_ledger(stats)
+    assert stats.pending == 0
+    assert stats.recorded == len(kinds)
+    assert stats.refused["invalid"] == kinds.count("invalid")
+    assert stats.sent == len(transport.delivered) == len(set(transport.delivered))
+    assert lost_reported(seen) == stats.lost_total  # every loss reached on_error, with its count
+
+
+def lost_reported(errors: list[AnalyticsError]) -> int:
+    """Accepted events the reports say were lost: a DeliveryError's count, one per encoding, size or
+    eviction error (refusals at the call, reported too, are not losses)."""
+    lost = 0
+    for error in errors:
+        if isinstance(error, DeliveryError):
+            lost += error.count
+        elif isinstance(error, (EncodingError, OversizeError)) or (
+            isinstance(error, QueueFullError) and "oldest" in str(error)
+        ):
+            lost += 1
+    return lost
