@@ -335,7 +335,8 @@ class Dispatcher:
         for batch in batches_of(self._encoded(group, lost), self.transport.batch_limit):
             if not self.transport.spill(batch):
                 n = len(batch)
-                self.ledger.lose("queue_full", n, QueueFullError(f"queue and spool full: {n} event(s) dropped"))
+                text = f"queue and spool full: {n} event(s) dropped"
+                self.ledger.lose("queue_full", n, DeliveryError(text, reason="queue_full", count=n))
 
     def drop(self, error: AnalyticsError, *, report: bool = True) -> EmitResult:
         """Refuse an event at the call: count (and unless ``report`` is False, report) it; the result."""

@@ -407,6 +407,29 @@ def test_with_a_spool_a_burst_of_5_kb_events_is_neither_refused_nor_lost(
     assert_ledger(stats)
 
 
+def test_what_neither_the_queue_nor_a_full_spool_can_take_is_counted_lost_and_reported_with_its_count(
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError], tmp_path: Path
+) -> None:
+    endpoint.hang_next(1, 2.0)  # the first batch is stuck: the queue fills, the overflow spills
+    configure(timeout=5.0, max_queue_size=100, spool=tmp_path / "spool", spool_max_bytes=300_000)
+
+    with analytics_scope(user_id="u1"):
+        ok = sum(bool(instrument.track(Dispatched(n=n, payload="p" * 1_000))) for n in range(2_000))
+    assert instrument.flush(30.0) is False  # some accepted events did not fit on disk either
+
+    stats = instrument.stats()
+    assert ok == stats.accepted
+    assert stats.lost["queue_full"] > 0
+    assert (
+        stats.sent + stats.lost["queue_full"]
+        == stats.accepted
+        == endpoint.unique_message_ids + (stats.lost["queue_full"])
+    )
+    full = [e for e in errors if isinstance(e, DeliveryError) and e.reason == "queue_full"]
+    assert sum(e.count for e in full) == stats.lost["queue_full"]
+    assert_ledger(stats)
+
+
 class Injected(Exception):
     """A fault planted in the pipeline."""
 

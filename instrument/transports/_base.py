@@ -12,7 +12,7 @@ A durable spool (:class:`Spool`) plugs in between the encoded batch and its firs
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from instrument._encoding import MAX_BATCH_BYTES
@@ -99,6 +99,10 @@ class Spool(Protocol):
 
     def ack(self, handle: object) -> None:
         """The batch of ``handle`` is finished for good (delivered, or refused by a non-retryable status)."""
+
+    def write(self, batch: Sequence[tuple[str, bytes]]) -> object:
+        """``append`` for ``(messageId, bytes)`` pairs, raising (SpoolFullError, SpoolError) instead of
+        reporting: for a batch that has nowhere else to go (spilled from a full queue)."""
 
     def read(self, handle: object) -> EncodedBatch | None:
         """The batch of ``handle`` read back from disk (spilled there, not kept in memory); None if gone."""

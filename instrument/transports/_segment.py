@@ -270,8 +270,9 @@ class SegmentTransport(Transport):
         backlog = self._backlog
         if backlog is None:
             return False
-        handle = self._spooled(backlog.spool.append, batch)
-        if handle is None:
+        try:  # not append: a spool too full to take it means refused, not "sent without being kept"
+            handle = backlog.spool.write(list(zip(batch.ids, batch.messages, strict=True)))
+        except Exception:
             return False
         if not backlog.put_spilled(handle, len(batch)):
             self._spooled(backlog.spool.ack, handle)  # no sender (interpreter exit): not kept
