@@ -386,9 +386,10 @@ def is_configured() -> bool:
 def _at_exit() -> None:
     client = get_client()
     try:
+        was_open = not client.dispatcher.closed  # shut down by the program already: it was said then
         lost_now = client.shutdown(client.exit_timeout)
         stats = client.stats()
-        if stats.lost_total > lost_now:  # earlier losses too: the whole ledger, once, at exit
+        if was_open and stats.lost_total > lost_now:  # earlier losses too: the whole ledger, once, at exit
             logger.warning("analytics: at exit: %s", stats.summary())
     except Exception:  # interpreter exit: report, never raise
         logger.exception("analytics: delivery at exit failed")

@@ -254,6 +254,11 @@ class Dispatcher:
         self._stop = False
         self._lost_seen = 0  # ledger losses when the last flush returned
 
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` was called (events are refused from then on)."""
+        return self._closed
+
     # -- the caller's side ------------------------------------------------------------------
 
     def put(self, item: Any) -> EmitResult:
