@@ -447,24 +447,27 @@ def _raise_once(real: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @pytest.mark.parametrize(
-    ("target", "reason"),
+    ("target", "reason", "spooled"),
     [
-        ("instrument.transports._segment.format_timestamp", "delivery_failed"),  # the sender, mid-request
-        ("instrument._dispatch.batches_of", "internal_error"),  # the worker, between encoding and sending
+        ("instrument.transports._segment.format_timestamp", "delivery_failed", False),  # the sender, mid-request
+        ("instrument._dispatch.batches_of", "internal_error", False),  # the worker, between encoding and sending
+        ("instrument.transports._segment.format_timestamp", "delivery_failed", True),  # the spool's sender
     ],
-    ids=["sender", "worker"],
+    ids=["sender", "worker", "spool-sender"],
 )
 def test_an_exception_in_the_pipeline_is_reported_with_its_count_and_the_next_events_are_delivered(
     endpoint: SegmentEndpoint,
     configure: Callable[..., Client],
     errors: list[AnalyticsError],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     target: str,
     reason: str,
+    spooled: bool,
 ) -> None:
     module, name = target.rsplit(".", 1)
     monkeypatch.setattr(target, _raise_once(getattr(__import__(module, fromlist=[name]), name)))
-    configure(flush_interval=30.0)
+    configure(flush_interval=30.0, spool=tmp_path / "spool" if spooled else None)
 
     with analytics_scope(user_id="u1"):
         for n in range(5):
@@ -478,40 +481,10 @@ def test_an_exception_in_the_pipeline_is_reported_with_its_count_and_the_next_ev
     assert sent_numbers(endpoint) == [5, 6, 7, 8, 9]
     [error] = errors
     assert isinstance(error, DeliveryError)
-    assert (error.count, error.reason) == (5, "Injected")
-    assert isinstance(error.__cause__, Injected)
-    stats = instrument.stats()
-    assert (stats.sent, stats.lost[reason], stats.pending) == (5, 5, 0)
-    assert_ledger(stats)
-
-
-def test_with_a_spool_an_exception_in_its_sender_is_reported_with_its_count_and_the_next_events_are_delivered(
-    endpoint: SegmentEndpoint,
-    configure: Callable[..., Client],
-    errors: list[AnalyticsError],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
-    real = instrument.transports._segment.format_timestamp
-    monkeypatch.setattr("instrument.transports._segment.format_timestamp", _raise_once(real))
-    configure(flush_interval=30.0, spool=tmp_path / "spool")
-
-    with analytics_scope(user_id="u1"):
-        for n in range(5):
-            assert instrument.track(Dispatched(n=n)).ok
-    assert not instrument.flush(5.0)
-    with analytics_scope(user_id="u1"):
-        for n in range(5, 10):
-            assert instrument.track(Dispatched(n=n)).ok
-    assert instrument.flush(5.0)
-
-    assert sent_numbers(endpoint) == [5, 6, 7, 8, 9]
-    [error] = errors
-    assert isinstance(error, DeliveryError)
     assert error.count == 5
     assert "Injected" in error.reason
     stats = instrument.stats()
-    assert (stats.sent, stats.lost["delivery_failed"], stats.pending) == (5, 5, 0)
+    assert (stats.sent, stats.lost[reason], stats.pending) == (5, 5, 0)
     assert_ledger(stats)
 
 

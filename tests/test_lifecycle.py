@@ -363,36 +363,23 @@ def test_the_sigterm_message_says_how_many_were_delivered_and_how_many_are_not(
     tmp_path: Path, endpoint: SegmentEndpoint
 ) -> None:
     endpoint.hang_next(1, 5.0)  # the first batch is stuck past the handler's timeout
-    script = tmp_path / "term.py"
-    script.write_text(
-        SCRIPT_HEAD
-        + textwrap.dedent(
-            """
-            instrument.configure("wk-term", host=URL, flush_interval=30.0, timeout=10.0)
-            instrument.install_sigterm_handler(timeout=0.5)
-            with analytics_scope(user_id="terminated"):
-                for n in range(10):
-                    instrument.track(Beat(n=n))
-            print("ready", flush=True)
-            time.sleep(30)
-            """
-        )
+
+    done, _ = run_script(
+        tmp_path,
+        """
+        import signal
+        instrument.configure("wk-term", host=URL, flush_interval=30.0, timeout=10.0)
+        instrument.install_sigterm_handler(timeout=0.5)
+        with analytics_scope(user_id="terminated"):
+            for n in range(10):
+                instrument.track(Beat(n=n))
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+        """,
+        endpoint.url,
     )
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    env.pop("INSTRUMENT_STRICT", None)
-    proc = subprocess.Popen(
-        [sys.executable, str(script), endpoint.url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        proc.send_signal(15)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:  # pragma: no cover - a failure path
-            proc.kill()
-            proc.wait(10)
-    assert proc.returncode == -15
+
+    assert done.returncode == -15, done.stderr
     assert "SIGTERM: not everything was delivered within 0.5 s: 10 accepted: 0 delivered, 0 lost, 10 pending" in (
-        stderr
-    ), stderr
+        done.stderr
+    ), done.stderr
