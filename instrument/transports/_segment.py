@@ -347,7 +347,7 @@ class SegmentTransport(Transport):
                     return False, reason, True
                 wait_as_asked = parse_retry_after(_Headers(response)) or 0.0
             now = time.monotonic()
-            if self._episode is None:
+            if self._episode is None and not wait_as_asked:  # rate limited is not failing
                 self._episode = now
             if retry.trouble_due(now):
                 self._trouble(count, now - retry.started, reason)
