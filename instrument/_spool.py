@@ -223,6 +223,7 @@ class Spool:
         self._others_bytes = 0
         self._others_scanned = -_SCAN_INTERVAL
         self._closed = False
+        self._read_cache: tuple[_Segment, dict[int, list[SpooledMessage]]] | None = None  # read()'s last scan
 
     def __repr__(self) -> str:
         return f"Spool({str(self.directory)!r}, max_bytes={self.max_bytes}, fsync={self.fsync})"
@@ -482,6 +483,30 @@ class Spool:
                 return None
             self._segments.append(segment)
         return segment, unacked
+
+    def read(self, handle: object) -> EncodedBatch | None:
+        """The batch of ``handle`` read back from its segment (one spilled there instead of kept in
+        memory); None if it is acked or released. Never raises: a read error is reported, None."""
+        if not isinstance(handle, SpoolHandle):
+            return None
+        segment = handle.segment
+        with self._lock:
+            if segment not in self._segments or handle.seq not in segment.outstanding:
+                return None
+            cached = self._read_cache
+            if cached is None or cached[0] is not segment or handle.seq not in cached[1]:
+                try:  # the whole segment at once: a reader behind the writer finds the next batches here
+                    data = os.pread(segment.fd, segment.size, 0)
+                except OSError as error:
+                    self.report(SpoolError(f"spool read failed: {error.strerror}", path=str(segment.path)))
+                    return None
+                cached = self._read_cache = (segment, scan(data).batches)
+            messages = cached[1].get(handle.seq)
+        if not messages:
+            return None
+        batch = EncodedBatch([data for _, data in messages], [ident for ident, _ in messages])
+        batch.handle = handle
+        return batch
 
     # -- lifecycle --------------------------------------------------------------------------
 
