@@ -2,8 +2,8 @@
 
 segment-analytics-python is the wire reference: the body (``{"batch": [...], "sentAt", "writeKey"}``),
 Basic auth with the write key, ``User-Agent``, ``X-Retry-Count``, which statuses are retried, the
-backoff (at once, then 0.5 s doubling to 60 s, with jitter), ``Retry-After`` (its parser is used as
-is), gzip. Its Consumer and ``post()`` are replaced: the Consumer takes messages one by one from a
+backoff (at once, then 0.5 s doubling to 60 s, with jitter), ``Retry-After`` (read as it reads it, by
+``_retry``), gzip. Its Consumer and ``post()`` are replaced: the Consumer takes messages one by one from a
 locked queue and JSON-dumps each to measure it, ``post()`` dumps the batch again and has no
 whole-request deadline (a slow-drip response held it forever). Here the dispatcher's worker hands over
 batches whose messages are already JSON bytes; the sender thread joins them into a body and posts it
@@ -30,14 +30,13 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from segment.analytics.request import parse_retry_after
-from segment.analytics.version import VERSION
-
 from instrument._encoding import MAX_BATCH_BYTES, dumps, format_timestamp
 from instrument._errors import ConfigurationError
 from instrument._settings import Settings
+from instrument._version import __version__
 from instrument.transports._base import EncodedBatch, Message, Spool, Transport
 from instrument.transports._http import AttemptFailed, Poster, Response, Target
+from instrument.transports._retry import parse_retry_after
 
 _log = logging.getLogger("instrument")
 
@@ -51,6 +50,9 @@ TROUBLE_GRACE = 2.0
 
 #: The bound of encoded bytes waiting for the sender when ``Settings.max_queue_bytes`` is None.
 DEFAULT_MAX_QUEUE_BYTES = 32 << 20
+
+#: Seconds between two looks for segments of dead processes (children included) in the spool.
+SPOOL_RESCAN_INTERVAL = 1.0
 
 #: Longest wait a Retry-After can impose (Segment's client caps it the same way).
 _MAX_BACKOFF = 60.0
@@ -176,7 +178,7 @@ class SegmentTransport(Transport):
         self.__secret = _scrubber.add(write_key)
         self.__headers = {
             "Content-Type": "application/json",
-            "User-Agent": f"analytics-python/{VERSION}",
+            "User-Agent": f"instrument/{__version__}",  # not the official client's: another sender
             "Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode(),
         }
         if settings.gzip:
@@ -206,7 +208,8 @@ class SegmentTransport(Transport):
         self._stop_at: float | None = None  # set by close: no retry wait may end past it
         self._inline = False  # no thread could be started: flush sends on its own thread
         self._episode: float | None = None  # when the endpoint started failing (None: healthy)
-        self._recovered = False  # the spool's recover() was called (once per process, by the sender)
+        self._recovered = False  # the spool's recover() was called (first at start, by the sender)
+        self._rescan_at = 0.0
         self._recovering = False  # recover() runs: flush waits for what it queues
 
     def __repr__(self) -> str:
@@ -298,11 +301,13 @@ class SegmentTransport(Transport):
             return None
 
     def _recover(self) -> None:
-        """Queue the batches a spool kept from processes that are gone (on the sender thread)."""
+        """Queue the batches a spool kept from processes that are gone (on the sender thread), at start and
+        again every ``SPOOL_RESCAN_INTERVAL`` (a child that exited meanwhile, a process killed)."""
         spool = self._spool
-        if spool is None or self._recovered:
+        if spool is None or (self._recovered and time.monotonic() < self._rescan_at):
             return
         self._recovered = True
+        self._rescan_at = time.monotonic() + SPOOL_RESCAN_INTERVAL
         batches = self._spooled(lambda _: list(spool.recover()), None) or []
         with self._cond:
             for batch in batches:
@@ -313,13 +318,14 @@ class SegmentTransport(Transport):
 
     def _run(self) -> None:
         cond = self._cond
-        self._recover()
         while True:
+            self._recover()
             with cond:
-                while not self._queue:
+                if not self._queue:
                     if self._closed:
                         return
-                    cond.wait()
+                    cond.wait(SPOOL_RESCAN_INTERVAL if self._spool is not None else None)
+                    continue
                 if self._stop_at is not None and time.monotonic() >= self._stop_at:
                     return
                 batch = self._queue[0]
@@ -382,7 +388,7 @@ class SegmentTransport(Transport):
                     self._episode = None  # the endpoint answered: it is up, this batch is refused
                     self._finished(batch, reason=reason, drop_from_spool=True)
                     return True
-                delay = parse_retry_after(_Headers(response))
+                delay = parse_retry_after(response.headers.get("retry-after"))
                 if delay:
                     # Rate limited: wait as asked and send again as a new upload (X-Retry-Count 0),
                     # bounded by the retry window counted from the first rate-limited answer.
@@ -525,28 +531,15 @@ class SegmentTransport(Transport):
         self._reset_runtime()
 
 
-class _Headers:
-    """What segment's ``parse_retry_after`` reads from a response: ``.headers.get(name)``."""
-
-    def __init__(self, response: Response) -> None:
-        self.headers = _Caseless(response.headers)
-
-
-class _Caseless:
-    def __init__(self, headers: Any) -> None:
-        self._headers = headers
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._headers.get(name.lower(), default)
-
-
 def reset_http_session_after_fork() -> None:
     """Give the Segment client a new HTTP session in a forked child (for code that uses its client).
 
     Its module-level requests Session pools keep-alive sockets; in a child those are the parent's
     connections, and writing to them would interleave two processes' requests on one socket.
     """
-    import requests
-    from segment.analytics import request as _segment_request
-
+    try:  # an optional dependency now: only for code that uses the official client next to instrument
+        import requests
+        from segment.analytics import request as _segment_request
+    except ImportError:
+        return
     _segment_request._session = requests.Session()
