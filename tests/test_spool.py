@@ -8,12 +8,15 @@ loopback endpoint: see tests/test_spool_processes.py.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -913,3 +916,53 @@ def test_adoption_is_bounded_and_the_rest_comes_with_the_next_batches(tmp_path: 
     assert spool.adopt_orphans() == 0, "the bound: nothing more while ten wait"
     assert sum(len(batch) for batch in recover_all(spool)) == 50
     assert segments(tmp_path) == []
+
+
+def spool_then_exit(url: str, spool: str, tag: str, count: int) -> None:
+    """A multiprocessing child: record ``count`` events towards a dead endpoint, wait until they are in
+    the spool, and end through ``os._exit`` (no delivery at exit: only the spool has them)."""
+    client = instrument.configure("wk-spool", host=url, spool=spool, flush_interval=0.05, on_error=lambda e: None)
+    with analytics_scope(user_id=tag):
+        for n in range(count):
+            assert instrument.track(Beat(n=n)).ok
+    assert client.spool is not None
+    deadline = time.monotonic() + 60
+    while client.spool.stats.appended < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os._exit(0 if client.spool.stats.appended == count else 3)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_children_that_exit_leave_their_events_to_the_living_parent(
+    endpoint: SegmentEndpoint, spool_dir: Path, method: str
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on: the children cannot deliver
+        closed.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    parent = instrument.configure("wk-spool", host=endpoint.url, spool=spool_dir, flush_interval=0.05)
+    context = multiprocessing.get_context(method)
+    counts = {f"{method}-{i}": 100 + 50 * i for i in range(4)}
+    children = [
+        context.Process(target=spool_then_exit, args=(dead_url, str(spool_dir), tag, n)) for tag, n in counts.items()
+    ]
+    for process in children:
+        process.start()
+    for process in children:
+        process.join(90)
+        assert process.exitcode == 0
+
+    expected = {(tag, n) for tag, count in counts.items() for n in range(count)}
+    deadline = time.monotonic() + 60
+    while len(set(endpoint.message_ids)) < len(expected) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    received = {(m["userId"], m["properties"]["n"]) for m in endpoint.messages}
+    assert received == expected, "every child's event, delivered by the parent while it lives"
+    assert len(set(endpoint.message_ids)) == len(expected)
+    assert parent.spool is not None
+    assert parent.spool.stats.recovered >= len(expected)
+    deadline = time.monotonic() + 10
+    while segments(spool_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert segments(spool_dir) == [], "each adopted segment goes once all of it is acknowledged"
