@@ -521,6 +521,9 @@ class Spool:
     def recover(self) -> Iterator[EncodedBatch]:
         """Adopt dead processes' segments (``adopt_orphans``) and yield every unacknowledged batch taken over.
 
+        One bounded round: what the bound leaves (about ``segment_bytes`` of messages per round) comes
+        with the next call, so a large spool is never read into memory at once.
+
         Each batch has its ``handle`` set (to ``ack`` once delivered) and ``recovered`` True; a
         segment is deleted when all of its batches are acked (if this process dies first, the next
         one takes it over). Corrupt or torn records are skipped and reported (SpoolError), never
@@ -538,8 +541,6 @@ class Spool:
                 if handle.segment not in self._segments or handle.seq not in handle.segment.outstanding:
                     continue  # closed meanwhile
             yield batch
-            if not self._adopted:
-                self.adopt_orphans()  # what the bound left for later
 
     def _candidates(self) -> list[str]:
         """Names of other processes' segments (safe regular files); unsafe entries are reported once."""
