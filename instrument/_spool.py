@@ -700,9 +700,11 @@ def read_spool(directory: str | os.PathLike[str]) -> list[SpooledMessage]:
 
     For inspection and tests: nothing is taken over or removed, and unsafe entries (links, FIFOs,
     other users' files) are skipped. Each segment is held with a shared lock while it is read, so a
-    process starting at that moment leaves it for the next one. Raises SpoolError for a directory a
-    Spool would refuse.
+    process starting at that moment leaves it for the next one. A missing directory holds nothing.
+    Raises SpoolError for a directory a Spool would refuse.
     """
+    if not os.path.lexists(directory):
+        return []
     dir_fd = _open_directory(Path(directory), create=False)
     found: list[SpooledMessage] = []
     try:
