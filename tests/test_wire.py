@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import gzip
 import http.server
+import importlib.metadata
 import json
 import logging
 import subprocess
@@ -213,3 +214,10 @@ print(sorted(name for name in sys.modules if name == "segment" or name.startswit
     assert done.stdout.strip() == "['segment']"  # only the blocked entry: nothing imported it
     [(_, _, raw)] = recorder.take()
     assert json.loads(raw)["batch"][0]["properties"] == {"plan": "pro"}
+
+
+def test_segment_analytics_python_is_not_a_runtime_dependency() -> None:
+    requirements = importlib.metadata.requires("instrument") or []
+    runtime = [r for r in requirements if "extra ==" not in r]
+    assert not [r for r in runtime if r.startswith("segment")]
+    assert any(r.startswith("segment-analytics-python") and "extra == 'test'" in r for r in requirements)
