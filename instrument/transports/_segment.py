@@ -304,8 +304,9 @@ class SegmentTransport(Transport):
         """Queue the batches a spool kept from processes that are gone (on the sender thread), at start and
         again every ``SPOOL_RESCAN_INTERVAL`` (a child that exited meanwhile, a process killed)."""
         spool = self._spool
-        if spool is None or (self._recovered and (self._queue or time.monotonic() < self._rescan_at)):
-            return  # after the first, only when idle: adopted batches are bounded by one round
+        busy = self._queued_bytes >= self._max_bytes // 2  # adopted batches wait in memory: keep them bounded
+        if spool is None or (self._recovered and (busy or time.monotonic() < self._rescan_at)):
+            return
         self._recovered = True
         self._rescan_at = time.monotonic() + SPOOL_RESCAN_INTERVAL
         batches = self._spooled(lambda _: list(spool.recover()), None) or []
