@@ -485,7 +485,7 @@ def test_the_body_and_headers_are_segments(
     assert set(batch.body) == {"batch", "sentAt", "writeKey"}
     assert batch.body["writeKey"] == write_key == batch.write_key
     assert batch.headers["Content-Type"] == "application/json"
-    assert batch.headers["User-Agent"].startswith("analytics-python/")
+    assert batch.headers["User-Agent"] == f"instrument/{instrument.__version__}"
     assert batch.headers.get("Content-Encoding") == ("gzip" if gzip else None)
     assert [m["properties"]["n"] for m in batch.messages] == [0, 1, 2]
     for message in batch.messages:

@@ -22,21 +22,21 @@ import gzip as _gzip
 import json
 import logging
 import random
+import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from segment.analytics.request import parse_retry_after
-from segment.analytics.version import VERSION
-
 from instrument._encoding import MAX_BATCH_BYTES, dumps, format_timestamp
 from instrument._errors import ConfigurationError
 from instrument._settings import Settings
+from instrument._version import __version__
 from instrument.transports._backlog import SpoolSender
 from instrument.transports._base import DEFAULT_MAX_QUEUE_BYTES, EncodedBatch, Message, Spool, Transport, batches_of
 from instrument.transports._http import AttemptFailed, Poster, Response, Target
+from instrument.transports._retry import parse_retry_after
 
 _log = logging.getLogger("instrument")
 
@@ -178,7 +178,7 @@ class SegmentTransport(Transport):
         self.__secret = _scrubber.add(write_key)
         self.__headers = {
             "Content-Type": "application/json",
-            "User-Agent": f"analytics-python/{VERSION}",
+            "User-Agent": f"instrument/{__version__}",  # not the official client's: another sender
             "Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode(),
         }
         if settings.gzip:
@@ -345,7 +345,7 @@ class SegmentTransport(Transport):
                 if not _retryable(response.status):
                     self._episode = None  # the endpoint answered: it is up, this batch is refused
                     return False, reason, True
-                wait_as_asked = parse_retry_after(_Headers(response)) or 0.0
+                wait_as_asked = parse_retry_after(response.headers.get("retry-after")) or 0.0
             now = time.monotonic()
             if self._episode is None and not wait_as_asked:  # rate limited is not failing
                 self._episode = now
@@ -478,28 +478,17 @@ def _leftovers_of(spool: Spool) -> Iterator[EncodedBatch]:
         yield batch
 
 
-class _Headers:
-    """What segment's ``parse_retry_after`` reads from a response: ``.headers.get(name)``."""
-
-    def __init__(self, response: Response) -> None:
-        self.headers = _Caseless(response.headers)
-
-
-class _Caseless:
-    def __init__(self, headers: Any) -> None:
-        self._headers = headers
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._headers.get(name.lower(), default)
-
-
 def reset_http_session_after_fork() -> None:
     """Give the Segment client a new HTTP session in a forked child (for code that uses its client).
 
     Its module-level requests Session pools keep-alive sockets; in a child those are the parent's
     connections, and writing to them would interleave two processes' requests on one socket.
     """
+    # Only where the app imported the official client itself (it is no dependency of instrument):
+    # importing it here would load it and requests into every forked child.
+    segment_request = sys.modules.get("segment.analytics.request")
+    if segment_request is None:
+        return
     import requests
-    from segment.analytics import request as _segment_request
 
-    _segment_request._session = requests.Session()
+    segment_request._session = requests.Session()
