@@ -85,7 +85,7 @@ def test_a_module_without_planned_classes_is_exit_2() -> None:
     assert main(["plan", "export", "instrument.plan._types"], stderr=err) == 2
     assert err.getvalue() == (
         "instrument: error: module 'instrument.plan._types' (with its submodules) "
-        "declares no Track or Identify classes\n"
+        "declares no Track or Identify classes and no event catalog\n"
     )
 
 

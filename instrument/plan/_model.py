@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from instrument import AnalyticsError, EventSchema, Identify, Track, describe
+from instrument import AnalyticsError, EventName, EventSchema, Identify, Track, _records, describe
 from instrument.plan._types import Inexpressible, Schema, annotation_schema
 
 RuleType = Literal["TRACK", "IDENTIFY", "COMMON"]
@@ -141,16 +141,45 @@ def is_planned_class(obj: object) -> bool:
     return issubclass(obj, Identify) or getattr(obj, "_event", None) is not None
 
 
-def classes_of(module_name: str) -> list[type]:
-    """Every planned class reachable from the module and its submodules, each once, in a stable order."""
-    seen: dict[int, type] = {}
+def is_catalog(obj: object) -> bool:
+    """An event catalog with members (an EventName subclass), not the base itself."""
+    return isinstance(obj, type) and issubclass(obj, EventName) and obj is not EventName and len(obj) > 0
+
+
+@dataclass(frozen=True)
+class Declarations:
+    """What a module and its submodules declare: planned classes and event catalogs, each once."""
+
+    classes: list[type]
+    catalogs: list[type[EventName]]
+
+
+def declarations_of(module_name: str) -> Declarations:
+    """The planned classes and catalogs reachable from the module and its submodules, in a stable order.
+
+    Raises PlanError when the module fails to import or declares neither."""
+    classes: dict[int, type] = {}
+    catalogs: dict[int, type[EventName]] = {}
     for module in walk_modules(import_module(module_name)):
         for obj in vars(module).values():
-            if is_planned_class(obj) and id(obj) not in seen:
-                seen[id(obj)] = obj
-    if not seen:
-        raise PlanError(f"module {module_name!r} (with its submodules) declares no Track or Identify classes")
-    return sorted(seen.values(), key=lambda c: (c.__module__, c.__qualname__))
+            if is_planned_class(obj):
+                classes.setdefault(id(obj), obj)
+            elif is_catalog(obj):
+                catalogs.setdefault(id(obj), obj)
+    if not classes and not catalogs:
+        raise PlanError(
+            f"module {module_name!r} (with its submodules) declares no Track or Identify classes and no event catalog"
+        )
+    return Declarations(sorted(classes.values(), key=_order), sorted(catalogs.values(), key=_order))
+
+
+def _order(cls: type) -> tuple[str, str]:
+    return cls.__module__, cls.__qualname__
+
+
+def classes_of(module_name: str) -> list[type]:
+    """Every planned class reachable from the module and its submodules, each once, in a stable order."""
+    return declarations_of(module_name).classes
 
 
 def describe_class(cls: type) -> EventSchema:
@@ -165,12 +194,8 @@ def describe_class(cls: type) -> EventSchema:
 
 
 def _location(cls: type) -> str:
-    try:
-        file = inspect.getsourcefile(cls)
-        line = inspect.getsourcelines(cls)[1]
-    except (OSError, TypeError):
-        return cls.__module__
-    return f"{file}:{line}"
+    source = _source_of(cls)
+    return f"{source[0]}:{source[1]}" if source else cls.__module__
 
 
 def _where(cls: type) -> str:
@@ -209,14 +234,43 @@ def rule_of(desc: EventSchema) -> Rule:
     return Rule("IDENTIFY", desc.cls.__name__, body, desc.doc, desc.source, cls_name)
 
 
-def plan_of_module(module_name: str) -> Plan:
-    """The plan of every planned class reachable from ``module_name``.
+def _tracks_uses(event: str) -> list[type[Track]]:
+    """The ad-hoc Track classes ``@tracks(event, scope=...)`` made for ``event`` in this process."""
+    return [cls for (name, _scope, _renames), cls in sorted(_records._adhoc.items()) if name == event]
 
-    Raises PlanError for an import failure, an inexpressible type, or two classes for one event that
-    disagree.
+
+def _catalog_rule(catalog: type[EventName], member: EventName) -> Rule:
+    """The rule of a catalog event no Track class declares: from its ``@tracks`` use (its scope's fields,
+    any other property) when an imported module decorates with it, else from the entry alone (any property)."""
+    event = str(member)
+    uses = _tracks_uses(event)
+    scopes = sorted({describe(cls).scope for cls in uses})
+    if len(scopes) > 1:
+        raise PlanError(f"{catalog.__qualname__}.{member.name}: @tracks sends {event!r} with scopes {scopes}")
+    if uses:
+        return rule_of(describe(uses[0]))
+    body: Schema = {"type": "object", "properties": {}, "required": []}  # nothing is known of its properties
+    return Rule("TRACK", event, body, None, _source_of(catalog), None)
+
+
+def _source_of(cls: type) -> tuple[str, int] | None:
+    try:
+        file = inspect.getsourcefile(cls)
+        return (file, inspect.getsourcelines(cls)[1]) if file else None
+    except (OSError, TypeError):
+        return None
+
+
+def plan_of_module(module_name: str) -> Plan:
+    """The plan of every planned class reachable from ``module_name``, and of every event of its catalogs
+    that no class declares (from the event's ``@tracks`` use or its catalog entry).
+
+    Raises PlanError for an import failure, an inexpressible type, or two classes (or ``@tracks`` uses)
+    for one event that disagree.
     """
+    found = declarations_of(module_name)
     rules: dict[tuple[str, str], Rule] = {}
-    for cls in classes_of(module_name):
+    for cls in found.classes:
         rule = rule_of(describe_class(cls))
         other = rules.get((rule.type, rule.key))
         if other is not None and other != rule:
@@ -224,6 +278,10 @@ def plan_of_module(module_name: str) -> Plan:
                 f"{_where(cls)}: {rule.label()!r} is also declared by {other.cls_name} with other properties"
             )
         rules.setdefault((rule.type, rule.key), rule)
+    for catalog in found.catalogs:
+        for member in catalog:
+            if ("TRACK", str(member)) not in rules:
+                rules[("TRACK", str(member))] = _catalog_rule(catalog, member)
     return Plan(_sorted_rules(list(rules.values())), module_name)
 
 
