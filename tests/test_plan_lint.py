@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from instrument.plan import lint
-from instrument.plan._lint import is_personal
 from instrument.plan._cli import main
+from instrument.plan._lint import is_personal
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(120)
