@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from instrument.plan._diff import BREAKING, Change, diff, is_breaking
+from instrument.plan._diff import BREAKING, Bump, Change, bumps, diff, is_breaking
 from instrument.plan._export import FORMATS, format_of, render
 from instrument.plan._lint import lint
 from instrument.plan._model import PlanError, load_plan, plan_of_document, plan_of_module, read_document
@@ -96,13 +96,13 @@ def _lint(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_FINDINGS if findings else EXIT_OK
 
 
-def _print_changes(changes: list[Change], out: _Out) -> None:
+def _print_changes(changes: list[Change], out: _Out, versions: list[Bump] | None = None) -> None:
     if not changes:
         out.line("no changes")
         return
-    rows = [("severity", "change", "rule", "pointer", "detail")]
-    rows += [(c.severity, c.what, c.rule, c.pointer or "-", c.detail) for c in changes]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    rows = [("severity", "schemaver", "change", "rule", "pointer", "detail")]
+    rows += [(c.severity, c.schemaver, c.what, c.rule, c.pointer or "-", c.detail) for c in changes]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for index, row in enumerate(rows):
         cells = [text.ljust(width) for text, width in zip(row, widths, strict=False)]
         if index == 0:
@@ -111,17 +111,28 @@ def _print_changes(changes: list[Change], out: _Out) -> None:
             cells[0] = out.paint(cells[0].upper(), "31;1")
         else:
             cells[0] = out.paint(cells[0], "32")
-        out.line(f"{'  '.join(cells)}  {row[4]}".rstrip())
+        out.line(f"{'  '.join(cells)}  {row[5]}".rstrip())
+        caveat = changes[index - 1].caveat if index else ""
+        if caveat:
+            out.line(f"{' ' * (sum(widths) + 2 * len(widths))}note: {caveat}")
+    for version in versions or []:
+        out.line(f"next version of {version.rule}: {version.old or 'new'} -> {version.new} ({version.schemaver})")
     breaking = sum(c.severity == BREAKING for c in changes)
     out.line(f"{breaking} breaking, {len(changes) - breaking} compatible")
 
 
 def _diff(args: argparse.Namespace, out: _Out) -> int:
-    changes = diff(load_plan(args.old), load_plan(args.new))
+    old, new = load_plan(args.old), load_plan(args.new)
+    changes, versions = diff(old, new), bumps(old, new)
     if args.json:
-        out.line(json.dumps({"breaking": is_breaking(changes), "changes": [c.as_dict() for c in changes]}, indent=2))
+        report = {
+            "breaking": is_breaking(changes),
+            "changes": [c.as_dict() for c in changes],
+            "versions": [v.as_dict() for v in versions],
+        }
+        out.line(json.dumps(report, indent=2))
     else:
-        _print_changes(changes, out)
+        _print_changes(changes, out, versions)
     return EXIT_FINDINGS if is_breaking(changes) else EXIT_OK
 
 

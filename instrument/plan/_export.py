@@ -24,7 +24,7 @@ def segment_document(plan: Plan) -> dict[str, Any]:
     """Segment's Public API / Typewriter shape: ``{"rules": [{"key", "type", "version", "jsonSchema"}]}``."""
     return {
         "rules": [
-            {"key": rule.key, "type": rule.type, "version": 1, "jsonSchema": rule.message_schema()}
+            {"key": rule.key, "type": rule.type, "version": rule.model, "jsonSchema": rule.message_schema()}
             for rule in plan.rules
         ]
     }

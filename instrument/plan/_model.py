@@ -50,11 +50,18 @@ class Rule:
     doc: str | None = None
     source: tuple[str, int] | None = field(default=None, compare=False)
     cls_name: str | None = field(default=None, compare=False)
+    #: The rule's SchemaVer (MODEL-REVISION-ADDITION): read from a plan file, 1-0-0 for code.
+    version: str = field(default="1-0-0", compare=False)
 
     @property
     def body_key(self) -> str:
         """``traits`` for an identify, else ``properties``."""
         return "traits" if self.type == "IDENTIFY" else "properties"
+
+    @property
+    def model(self) -> int:
+        """The MODEL part of the version: Segment's rule ``version``."""
+        return int(self.version.split("-")[0])
 
     @property
     def scope(self) -> str | None:
@@ -364,7 +371,10 @@ def _segment_rule(item: Any, where: str) -> Rule:
     schema = item.get("jsonSchema")
     body = _body(schema, body_key, f"{where} ({key})")
     doc = schema.get("description") if isinstance(schema, dict) else None
-    return Rule(rule_type, key, body, doc if isinstance(doc, str) else None)
+    version = item.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise PlanError(f"{where} ({key}): version must be a positive integer")
+    return Rule(rule_type, key, body, doc if isinstance(doc, str) else None, version=f"{version}-0-0")
 
 
 def _plain_rule(key: str, schema: Any, where: str) -> Rule:
