@@ -1,4 +1,4 @@
-"""The ``instrument`` command: ``plan export|lint|diff|check`` and ``collect``.
+"""The ``instrument`` command: ``plan export|import|lint|diff|check|coverage`` and ``collect``.
 
 Human output by default (colour only on a terminal that supports it, never with NO_COLOR), ``--json`` for machines.
 Exit codes: 0 clean, 1 findings (lint findings, breaking changes, a stale plan), 2 bad input or usage.
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from instrument.plan._coverage import coverage, seen_in_record, seen_in_store
 from instrument.plan._diff import BREAKING, Bump, Change, bumps, diff, is_breaking
 from instrument.plan._export import FORMATS, format_of, render
 from instrument.plan._lint import lint
@@ -61,6 +62,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("module", metavar="MODULE")
     check.add_argument("--against", required=True, metavar="PLAN_JSON", help="the committed export")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+
+    cover = plan_commands.add_parser("coverage", help="which planned events were never seen (exit 1 if any)")
+    cover.add_argument("plan", metavar="PLAN", help="a module or an exported plan file")
+    cover.add_argument(
+        "--events",
+        action="append",
+        default=[],
+        metavar="RECORD",
+        help="a test run's record (pytest --analytics-record=RECORD); repeatable",
+    )
+    cover.add_argument(
+        "--db", action="append", default=[], metavar="STORE", help="a collector's store (collect --db); repeatable"
+    )
+    cover.add_argument("--json", action="store_true", help="machine-readable output")
 
     collect = commands.add_parser("collect", help="run a local Segment-compatible collector with a live page")
     collect.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
@@ -157,6 +172,31 @@ def _check(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_FINDINGS if stale else EXIT_OK
 
 
+def _coverage(args: argparse.Namespace, out: _Out) -> int:
+    if not args.events and not args.db:
+        raise PlanError("plan coverage needs --events RECORD (a test run) or --db STORE (a collector), or both")
+    plan = load_plan(args.plan)
+    seen: set[tuple[str, str]] = set()
+    for record in args.events:
+        seen |= seen_in_record(Path(record))
+    for store in args.db:
+        seen |= seen_in_store(Path(store), plan)
+    result = coverage(plan, seen)
+    if args.json:
+        out.line(json.dumps(result.as_dict(), indent=2))
+    else:
+        out.line(f"{result.seen} of {result.planned} planned events seen")
+        if result.unseen:
+            out.line(out.paint(f"never seen ({len(result.unseen)}):", "31;1"))
+            for label in result.unseen:
+                out.line(f"  {label}")
+        if result.unplanned:
+            out.line(f"seen but not planned ({len(result.unplanned)}):")
+            for event in result.unplanned:
+                out.line(f"  {event}")
+    return EXIT_FINDINGS if result.unseen else EXIT_OK
+
+
 def _collect(args: argparse.Namespace, out: _Out) -> int:
     try:
         from instrument.plan._collect import Collector
@@ -179,7 +219,7 @@ def _collect(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"export": _export, "lint": _lint, "diff": _diff, "check": _check}
+_COMMANDS = {"export": _export, "lint": _lint, "diff": _diff, "check": _check, "coverage": _coverage}
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
