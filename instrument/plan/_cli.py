@@ -16,7 +16,8 @@ from typing import Any, TextIO
 
 from instrument.plan._coverage import coverage, seen_in_record, seen_in_store
 from instrument.plan._diff import BREAKING, Bump, Change, bumps, diff, is_breaking
-from instrument.plan._export import FORMATS, format_of, render
+from instrument.plan._export import FORMATS, format_of, iglu_files, render
+from instrument.plan._import import import_plan
 from instrument.plan._lint import lint
 from instrument.plan._model import PlanError, load_plan, plan_of_document, plan_of_module, read_document
 
@@ -46,7 +47,18 @@ def _parser() -> argparse.ArgumentParser:
     export = plan_commands.add_parser("export", help="export the plan of MODULE")
     export.add_argument("module", metavar="MODULE", help="an importable module, e.g. myapp.analytics")
     export.add_argument("--format", default="segment", help=f"one of {', '.join(FORMATS)} (default: segment)")
-    export.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
+    export.add_argument(
+        "-o", "--output", metavar="PATH", help="write to PATH instead of standard output (a directory for iglu)"
+    )
+    export.add_argument("--vendor", help="the Iglu vendor (default: the imported plan's, else com.example)")
+
+    import_cmd = plan_commands.add_parser(
+        "import", help="write a typed Python module of a Segment, Typewriter, Iglu or rudder-cli plan"
+    )
+    import_cmd.add_argument(
+        "source", metavar="PLAN", help="Segment rules or Typewriter plan.json, Iglu schema(s), rudder-cli YAML"
+    )
+    import_cmd.add_argument("-o", "--output", metavar="MODULE_PY", help="write to MODULE_PY instead of standard output")
 
     lint_cmd = plan_commands.add_parser("lint", help="lint the Track and Identify classes of MODULE")
     lint_cmd.add_argument("module", metavar="MODULE")
@@ -86,15 +98,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _write(path: Path, text: str, *, parents: bool = False) -> None:
+    try:
+        if parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise PlanError(f"{path}: cannot write: {error.strerror or error}") from None
+
+
 def _export(args: argparse.Namespace, out: _Out) -> int:
     if args.format not in FORMATS:
         raise PlanError(f"unknown format {args.format!r} (choose from {', '.join(FORMATS)})")
-    text = render(plan_of_module(args.module), args.format)
+    plan = plan_of_module(args.module)
+    if args.format == "iglu":
+        if not args.output:
+            raise PlanError("the iglu format is a directory of schemas: give -o DIR")
+        for relative, text in iglu_files(plan, args.vendor).items():
+            _write(Path(args.output) / relative, text, parents=True)
+        return EXIT_OK
+    text = render(plan, args.format)
     if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as error:
-            raise PlanError(f"{args.output}: cannot write: {error.strerror or error}") from None
+        _write(Path(args.output), text)
+    else:
+        out.stream.write(text)
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace, out: _Out) -> int:
+    module = Path(args.output).stem if args.output else "imported_plan"
+    fmt, text = import_plan(args.source, module)
+    if args.output:
+        _write(Path(args.output), text)
+        out.line(f"wrote {args.output} ({fmt}): export it back with `instrument plan export {module} --format {fmt}`")
     else:
         out.stream.write(text)
     return EXIT_OK
@@ -219,7 +255,7 @@ def _collect(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"export": _export, "lint": _lint, "diff": _diff, "check": _check, "coverage": _coverage}
+_COMMANDS = {"export": _export, "import": _import, "lint": _lint, "diff": _diff, "check": _check, "coverage": _coverage}
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

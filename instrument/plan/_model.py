@@ -14,7 +14,7 @@ import pkgutil
 import sys
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -31,6 +31,39 @@ KNOWN_DRAFTS = frozenset(
 )
 #: The extension keyword carrying a rule's scope, so that a diff can tell a scope change.
 SCOPE_KEYWORD = "x-scope"
+#: The class attribute keeping what an imported plan says that the class does not imply (``plan import``
+#: writes it): ``{"version": "1-0-2", "key": None, "body": {...}, "schema": {...}}``.
+PLAN_ATTRIBUTE = "__plan__"
+#: The module attribute keeping a plan document's own facts (Typewriter's names, the Iglu vendor, ...).
+PLAN_META_ATTRIBUTE = "__plan_meta__"
+
+
+def residual(derived: Any, source: Any, nested: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The keywords that turn ``derived`` into ``source`` (None removes one); ``nested`` keys recurse once."""
+    out: dict[str, Any] = {key: None for key in derived if key not in source}
+    for key, value in source.items():
+        if key in nested and isinstance(value, dict) and isinstance(derived.get(key), dict):
+            inner = residual(derived[key], value)
+            if inner:
+                out[key] = inner
+        elif key not in derived or derived[key] != value:
+            out[key] = value
+    return out
+
+
+def apply_residual(derived: dict[str, Any], over: Any, nested: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``derived`` with ``over`` (a ``residual``) applied."""
+    if not isinstance(over, dict):
+        return derived
+    result = dict(derived)
+    for key, value in over.items():
+        if value is None:
+            result.pop(key, None)
+        elif key in nested and isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = apply_residual(result[key], value)
+        else:
+            result[key] = value
+    return result
 
 
 class PlanError(AnalyticsError):
@@ -52,6 +85,10 @@ class Rule:
     cls_name: str | None = field(default=None, compare=False)
     #: The rule's SchemaVer (MODEL-REVISION-ADDITION): read from a plan file, 1-0-0 for code.
     version: str = field(default="1-0-0", compare=False)
+    #: Keywords of the whole-message schema beyond the derived ones (Segment's ``labels``, ...), as a residual.
+    schema_extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: Segment writes some IDENTIFY and COMMON keys as null.
+    null_key: bool = field(default=False, compare=False)
 
     @property
     def body_key(self) -> str:
@@ -79,7 +116,7 @@ class Rule:
         }
         if self.doc:
             schema["description"] = self.doc
-        return schema
+        return apply_residual(schema, self.schema_extra, ("properties",))
 
     def label(self) -> str:
         """How people name the rule: the event name, or ``identify <ClassName>``."""
@@ -92,6 +129,8 @@ class Plan:
 
     rules: tuple[Rule, ...]
     origin: str
+    #: Facts of the plan document itself, by format (``typewriter``, ``iglu``, ``rudder``), kept for export.
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def find(self, rule_type: RuleType, key: str) -> Rule | None:
         """The rule of that type and key, or None."""
@@ -236,9 +275,18 @@ def rule_of(desc: EventSchema) -> Rule:
     body: Schema = {"type": "object", "properties": properties, "required": required, SCOPE_KEYWORD: desc.scope}
     if not desc.free_form:
         body["additionalProperties"] = False
+    kept = desc.cls.__dict__.get(PLAN_ATTRIBUTE)
+    kept = kept if isinstance(kept, dict) else {}
+    body = apply_residual(body, kept.get("body"), ("properties",))
+    facts: dict[str, Any] = {
+        "version": str(kept.get("version", "1-0-0")),
+        "schema_extra": dict(kept.get("schema", {})),
+        "null_key": "key" in kept and kept["key"] is None,
+    }
     if desc.kind == "track":
-        return Rule("TRACK", str(desc.event), body, desc.doc, desc.source, cls_name)
-    return Rule("IDENTIFY", desc.cls.__name__, body, desc.doc, desc.source, cls_name)
+        return Rule("TRACK", str(desc.event), body, desc.doc, desc.source, cls_name, **facts)
+    key = kept.get("key", desc.cls.__name__)
+    return Rule("IDENTIFY", key if isinstance(key, str) else "", body, desc.doc, desc.source, cls_name, **facts)
 
 
 def _tracks_uses(event: str) -> list[type[Track]]:
@@ -289,7 +337,8 @@ def plan_of_module(module_name: str) -> Plan:
         for member in catalog:
             if ("TRACK", str(member)) not in rules:
                 rules[("TRACK", str(member))] = _catalog_rule(catalog, member)
-    return Plan(_sorted_rules(list(rules.values())), module_name)
+    meta = getattr(import_module(module_name), PLAN_META_ATTRIBUTE, None)
+    return Plan(_sorted_rules(list(rules.values())), module_name, dict(meta) if isinstance(meta, dict) else {})
 
 
 # -- from files ------------------------------------------------------------------------------------
@@ -365,16 +414,34 @@ def _segment_rule(item: Any, where: str) -> Rule:
     key = item.get("key")
     if rule_type not in _ORDER:
         raise PlanError(f"{where}: rule type {rule_type!r} is not TRACK, IDENTIFY or COMMON")
-    if not isinstance(key, str) or (rule_type == "TRACK" and not key):
+    null_key = key is None and rule_type != "TRACK"
+    if not (isinstance(key, str) or null_key) or (rule_type == "TRACK" and not key):
         raise PlanError(f"{where}: rule key must be a non-empty string")
-    body_key = "traits" if rule_type == "IDENTIFY" else "properties"
-    schema = item.get("jsonSchema")
-    body = _body(schema, body_key, f"{where} ({key})")
-    doc = schema.get("description") if isinstance(schema, dict) else None
     version = item.get("version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise PlanError(f"{where} ({key}): version must be a positive integer")
-    return Rule(rule_type, key, body, doc if isinstance(doc, str) else None, version=f"{version}-0-0")
+    return rule_of_schema(rule_type, key or "", item.get("jsonSchema"), f"{version}-0-0", where, null_key=null_key)
+
+
+def rule_of_schema(
+    rule_type: RuleType,
+    key: str,
+    schema: Any,
+    version: str,
+    where: str,
+    *,
+    null_key: bool = False,
+    doc_inside: bool = True,
+) -> Rule:
+    """A rule from a Segment-shaped whole-message schema, keeping what it says beyond the derived shape."""
+    body_key = "traits" if rule_type == "IDENTIFY" else "properties"
+    body = _body(schema, body_key, f"{where} ({key})")
+    doc = schema.get("description") if doc_inside and isinstance(schema, dict) else None
+    rule = Rule(rule_type, key, body, doc if isinstance(doc, str) else None, version=version, null_key=null_key)
+    if isinstance(schema, dict):
+        extra = residual(rule.message_schema(), schema, ("properties",))
+        rule = replace(rule, schema_extra=extra)
+    return rule
 
 
 def _plain_rule(key: str, schema: Any, where: str) -> Rule:

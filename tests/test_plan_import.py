@@ -1,0 +1,126 @@
+"""`instrument plan import`: Segment rules, Typewriter's plan.json, Iglu schemas and rudder-cli YAML to a typed
+module of Track classes that `plan export` writes back unchanged; the module passes `mypy --strict`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from run_instrument import run_instrument
+
+pytestmark = pytest.mark.timeout(300)
+
+FIXTURES = Path(__file__).resolve().parent / "plan_fixtures"
+# (name, fixture, format): each fixture is written from the format's public documentation (see make.py).
+CASES = [
+    ("segment", FIXTURES / "segment.json", "segment"),
+    ("typewriter", FIXTURES / "typewriter-plan.json", "typewriter"),
+    ("iglu", FIXTURES / "iglu", "iglu"),
+    ("rudder", FIXTURES / "rudder.yaml", "rudder"),
+]
+
+
+def _events(fixture: Path, fmt: str) -> int:
+    if fmt == "segment":
+        return sum(r["type"] == "TRACK" for r in json.loads(fixture.read_text())["rules"])
+    if fmt == "typewriter":
+        return len(json.loads(fixture.read_text())["rules"]["events"])
+    if fmt == "iglu":
+        return len([p for p in fixture.rglob("*") if p.is_file()])
+    return len(next(d for d in yaml.safe_load_all(fixture.read_text()) if d["kind"] == "events")["spec"]["events"])
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each fixture imported into its own module, in one directory."""
+    out = tmp_path_factory.mktemp("imported")
+    for name, fixture, _fmt in CASES:
+        done = run_instrument("plan", "import", str(fixture), "-o", str(out / f"{name}_plan.py"))
+        assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.mark.parametrize(("name", "fixture", "fmt"), CASES, ids=[c[0] for c in CASES])
+def test_import_then_export_gives_the_same_plan(imported: Path, name: str, fixture: Path, fmt: str) -> None:
+    assert _events(fixture, fmt) >= 40
+    target = imported / f"out-{name}"
+    done = run_instrument("plan", "export", f"{name}_plan", "--format", fmt, "-o", str(target), cwd=imported)
+    assert done.returncode == 0, done.stderr
+    if fmt == "iglu":
+        assert _files(target) == _files(fixture)
+    else:
+        assert target.read_text() == fixture.read_text()
+
+
+def test_the_generated_modules_pass_mypy_strict(imported: Path) -> None:
+    modules = sorted(str(p) for p in imported.glob("*_plan.py"))
+    assert len(modules) == len(CASES)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *modules],
+        cwd=imported,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_generated_module_is_typed_classes_with_wire_keys_and_docs(imported: Path) -> None:
+    source = (imported / "segment_plan.py").read_text()
+    assert "class OrderCompleted(Track, event=Events.ORDER_COMPLETED):" in source
+    assert "    'An order was completed.'" in source
+    assert "    order_id: str\n" in source
+    assert "    invitee_email: Annotated[str, {'format': 'email'}] = field(key='invitee email')" in source
+    assert "    class_: str = field(default=\"\", key='class', doc='A Python keyword as a key')" in source
+    assert "    image_url: str = field(default=\"\", key='imageURL', doc='Image of the product')" in source
+    # A name outside the "[Noun] [Verb]" convention is kept as the plan spells it.
+    assert "LEGACY: frozenset[str] = frozenset(['Product Added to Wishlist'," in source
+
+
+def test_a_plan_export_imports_back_to_the_same_export(tmp_path: Path) -> None:
+    for fmt, suffix in (("segment", ".json"), ("typewriter", ".json"), ("rudder", ".yaml")):
+        first = tmp_path / f"porter-{fmt}{suffix}"
+        done = run_instrument("plan", "export", "examples.porter.analytics", "--format", fmt, "-o", str(first))
+        assert done.returncode == 0, done.stderr
+        module = tmp_path / f"porter_{fmt}.py"
+        done = run_instrument("plan", "import", str(first), "-o", str(module))
+        assert done.returncode == 0, done.stderr
+        again = tmp_path / f"again-{fmt}"
+        done = run_instrument("plan", "export", f"porter_{fmt}", "--format", fmt, "-o", str(again), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert again.read_text() == first.read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "suffix", "message"),
+    [
+        ("{}", ".json", "not a plan"),
+        ('{"rules": {"events": 3}}', ".json", "rules.events is not a list"),
+        ('{"self": {"vendor": "v"}}', ".json", "self needs vendor, name and version"),
+        ("kind: events\n", ".yaml", "expected one document each of kind events, properties and tp"),
+        ("a: [", ".yaml", "not YAML"),
+    ],
+)
+def test_a_bad_plan_is_exit_2_naming_the_file(tmp_path: Path, text: str, suffix: str, message: str) -> None:
+    bad = tmp_path / f"bad{suffix}"
+    bad.write_text(text)
+    done = run_instrument("plan", "import", str(bad))
+    assert done.returncode == 2
+    assert str(bad) in done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_importing_instrument_or_its_plan_tools_does_not_import_yaml() -> None:
+    code = "import sys, instrument, instrument.plan; assert 'yaml' not in sys.modules, 'yaml imported'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
