@@ -7,14 +7,21 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from run_instrument import run_instrument
+
+from instrument.plan._import import annotation_of
+from instrument.plan._types import annotation_schema
 
 pytestmark = pytest.mark.timeout(300)
 
 FIXTURES = Path(__file__).resolve().parent / "plan_fixtures"
+PORTER = "examples.porter.analytics"
 # (name, fixture, format): each fixture is written from the format's public documentation (see make.py).
 CASES = [
     ("segment", FIXTURES / "segment.json", "segment"),
@@ -124,3 +131,46 @@ def test_importing_instrument_or_its_plan_tools_does_not_import_yaml() -> None:
     code = "import sys, instrument, instrument.plan; assert 'yaml' not in sys.modules, 'yaml imported'"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_plan_check_and_diff_read_a_typewriter_plan_and_rudder_yaml(tmp_path: Path) -> None:
+    for fmt, suffix in (("typewriter", ".json"), ("rudder", ".yaml")):
+        path = tmp_path / f"porter{suffix}"
+        assert run_instrument("plan", "export", PORTER, "--format", fmt, "-o", str(path)).returncode == 0
+        if fmt == "typewriter":
+            done = run_instrument("plan", "check", PORTER, "--against", str(path))
+            assert (done.returncode, done.stdout) == (0, f"{path} is up to date\n"), done.stderr
+        done = run_instrument("plan", "diff", str(path), PORTER, "--json")
+        assert done.returncode == 0, done.stderr
+        changes = json.loads(done.stdout)["changes"]
+        # rudder-cli has no identify rules and no scope keyword: the code adds those, nothing else.
+        assert all(c["schemaver"] != "MODEL" for c in changes), changes
+
+
+JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=4))
+LEAF = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["string", "integer", "number", "boolean", "null", "object", "array"])
+        | st.lists(st.sampled_from(["string", "integer", "number", "null"]), min_size=1, max_size=3, unique=True),
+        "format": st.sampled_from(["date-time", "date", "time", "uuid", "email", "uri"]),
+        "enum": st.lists(JSON_SCALARS, min_size=1, max_size=3, unique=True),
+        "maxLength": st.integers(0, 9),
+        "minimum": st.integers(-3, 3),
+    },
+)
+SCHEMAS = st.recursive(
+    LEAF,
+    lambda inner: (
+        st.fixed_dictionaries({"type": st.just("array")}, optional={"items": inner})
+        | st.fixed_dictionaries({"type": st.just("object")}, optional={"additionalProperties": inner})
+    ),
+    max_leaves=4,
+)
+
+
+@given(SCHEMAS)
+@settings(max_examples=300, deadline=None)
+def test_every_property_schema_gets_an_annotation_that_says_it_exactly(schema: dict[str, Any]) -> None:
+    kind, extra = annotation_of(schema)
+    assert {**annotation_schema(kind.obj), **extra} == schema

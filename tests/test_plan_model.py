@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from instrument.plan import PlanError, load_plan, plan_of_module, render
+from instrument.plan._model import apply_residual, residual
 
 PORTER = "examples.porter.analytics"
 
@@ -163,3 +167,20 @@ def test_porter_plans_every_event_of_its_catalog() -> None:
     verified = plan.find("TRACK", "User Verified Email")
     assert verified is not None
     assert verified.cls_name is None
+
+
+JSON = st.recursive(
+    st.one_of(st.booleans(), st.integers(-3, 3), st.text(max_size=3)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+SCHEMA_OBJECTS = st.dictionaries(st.sampled_from(["type", "properties", "required", "x", "labels"]), JSON, max_size=5)
+
+
+@given(SCHEMA_OBJECTS, SCHEMA_OBJECTS)
+@settings(max_examples=300, deadline=None)
+def test_a_residual_turns_the_derived_schema_into_the_source(derived: dict[str, Any], source: dict[str, Any]) -> None:
+    # What plan import keeps in __plan__: applied to what the class implies, it gives the plan back.
+    over = residual(derived, source, ("properties",))
+    assert apply_residual(derived, over, ("properties",)) == source
+    assert residual(source, source, ("properties",)) == {}

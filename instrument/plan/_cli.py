@@ -190,7 +190,7 @@ def _diff(args: argparse.Namespace, out: _Out) -> int:
 def _check(args: argparse.Namespace, out: _Out) -> int:
     path = Path(args.against)
     committed, data = read_document(path)
-    old = plan_of_document(data, str(path))
+    old = load_plan(str(path)) if format_of(data) == "typewriter" else plan_of_document(data, str(path))
     new = plan_of_module(args.module)
     current = render(new, format_of(data))
     stale = current != committed

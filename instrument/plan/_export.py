@@ -103,6 +103,11 @@ def _rudder_property(key: str, schema: Schema, prop_id: str) -> dict[str, Any]:
     return prop
 
 
+def property_label(key: str, schema: Schema) -> str:
+    """How a rudder-cli property is told apart: its name, and its schema when names repeat."""
+    return f"{key} {json.dumps(schema, sort_keys=True)}"
+
+
 def rudder_documents(plan: Plan) -> list[dict[str, Any]]:
     """rudder-cli's three documents (events, properties, tp) of the plan's TRACK rules; an imported plan's
     ids and names are kept, others are made from the names."""
@@ -124,7 +129,7 @@ def rudder_documents(plan: Plan) -> list[dict[str, Any]]:
         refs = []
         required = set(rule.body.get("required", []))
         for key, schema in rule.body.get("properties", {}).items():
-            label = f"{key} {json.dumps(schema, sort_keys=True)}"
+            label = property_label(key, schema)
             if label not in properties:
                 taken = {p["id"] for p in properties.values()}
                 prop_id = ids.get("properties", {}).get(label) or _slug(key)

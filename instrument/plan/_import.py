@@ -12,7 +12,6 @@ document's own facts in the module's ``__plan_meta__``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import keyword
 import re
 import sys
@@ -27,6 +26,7 @@ from instrument import _scopes
 from instrument._errors import EventNameError
 from instrument._events import check_event_name
 from instrument._spec import RESERVED
+from instrument.plan._export import property_label
 from instrument.plan._model import (
     Plan,
     PlanError,
@@ -41,7 +41,6 @@ from instrument.plan._model import (
 )
 from instrument.plan._types import Schema, annotation_schema
 
-IGLU_META = "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#"
 IMPORT_FORMATS = ("segment", "typewriter", "iglu", "rudder")
 
 
@@ -219,11 +218,6 @@ def _rudder_plan(docs: dict[str, dict[str, Any]], origin: str) -> Plan:
         "ids": ids,
     }
     return _plan(rules, origin, {"rudder": meta})
-
-
-def property_label(key: str, schema: Schema) -> str:
-    """How a rudder-cli property is told apart: its name, and its schema when names repeat."""
-    return f"{key} {json.dumps(schema, sort_keys=True)}"
 
 
 # -- writing the module ----------------------------------------------------------------------------

@@ -345,12 +345,18 @@ def plan_of_module(module_name: str) -> Plan:
 
 
 def load_plan(source: str) -> Plan:
-    """A plan from an exported file (segment or jsonschema format) or from an importable module name.
+    """A plan from a file (Segment rules, Typewriter's plan.json, rudder-cli YAML, an Iglu schema or the
+    jsonschema export), a directory of Iglu schemas, or an importable module name.
 
-    A source naming an existing file, or ending in ``.json``, is a file. Raises PlanError.
+    A source naming an existing file or directory, or ending in ``.json``, is a file. Raises PlanError.
     """
-    if source.endswith(".json") or Path(source).is_file():
-        return plan_of_file(Path(source))
+    path = Path(source)
+    if path.is_dir() or path.suffix in (".yaml", ".yml"):
+        from instrument.plan._import import read_foreign
+
+        return read_foreign(source)[1]
+    if source.endswith(".json") or path.is_file():
+        return plan_of_file(path)
     return plan_of_module(source)
 
 
@@ -369,6 +375,10 @@ def read_document(path: Path) -> tuple[str, Any]:
 def plan_of_file(path: Path) -> Plan:
     """Read an exported plan. Raises PlanError naming the file for anything that is not one."""
     _, data = read_document(path)
+    if isinstance(data, dict) and (isinstance(data.get("rules"), dict) or isinstance(data.get("self"), dict)):
+        from instrument.plan._import import read_foreign  # Typewriter's plan.json, an Iglu schema
+
+        return read_foreign(str(path))[1]
     return plan_of_document(data, str(path))
 
 
