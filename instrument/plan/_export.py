@@ -65,21 +65,37 @@ def typewriter_document(plan: Plan) -> dict[str, Any]:
 def iglu_files(plan: Plan, vendor: str | None = None) -> dict[str, str]:
     """One Iglu self-describing schema per TRACK rule, by path (``vendor/name/jsonschema/version``)."""
     vendor = vendor or plan.meta.get("iglu", {}).get("vendor") or DEFAULT_VENDOR
+    if not _IGLU_VENDOR.fullmatch(vendor):
+        raise PlanError(f"Iglu vendor {vendor!r} is not a reversed domain name (letters, digits, '.', '-', '_')")
     files: dict[str, str] = {}
     for rule in plan.rules:
         if rule.type != "TRACK":
             continue
-        if "/" in rule.key or rule.key in (".", ".."):
-            raise PlanError(f"event {rule.key!r} cannot be an Iglu schema name (a path segment)")
+        name = iglu_name(rule.key)
         document: Schema = {
             "$schema": IGLU_META,
-            "self": {"vendor": vendor, "name": rule.key, "format": "jsonschema", "version": rule.version},
+            "self": {"vendor": vendor, "name": name, "format": "jsonschema", "version": rule.version},
             **rule.body,
         }
         if rule.doc is not None:
             document["description"] = rule.doc
-        files[f"{vendor}/{rule.key}/jsonschema/{rule.version}"] = dumps(document)
+        path = f"{vendor}/{name}/jsonschema/{rule.version}"
+        if path in files:
+            raise PlanError(f"events {rule.key!r} and another have the same Iglu schema name {name!r}")
+        files[path] = dumps(document)
     return files
+
+
+_IGLU_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_IGLU_VENDOR = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def iglu_name(event: str) -> str:
+    """An event's Iglu schema name: itself when Iglu allows it (letters, digits, '-', '_'), else snake_case
+    (``Cluster Deleted`` -> ``cluster_deleted``); Snowplow events are named by their schema."""
+    if _IGLU_NAME.fullmatch(event):
+        return event
+    return "_".join(re.findall(r"[A-Za-z0-9]+", event)).lower() or "event"
 
 
 def _slug(text: str) -> str:
