@@ -37,6 +37,8 @@ def segment_document(plan: Plan) -> dict[str, Any]:
             }
             for rule in plan.rules
         ]
+        # An imported plan's COMMON rules (kept whole: no class declares them).
+        + list(plan.meta.get("segment", {}).get("common", []))
     }
 
 

@@ -26,7 +26,7 @@ from instrument import _scopes
 from instrument._errors import EventNameError
 from instrument._events import check_event_name
 from instrument._spec import RESERVED
-from instrument.plan._export import property_label
+from instrument.plan._export import property_label, segment_document
 from instrument.plan._model import (
     Plan,
     PlanError,
@@ -59,7 +59,17 @@ def read_foreign(source: str) -> tuple[str, Plan]:
         return "typewriter", _typewriter(data, str(path))
     if isinstance(data, dict) and isinstance(data.get("self"), dict):
         return "iglu", _iglu_plan([(path, data)], str(path))
-    return "segment", plan_of_document(data, str(path))
+    return "segment", _segment(data, str(path))
+
+
+def _segment(data: Any, origin: str) -> Plan:
+    """Segment's rules; the COMMON rules (for every message) are kept whole for the export, not as classes."""
+    plan = plan_of_document(data, origin)
+    common = [r for r in plan.rules if r.type == "COMMON"]
+    if not common:
+        return plan
+    kept = {"common": segment_document(Plan(tuple(common), origin))["rules"]}
+    return Plan(tuple(r for r in plan.rules if r.type != "COMMON"), origin, {"segment": kept})
 
 
 def _typewriter(data: dict[str, Any], origin: str) -> Plan:

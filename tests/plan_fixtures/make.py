@@ -279,6 +279,10 @@ def segment() -> dict[str, Any]:
             schema["labels"] = labels
         rules.append({"key": name, "type": "TRACK", "version": version, "jsonSchema": schema})
     rules.append({"key": None, "type": "IDENTIFY", "version": 1, "jsonSchema": message(TRAITS, "traits")})
+    # A COMMON rule (every message): the library must say who sent it.
+    context = {"type": "object", "properties": {"library": {"type": "object"}}, "required": ["library"]}
+    common = {"$schema": DRAFT_07, "type": "object", "properties": {"context": context}, "required": ["context"]}
+    rules.append({"key": None, "type": "COMMON", "version": 1, "jsonSchema": common})
     return {"rules": rules}
 
 
