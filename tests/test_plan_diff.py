@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from run_instrument import run_instrument
 
 from instrument.plan import plan_of_module, render
 from instrument.plan._cli import main
-from instrument.plan._diff import CHANGE_KINDS
+from instrument.plan._diff import CHANGE_KINDS, relation
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTER = "examples.porter.analytics"
@@ -371,3 +373,25 @@ def test_a_segment_plan_with_a_common_rule_loads_and_diffs(tmp_path: Path) -> No
         }
     ]
     assert code == 1
+
+
+PROPERTY_SCHEMAS = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["string", "integer", "number", "boolean", "null"])
+        | st.lists(st.sampled_from(["string", "integer", "number", "null"]), min_size=1, max_size=3, unique=True),
+        "format": st.sampled_from(["date-time", "uuid"]),
+        "maxLength": st.integers(0, 5),
+        "minimum": st.integers(-2, 2),
+        "items": st.fixed_dictionaries({}, optional={"type": st.sampled_from(["string", "integer", "number"])}),
+    },
+)
+
+
+@given(PROPERTY_SCHEMAS, PROPERTY_SCHEMAS)
+@settings(max_examples=400, deadline=None)
+def test_widening_one_way_is_narrowing_the_other(old: dict[str, Any], new: dict[str, Any]) -> None:
+    forward, backward = relation(old, new), relation(new, old)
+    mirror = {"same": "same", "wider": "narrower", "narrower": "wider", "other": "other"}
+    assert backward == mirror[forward]
+    assert relation(old, old) == "same"

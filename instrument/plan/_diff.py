@@ -165,7 +165,9 @@ def _bound_relation(old: Schema, new: Schema) -> Relation:
             before, after = old.get(key), new.get(key)
             if before == after:
                 continue
-            if after is None or (before is not None and (after - before) * sign > 0):
+            if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in (before, after)):
+                seen.add("other")  # not a number: a plan this tool did not write; call it a change
+            elif after is None or (before is not None and (after - before) * sign > 0):
                 seen.add("wider")
             else:
                 seen.add("narrower")

@@ -27,6 +27,7 @@ from instrument._errors import EventNameError
 from instrument._events import check_event_name
 from instrument._spec import RESERVED
 from instrument.plan._export import property_label, segment_document
+from instrument.plan._lint import words
 from instrument.plan._model import (
     Plan,
     PlanError,
@@ -305,8 +306,7 @@ def annotation_of(schema: Schema) -> tuple[_Type, Schema]:
 
 
 def _python_name(key: str, taken: set[str]) -> str:
-    words = re.findall(r"[A-Z]+(?=[A-Z][a-z]|\d|\b|_)|[A-Z]?[a-z]+|[A-Z]+|\d+", key)
-    name = "_".join(w.lower() for w in words) or "value"
+    name = "_".join(words(key)) or "value"
     if name[0].isdigit():
         name = f"n_{name}"
     while keyword.iskeyword(name) or name in RESERVED or name in taken or name in _scopes.known_fields():

@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from instrument.plan._model import classes_of, describe_class, rule_of
+from instrument.plan._model import classes_of, describe_class, rule_of, source_of
 from instrument.plan._types import Schema, type_text
 
 _SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
@@ -148,10 +148,7 @@ def _declaring_class(cls: type, attribute: str) -> type:
 
 
 def _source(cls: type) -> tuple[str, int]:
-    try:
-        return inspect.getsourcefile(cls) or cls.__module__, inspect.getsourcelines(cls)[1]
-    except (OSError, TypeError):
-        return cls.__module__, 0
+    return source_of(cls) or (cls.__module__, 0)
 
 
 def _fold(name: str) -> str:

@@ -240,7 +240,7 @@ def describe_class(cls: type) -> EventSchema:
 
 
 def _location(cls: type) -> str:
-    source = _source_of(cls)
+    source = source_of(cls)
     return f"{source[0]}:{source[1]}" if source else cls.__module__
 
 
@@ -305,10 +305,11 @@ def _catalog_rule(catalog: type[EventName], member: EventName) -> Rule:
     if uses:
         return rule_of(describe(uses[0]))
     body: Schema = {"type": "object", "properties": {}, "required": []}  # nothing is known of its properties
-    return Rule("TRACK", event, body, None, _source_of(catalog), None)
+    return Rule("TRACK", event, body, None, source_of(catalog), None)
 
 
-def _source_of(cls: type) -> tuple[str, int] | None:
+def source_of(cls: type) -> tuple[str, int] | None:
+    """(file, line) of a class's definition, when its source is known."""
     try:
         file = inspect.getsourcefile(cls)
         return (file, inspect.getsourcelines(cls)[1]) if file else None

@@ -325,17 +325,20 @@ def iglu() -> dict[str, str]:
 
 
 def _rudder_property(key: str, schema: Schema, prop_id: str) -> dict[str, Any]:
-    prop: dict[str, Any] = {"id": prop_id, "name": key}
-    if "type" in schema:
-        prop["type"] = ",".join(schema["type"]) if isinstance(schema["type"], list) else schema["type"]
-    if "description" in schema:
-        prop["description"] = schema["description"]
-    config = {k: v for k, v in schema.items() if k not in ("type", "description")}
-    if isinstance(config.get("items"), dict) and set(config["items"]) == {"type"}:
-        config["itemTypes"] = [config.pop("items")["type"]]
-    if config:
-        prop["propConfig"] = config
-    return prop
+    """A property as rudder-cli declares it: type (comma-separated when several), description, propConfig
+    (the other JSON Schema keywords; a plain item type as itemTypes)."""
+    rest = dict(schema)
+    kind, description, items = rest.pop("type", None), rest.pop("description", None), rest.get("items")
+    if isinstance(items, dict) and list(items) == ["type"]:
+        rest = {k: v for k, v in rest.items() if k != "items"} | {"itemTypes": [items["type"]]}
+    declared = {
+        "id": prop_id,
+        "name": key,
+        "type": ",".join(kind) if isinstance(kind, list) else kind,
+        "description": description,
+        "propConfig": rest or None,
+    }
+    return {field: value for field, value in declared.items() if value is not None}
 
 
 def rudder() -> list[dict[str, Any]]:
