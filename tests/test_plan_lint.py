@@ -246,3 +246,12 @@ def test_an_acknowledgement_on_a_base_covers_its_subclasses(shop: Path) -> None:
     )
     (shop / "ackshop.py").write_text(source)
     assert [f.message.split(":")[0] for f in lint("ackshop") if f.code == "IN005"] == ["OrderPlaced.userEmail"]
+
+
+def test_an_acknowledgement_of_a_key_the_class_does_not_send_is_reported(shop: Path) -> None:
+    source = PERSONAL.replace('__personal_data__ = {"reply_email"}', '__personal_data__ = {"reply_email", "replyMail"}')
+    (shop / "staleack.py").write_text(source)
+    [finding] = [f for f in lint("staleack") if f.message.startswith("SupportContacted")]
+    assert str(finding) == (
+        "staleack.py:31: IN005 SupportContacted: __personal_data__ names ['replyMail'], which it does not send"
+    )

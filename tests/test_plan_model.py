@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -184,3 +185,13 @@ def test_a_residual_turns_the_derived_schema_into_the_source(derived: dict[str, 
     over = residual(derived, source, ("properties",))
     assert apply_residual(derived, over, ("properties",)) == source
     assert residual(source, source, ("properties",)) == {}
+
+
+def test_the_public_api_list_answer_reads_as_its_rules(tmp_path: Path) -> None:
+    rules = json.loads(render(plan_of_module(PORTER), "segment"))["rules"]
+    answer = tmp_path / "answer.json"
+    answer.write_text(json.dumps({"data": {"rules": rules, "pagination": {"current": "MA==", "totalEntries": 48}}}))
+    loaded = load_plan(str(answer))
+    assert [(r.type, r.key, r.body) for r in loaded.rules] == [
+        (r.type, r.key, r.body) for r in plan_of_module(PORTER).rules
+    ]

@@ -180,6 +180,9 @@ def lint(module_name: str) -> list[Finding]:
         if desc.doc is None:
             findings.append(Finding(*where, "IN006", f"{name} has no docstring (the plan's description)"))
         props: Schema = rule.body.get("properties", {})
+        unsent = sorted(_acknowledged(cls).difference(p.key for p in desc.properties))
+        if unsent and ACKNOWLEDGED in cls.__dict__:  # where it is written, as legacy= names must be values
+            findings.append(Finding(*where, "IN005", f"{name}: {ACKNOWLEDGED} names {unsent}, which it does not send"))
         for prop in desc.properties:
             at = _field_line(cls, prop.name, where)
             if not _SNAKE.fullmatch(prop.key):

@@ -384,7 +384,11 @@ def plan_of_file(path: Path) -> Plan:
 
 
 def plan_of_document(data: Any, origin: str) -> Plan:
-    """A plan from parsed JSON (segment shape ``{"rules": [...]}`` or jsonschema shape). Raises PlanError."""
+    """A plan from parsed JSON (segment shape ``{"rules": [...]}``, also as the Public API's list answer
+    ``{"data": {"rules": [...]}}``, or jsonschema shape). Raises PlanError."""
+    wrapped = data.get("data") if isinstance(data, dict) else None
+    if isinstance(wrapped, dict) and isinstance(wrapped.get("rules"), list):
+        data = wrapped
     if isinstance(data, dict) and isinstance(data.get("rules"), list):
         rules = [_segment_rule(item, f"{origin}: rules[{i}]") for i, item in enumerate(data["rules"])]
     elif isinstance(data, dict) and isinstance(data.get("events"), dict):
