@@ -432,18 +432,42 @@ def module_source(plan: Plan, fmt: str, kept: dict[str, dict[str, Any]] | None =
     header += [f"from typing import {', '.join(typing_names)}", ""]
     names = sorted(n for n in ("EventName", "Identify", "Track", "field") if n in out.imports)
     header += [f"from instrument import {', '.join(names)}", ""]
-    header += [f"__plan_meta__: dict[str, Any] = {plan.meta!r}", ""]
-    header.append(f"LEGACY: frozenset[str] = frozenset({sorted(legacy)!r})")
+    header += [f"__plan_meta__: dict[str, Any] = {_literal(plan.meta, 0, 34)}", ""]
+    header.append(f"LEGACY: frozenset[str] = frozenset({_literal(sorted(legacy), 0, 37)})")
     header.append('"""Event names kept as the plan spells them, outside the "[Noun] [Verb]" convention."""')
     if not tracks:
         catalog = []
     return "\n".join([*header, *catalog, *body]) + "\n"
 
 
+def _docstring(text: str) -> str:
+    """A triple-quoted literal when the text allows one, else its repr (a string literal all the same)."""
+    plain = '"' not in text and "\\" not in text and text.isprintable() and text == text.strip()
+    return f'"""{text}"""' if plain and text else repr(text)
+
+
+def _literal(value: Any, indent: int, used: int = 0) -> str:
+    """A Python literal of JSON-like data, one item a line where it does not fit on one (as formatters do);
+    ``used`` is how much of its first line is taken already."""
+    flat = repr(value)
+    if len(flat) + max(indent, used) <= _WIDTH or not isinstance(value, (dict, list)) or not value:
+        return flat
+    pad = " " * (indent + 4)
+    if isinstance(value, dict):
+        items = [f"{pad}{key!r}: {_literal(item, indent + 4)}," for key, item in value.items()]
+        return "{\n" + "\n".join(items) + "\n" + " " * indent + "}"
+    items = [f"{pad}{_literal(item, indent + 4)}," for item in value]
+    return "[\n" + "\n".join(items) + "\n" + " " * indent + "]"
+
+
+_WIDTH = 100
+
+
 def _class_body(rule: Rule, kept: dict[str, Any] | None, out: _Source) -> list[str]:
-    lines = [f"    {rule.doc!r}"] if rule.doc is not None else []
+    lines = [f"    {_docstring(rule.doc)}"] if rule.doc is not None else []
     if kept:
-        lines += ["", f"    __plan__ = {kept!r}"] if lines else [f"    __plan__ = {kept!r}"]
+        assignment = f"    __plan__ = {_literal(kept, 4, 15)}"
+        lines += ["", assignment] if lines else [assignment]
     props = _property_lines(rule, out)
     if props:
         lines += ["", *props] if lines else props
