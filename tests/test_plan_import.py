@@ -83,7 +83,9 @@ def test_the_generated_modules_pass_mypy_strict(imported: Path) -> None:
 
 def test_the_generated_module_is_typed_classes_with_wire_keys_and_docs(imported: Path) -> None:
     source = (imported / "segment_plan.py").read_text()
-    assert "class OrderCompleted(Track, event=Events.ORDER_COMPLETED):" in source
+    assert "class OrderCompleted(PlannedTrack, event=Events.ORDER_COMPLETED):" in source
+    # What every rule says beyond its properties (no scope keyword, other properties allowed), kept once.
+    assert "SHARED_PLAN: dict[str, Any] = {'body': {'x-scope': None, 'additionalProperties': None}}" in source
     assert '    """An order was completed."""' in source
     assert "    order_id: str\n" in source
     assert "    invitee_email: Annotated[str, {'format': 'email'}] = field(key='invitee email')" in source

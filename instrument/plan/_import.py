@@ -390,14 +390,17 @@ def _property_lines(rule: Rule, out: _Source) -> list[str]:
     return lines
 
 
-def module_source(plan: Plan, fmt: str, kept: dict[str, dict[str, Any]] | None = None) -> str:
+def module_source(
+    plan: Plan, fmt: str, kept: dict[str, dict[str, Any]] | None = None, shared: dict[str, Any] | None = None
+) -> str:
     """The Python module of ``plan``: a catalog, a Track class per TRACK rule, an Identify class per IDENTIFY
-    rule. ``kept`` maps a rule label to its ``__plan__`` (what the classes do not imply)."""
+    rule. ``kept`` maps a rule label to its ``__plan__`` (what the classes do not imply); ``shared`` is the
+    body residual every track shares, kept once on a base class of them."""
     kept = kept or {}
     out = _Source([], {"EventName", "Track"})
     tracks = [r for r in plan.rules if r.type == "TRACK"]
     identifies = [r for r in plan.rules if r.type == "IDENTIFY"]
-    classes: set[str] = set()
+    classes: set[str] = {"Events", "PlannedTrack", "LEGACY", "SHARED_PLAN"}  # names the module itself uses
     members: set[str] = set()
     body: list[str] = []
     catalog = ["", "", "class Events(EventName, legacy=LEGACY):", '    """The events of the plan."""', ""]
@@ -410,7 +413,7 @@ def module_source(plan: Plan, fmt: str, kept: dict[str, dict[str, Any]] | None =
         except EventNameError:
             legacy.append(rule.key)
         name = _class_name(rule.key, classes, "Event")
-        body += ["", "", f"class {name}(Track, event=Events.{member}):"]
+        body += ["", "", f"class {name}({'PlannedTrack' if shared else 'Track'}, event=Events.{member}):"]
         body += _class_body(rule, kept.get(rule.label()), out)
     for rule in identifies:
         out.imports.add("Identify")
@@ -437,6 +440,18 @@ def module_source(plan: Plan, fmt: str, kept: dict[str, dict[str, Any]] | None =
     header.append('"""Event names kept as the plan spells them, outside the "[Noun] [Verb]" convention."""')
     if not tracks:
         catalog = []
+    if shared:
+        catalog += [
+            "",
+            f"SHARED_PLAN: dict[str, Any] = {_literal({'body': shared}, 0, 30)}",
+            '"""What the rules of all the events say beyond their properties (the base class keeps it)."""',
+            "",
+            "",
+            "class PlannedTrack(Track):",
+            '    """The base of the events."""',
+            "",
+            "    __plan__ = SHARED_PLAN",
+        ]
     return "\n".join([*header, *catalog, *body]) + "\n"
 
 
@@ -512,12 +527,33 @@ def import_plan(source: str, module_name: str = "imported_plan") -> tuple[str, s
     fmt, plan = read_foreign(source)
     first = _declared(module_source(plan, fmt), module_name)
     kept = {rule.label(): _kept(rule, first.get(_label_in(rule, first))) for rule in plan.rules}
-    text = module_source(plan, fmt, {label: k for label, k in kept.items() if k})
+    shared = _shared([kept[r.label()] for r in plan.rules if r.type == "TRACK"])
+    for rule in plan.rules:
+        body = kept[rule.label()].get("body", {})
+        if rule.type == "TRACK" and shared:
+            body = {k: v for k, v in body.items() if k not in shared}
+            kept[rule.label()] = {k: v for k, v in kept[rule.label()].items() if k != "body"} | (
+                {"body": body} if body else {}
+            )
+    text = module_source(plan, fmt, {label: k for label, k in kept.items() if k}, shared)
     final = _declared(text, module_name)
     mismatched = [r.label() for r in plan.rules if _same(r, final.get(r.label())) is False]
     if mismatched:
         raise PlanError(f"{source}: the generated module would not export {mismatched[0]!r} back unchanged")
     return fmt, text
+
+
+def _shared(kept: list[dict[str, Any]]) -> dict[str, Any]:
+    """The body residual items (not properties) every track keeps alike, to keep once on a base class."""
+    bodies = [k.get("body", {}) for k in kept]
+    if len(bodies) < 2:
+        return {}
+    first = bodies[0]
+    return {
+        key: value
+        for key, value in first.items()
+        if key != "properties" and all(key in b and b[key] == value for b in bodies[1:])
+    }
 
 
 def _label_in(rule: Rule, declared: dict[str, Rule]) -> str:

@@ -275,8 +275,7 @@ def rule_of(desc: EventSchema) -> Rule:
     body: Schema = {"type": "object", "properties": properties, "required": required, SCOPE_KEYWORD: desc.scope}
     if not desc.free_form:
         body["additionalProperties"] = False
-    kept = desc.cls.__dict__.get(PLAN_ATTRIBUTE)
-    kept = kept if isinstance(kept, dict) else {}
+    kept = kept_facts(desc.cls)
     body = apply_residual(body, kept.get("body"), ("properties",))
     facts: dict[str, Any] = {
         "version": str(kept.get("version", "1-0-0")),
@@ -315,6 +314,21 @@ def source_of(cls: type) -> tuple[str, int] | None:
         return (file, inspect.getsourcelines(cls)[1]) if file else None
     except (OSError, TypeError):
         return None
+
+
+def kept_facts(cls: type) -> dict[str, Any]:
+    """A class's ``__plan__`` over its bases' (a base may keep what all its events share); ``body`` merges."""
+    kept: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        own = klass.__dict__.get(PLAN_ATTRIBUTE)
+        if not isinstance(own, dict):
+            continue
+        for key, value in own.items():
+            if key == "body" and isinstance(value, dict) and isinstance(kept.get("body"), dict):
+                kept["body"] = {**kept["body"], **value}
+            else:
+                kept[key] = value
+    return kept
 
 
 def plan_of_module(module_name: str) -> Plan:
