@@ -91,6 +91,9 @@ def test_the_generated_module_is_typed_classes_with_wire_keys_and_docs(imported:
     assert "    invitee_email: Annotated[str, {'format': 'email'}] = field(key='invitee email')" in source
     assert "    class_: str = field(default=\"\", key='class', doc='A Python keyword as a key')" in source
     assert "    image_url: str = field(default=\"\", key='imageURL', doc='Image of the product')" in source
+    # An optional property defaults to its type's empty value only where that value meets the plan.
+    assert "    price: Annotated[float, {'minimum': 0}] = field(default=0.0, doc='Price in dollars')" in source
+    assert "    quantity: Annotated[int | None, {'minimum': 1}] = None" in source
     # A name outside the "[Noun] [Verb]" convention is kept as the plan spells it.
     assert "LEGACY: frozenset[str] = frozenset([\n    'Product Added to Wishlist',\n" in source
 

@@ -305,6 +305,18 @@ def annotation_of(schema: Schema) -> tuple[_Type, Schema]:
     return _ANY, dict(schema)
 
 
+def _empty_fits(extra: Schema) -> bool:
+    """True when the empty value ("", 0, False, [], {}) meets the keywords the type does not say."""
+    for keyword_, value in extra.items():
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if keyword_ in ("maxLength", "maxItems", "maxProperties") or (keyword_ == "maximum" and numeric and value >= 0):
+            continue
+        if keyword_ == "minimum" and numeric and value <= 0:
+            continue
+        return False
+    return True
+
+
 def _python_name(key: str, taken: set[str]) -> str:
     name = "_".join(words(key)) or "value"
     if name[0].isdigit():
@@ -368,13 +380,14 @@ def _property_lines(rule: Rule, out: _Source) -> list[str]:
             origin = typing.get_origin(kind.obj) or kind.obj
             if nullable:
                 args.append("default=None")
-            elif origin in (list, dict):
+            elif origin in (list, dict) and _empty_fits(extra):
                 args.append(f"default_factory={origin.__name__}")
-            elif kind.obj in _ZERO:
+            elif kind.obj in _ZERO and _empty_fits(extra):
                 args.append(f"default={_ZERO[kind.obj]}")
             else:  # no empty value of this type: the plan's "optional" is kept in __plan__ (see the residual)
                 args.append("default=None")
-                text = f"{text} | None"
+                # Inside Annotated: a union would hash the metadata dict.
+                text = f"Annotated[{kind.text} | None, {extra!r}]" if extra else f"{text} | None"
         name = _python_name(key, taken)
         if name != key:
             args.append(f"key={key!r}")
