@@ -198,7 +198,7 @@ def _check(args: argparse.Namespace, out: _Out) -> int:
     if args.json:
         out.line(json.dumps({"stale": stale, "changes": [c.as_dict() for c in changes]}, indent=2))
     elif stale:
-        _print_changes(changes, out) if changes else out.line("descriptions or formatting changed")
+        _print_changes(changes, out, bumps(old, new)) if changes else out.line("descriptions or formatting changed")
         out.line(
             out.paint(f"{path} is stale", "31;1")
             + f": run `instrument plan export {args.module} --format {format_of(data)} -o {path}` and commit it"
