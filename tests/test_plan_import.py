@@ -106,6 +106,13 @@ def test_a_plan_export_imports_back_to_the_same_export(tmp_path: Path) -> None:
         module = tmp_path / f"porter_{fmt}.py"
         done = run_instrument("plan", "import", str(first), "-o", str(module))
         assert done.returncode == 0, done.stderr
+        if fmt != "rudder":  # rudder-cli has no scope: its events stay unscoped, their fields plain properties
+            source = module.read_text()
+            assert "class Events(EventName, legacy=LEGACY, wire_keys={'project_id': 'proj_id'}):" in source
+            assert (
+                'class ClusterProvisioningSuccess(Track, event=Events.CLUSTER_PROVISIONING_SUCCESS, scope="cluster"):'
+                in source
+            )
         again = tmp_path / f"again-{fmt}"
         done = run_instrument("plan", "export", f"porter_{fmt}", "--format", fmt, "-o", str(again), cwd=tmp_path)
         assert done.returncode == 0, done.stderr

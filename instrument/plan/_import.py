@@ -12,6 +12,7 @@ document's own facts in the module's ``__plan_meta__``.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import keyword
 import re
 import sys
@@ -318,7 +319,7 @@ def _empty_fits(extra: Schema) -> bool:
 
 
 def _python_name(key: str, taken: set[str]) -> str:
-    name = "_".join(words(key)) or "value"
+    name = key if key.isidentifier() and key == key.lower() else "_".join(words(key)) or "value"
     if name[0].isdigit():
         name = f"n_{name}"
     while keyword.iskeyword(name) or name in RESERVED or name in taken or name in _scopes.known_fields():
@@ -354,10 +355,32 @@ class _Source:
     imports: set[str]
 
 
-def _property_lines(rule: Rule, out: _Source) -> list[str]:
+def scope_keys(rule: Rule) -> dict[str, str] | None:
+    """The scope fields' wire keys of a rule this tool exported (``x-scope`` names a defined scope and its
+    last properties are that scope's fields, as ``rule_of`` writes them), else None."""
+    name = rule.scope
+    if name is None or name == "user" or name not in _scopes.scopes():
+        return None
+    fields = _scopes.get_scope(name).property_fields
+    props, required = rule.body.get("properties"), rule.body.get("required")
+    if not isinstance(props, dict) or not isinstance(required, list):
+        return None
+    note = f"scope field of {name!r}"
+    # rule_of requires the scope's fields last, in the scope's order; a file may have sorted the properties.
+    keys = [k for k in required if isinstance(props.get(k), dict) and props[k].get("description") == note]
+    if len(keys) != len(fields) or sum(
+        isinstance(v, dict) and v.get("description") == note for v in props.values()
+    ) != len(keys):
+        return None
+    return dict(zip(fields, keys, strict=True))
+
+
+def _property_lines(rule: Rule, out: _Source, scoped: dict[str, str] | None = None) -> list[str]:
     lines: list[str] = []
     taken: set[str] = set()
     props: Schema = rule.body.get("properties", {}) if isinstance(rule.body.get("properties"), dict) else {}
+    if scoped:  # filled from the bound scope, not declared
+        props = {k: v for k, v in props.items() if k not in scoped.values()}
     required = set(rule.body.get("required", []) if isinstance(rule.body.get("required"), list) else [])
     for key, raw in props.items():
         schema = {k: v for k, v in raw.items() if k != "description"} if isinstance(raw, dict) else {}
@@ -416,7 +439,9 @@ def module_source(
     classes: set[str] = {"Events", "PlannedTrack", "LEGACY", "SHARED_PLAN"}  # names the module itself uses
     members: set[str] = set()
     body: list[str] = []
-    catalog = ["", "", "class Events(EventName, legacy=LEGACY):", '    """The events of the plan."""', ""]
+    renames, scoped = _renames(tracks)
+    keywords = f", wire_keys={renames!r}" if renames else ""
+    catalog = ["", "", f"class Events(EventName, legacy=LEGACY{keywords}):", '    """The events of the plan."""', ""]
     legacy: list[str] = []
     for rule in tracks:
         member = _member_name(rule.key, members)
@@ -426,8 +451,10 @@ def module_source(
         except EventNameError:
             legacy.append(rule.key)
         name = _class_name(rule.key, classes, "Event")
-        body += ["", "", f"class {name}({'PlannedTrack' if shared else 'Track'}, event=Events.{member}):"]
-        body += _class_body(rule, kept.get(rule.label()), out)
+        scope = f', scope="{rule.scope}"' if rule.label() in scoped else ""
+        base = "PlannedTrack" if shared else "Track"
+        body += ["", "", f"class {name}({base}, event=Events.{member}{scope}):"]
+        body += _class_body(rule, kept.get(rule.label()), out, scoped.get(rule.label()))
     for rule in identifies:
         out.imports.add("Identify")
         name = _class_name(rule.key or "Traits", classes, "Traits")
@@ -469,9 +496,13 @@ def module_source(
 
 
 def _docstring(text: str) -> str:
-    """A triple-quoted literal when the text allows one, else its repr (a string literal all the same)."""
-    plain = '"' not in text and "\\" not in text and text.isprintable() and text == text.strip()
-    return f'"""{text}"""' if plain and text else repr(text)
+    """A triple-quoted docstring when it reads back as the text (``describe`` cleans docstrings), else its
+    repr (a string literal all the same)."""
+    plain = '"' not in text and "\\" not in text and all(line.isprintable() for line in text.split("\n"))
+    indented = text.replace("\n", "\n    ").replace("\n    \n", "\n\n").replace("\n    \n", "\n\n")
+    if plain and text and inspect.cleandoc(indented) == text:
+        return f'"""{indented}"""'
+    return repr(text)
 
 
 def _literal(value: Any, indent: int, used: int = 0) -> str:
@@ -491,12 +522,33 @@ def _literal(value: Any, indent: int, used: int = 0) -> str:
 _WIDTH = 100
 
 
-def _class_body(rule: Rule, kept: dict[str, Any] | None, out: _Source) -> list[str]:
+def _renames(tracks: list[Rule]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """The catalog's scope-field renames, and the scope keys of each rule declared with its scope (a rule
+    whose renames disagree with the others' stays unscoped: one process sends one wire format)."""
+    renames: dict[str, str] = {}
+    scoped: dict[str, dict[str, str]] = {}
+    for rule in tracks:
+        keys = scope_keys(rule)
+        if keys is None:
+            continue
+        own = {f: k for f, k in keys.items() if k != _scopes.default_wire_key(f)}
+        if any(renames.get(f, k) != k for f, k in own.items()) or any(
+            renames.get(f) not in (None, k) for f, k in keys.items()
+        ):
+            continue
+        renames.update(own)
+        scoped[rule.label()] = keys
+    return renames, scoped
+
+
+def _class_body(
+    rule: Rule, kept: dict[str, Any] | None, out: _Source, scoped: dict[str, str] | None = None
+) -> list[str]:
     lines = [f"    {_docstring(rule.doc)}"] if rule.doc is not None else []
     if kept:
         assignment = f"    __plan__ = {_literal(kept, 4, 15)}"
         lines += ["", assignment] if lines else [assignment]
-    props = _property_lines(rule, out)
+    props = _property_lines(rule, out, scoped)
     if props:
         lines += ["", *props] if lines else props
     return lines or ["    pass"]
