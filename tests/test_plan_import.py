@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from run_instrument import run_instrument
 
-from instrument.plan._import import annotation_of
+from instrument.plan import import_plan
+from instrument.plan._import import annotation_of, declared_rules
 from instrument.plan._types import annotation_schema
 
 pytestmark = pytest.mark.timeout(300)
@@ -186,3 +188,29 @@ SCHEMAS = st.recursive(
 def test_every_property_schema_gets_an_annotation_that_says_it_exactly(schema: dict[str, Any]) -> None:
     kind, extra = annotation_of(schema)
     assert {**annotation_schema(kind.obj), **extra} == schema
+
+
+HOSTILE = ['"""', "\\", "'", "\n", "\x00", "os.system('x')", "{", "}", "#", "\u2028", "😀", " ", "A"]
+TEXTS = st.lists(st.sampled_from(HOSTILE) | st.text(max_size=3), min_size=1, max_size=5).map("".join).filter(bool)
+
+
+@given(TEXTS, TEXTS, TEXTS)
+@settings(max_examples=60, deadline=None)
+def test_hostile_names_keys_and_descriptions_stay_data_in_the_module(event: str, key: str, description: str) -> None:
+    body = {"type": "object", "properties": {key: {"type": "string", "description": description}}, "required": [key]}
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {"context": {}, "traits": {}, "properties": body},
+        "required": ["properties"],
+        "description": description,
+    }
+    document = {"rules": [{"key": event, "type": "TRACK", "version": 1, "jsonSchema": schema}]}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "hostile.json"
+        path.write_text(json.dumps(document))
+        _fmt, source = import_plan(str(path), "hostile_plan")  # raises unless it exports back unchanged
+    # The module runs and declares exactly the plan's texts: none of them became code.
+    [rule] = declared_rules(source, "hostile_plan").values()
+    assert rule.key == event
+    assert rule.message_schema() == schema

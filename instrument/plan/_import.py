@@ -461,7 +461,7 @@ def module_source(
         body += ["", "", f"class {name}(Identify):"]
         body += _class_body(rule, kept.get(rule.label()), out)
     header = [
-        f'"""The tracking plan imported by `instrument plan import` from {Path(plan.origin).name} ({fmt}).',
+        f'"""The tracking plan imported by `instrument plan import` from {_safe(Path(plan.origin).name)} ({fmt}).',
         "",
         f"`instrument plan export <this module> --format {fmt}` writes the same plan back.",
         '"""',
@@ -493,6 +493,11 @@ def module_source(
             "    __plan__ = SHARED_PLAN",
         ]
     return "\n".join([*header, *catalog, *body]) + "\n"
+
+
+def _safe(text: str) -> str:
+    """Text for inside a docstring: no quote or backslash can end it early."""
+    return "".join(c if c.isprintable() and c not in '"\\' else "_" for c in text)
 
 
 def _docstring(text: str) -> str:
@@ -554,7 +559,7 @@ def _class_body(
     return lines or ["    pass"]
 
 
-def _declared(source: str, name: str) -> dict[str, Rule]:
+def declared_rules(source: str, name: str) -> dict[str, Rule]:
     """The rules the classes of generated ``source`` declare (run as module ``name``, then forgotten)."""
     module = types.ModuleType(name)
     module.__file__ = f"<plan import {name}>"
@@ -575,6 +580,8 @@ def _kept(source: Rule, derived: Rule | None) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     if source.version != "1-0-0":
         kept["version"] = source.version
+    if derived is not None and derived.doc != source.doc:  # a docstring is cleaned: keep the text as it is
+        kept["doc"] = source.doc
     if source.type == "IDENTIFY" and (derived is None or derived.key != source.key):
         kept["key"] = None if source.null_key else source.key
     if derived is not None:
@@ -590,7 +597,7 @@ def import_plan(source: str, module_name: str = "imported_plan") -> tuple[str, s
     """The format of ``source`` and the text of a Python module declaring its plan. Raises PlanError,
     also when the module would not export back to the same plan (a bug: please report it)."""
     fmt, plan = read_foreign(source)
-    first = _declared(module_source(plan, fmt), module_name)
+    first = declared_rules(module_source(plan, fmt), module_name)
     kept = {rule.label(): _kept(rule, first.get(_label_in(rule, first))) for rule in plan.rules}
     shared = _shared([kept[r.label()] for r in plan.rules if r.type == "TRACK"])
     for rule in plan.rules:
@@ -601,7 +608,7 @@ def import_plan(source: str, module_name: str = "imported_plan") -> tuple[str, s
                 {"body": body} if body else {}
             )
     text = module_source(plan, fmt, {label: k for label, k in kept.items() if k}, shared)
-    final = _declared(text, module_name)
+    final = declared_rules(text, module_name)
     mismatched = [r.label() for r in plan.rules if _same(r, final.get(r.label())) is False]
     if mismatched:
         raise PlanError(f"{source}: the generated module would not export {mismatched[0]!r} back unchanged")

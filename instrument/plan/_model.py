@@ -32,7 +32,7 @@ KNOWN_DRAFTS = frozenset(
 #: The extension keyword carrying a rule's scope, so that a diff can tell a scope change.
 SCOPE_KEYWORD = "x-scope"
 #: The class attribute keeping what an imported plan says that the class does not imply (``plan import``
-#: writes it): ``{"version": "1-0-2", "key": None, "body": {...}, "schema": {...}}``.
+#: writes it): ``{"version": "1-0-2", "key": None, "doc": "...", "body": {...}, "schema": {...}}``.
 PLAN_ATTRIBUTE = "__plan__"
 #: The module attribute keeping a plan document's own facts (Typewriter's names, the Iglu vendor, ...).
 PLAN_META_ATTRIBUTE = "__plan_meta__"
@@ -282,10 +282,11 @@ def rule_of(desc: EventSchema) -> Rule:
         "schema_extra": dict(kept.get("schema", {})),
         "null_key": "key" in kept and kept["key"] is None,
     }
+    doc = kept["doc"] if "doc" in kept else desc.doc
     if desc.kind == "track":
-        return Rule("TRACK", str(desc.event), body, desc.doc, desc.source, cls_name, **facts)
+        return Rule("TRACK", str(desc.event), body, doc, desc.source, cls_name, **facts)
     key = kept.get("key", desc.cls.__name__)
-    return Rule("IDENTIFY", key if isinstance(key, str) else "", body, desc.doc, desc.source, cls_name, **facts)
+    return Rule("IDENTIFY", key if isinstance(key, str) else "", body, doc, desc.source, cls_name, **facts)
 
 
 def _tracks_uses(event: str) -> list[type[Track]]:
