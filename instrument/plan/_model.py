@@ -282,7 +282,7 @@ def rule_of(desc: EventSchema) -> Rule:
         "schema_extra": dict(kept.get("schema", {})),
         "null_key": "key" in kept and kept["key"] is None,
     }
-    doc = kept["doc"] if "doc" in kept else desc.doc
+    doc = kept.get("doc", desc.doc)
     if desc.kind == "track":
         return Rule("TRACK", str(desc.event), body, doc, desc.source, cls_name, **facts)
     key = kept.get("key", desc.cls.__name__)
