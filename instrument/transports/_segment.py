@@ -491,4 +491,4 @@ def reset_http_session_after_fork() -> None:
         return
     import requests
 
-    segment_request._session = requests.Session()
+    segment_request._session = requests.Session()  # type: ignore[attr-defined]
