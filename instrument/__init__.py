@@ -48,6 +48,7 @@ from instrument._messages import to_message
 from instrument._propagation import (
     SCOPE_HEADER,
     PropagatingExecutor,
+    ScopedCall,
     ScopeSnapshot,
     extract_scope,
     inject_scope,
@@ -103,6 +104,7 @@ __all__ = [
     "ScopeFieldSchema",
     "ScopeId",
     "ScopeSnapshot",
+    "ScopedCall",
     "SegmentTransport",
     "Settings",
     "Spool",
