@@ -66,6 +66,7 @@ from instrument._scopes import (
     reset_scope,
 )
 from instrument._settings import Settings
+from instrument._shortlived import deliver_on_return
 from instrument._signals import install_sigterm_handler
 from instrument._spool import Spool
 from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
@@ -123,6 +124,7 @@ __all__ = [
     "configure",
     "current_scope",
     "define_scope",
+    "deliver_on_return",
     "describe",
     "extract_scope",
     "field",

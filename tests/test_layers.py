@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"transports", "_records", "_dispatch", "_spool"},
     {"_messages", "_describe"},
     {"_client"},
-    {"_decorator", "_signals", "_propagation"},
+    {"_decorator", "_signals", "_propagation", "_shortlived"},
     {"__init__", "testing", "pytest_plugin", "integrations"},
     {"plan", "__main__"},  # the command line and collector: never imported by the package itself
 ]

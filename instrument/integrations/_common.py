@@ -84,8 +84,10 @@ class RequestScope:
     def fields(self, request: object, headers: Mapping[str, Any] | None) -> dict[str, object]:
         """The ids to bind for ``request``: the carrier's (if trusted), then the resolvers'.
 
-        A failing resolver (or a bad carrier) is reported (raised in strict mode) and gives no ids at all:
-        the request runs unbound rather than half-bound.
+        A resolver has the last word on its field: when it returns None (an anonymous request) the field
+        stays unbound even if a trusted carrier named it, so a caller cannot pose as a user the
+        resolver does not vouch for. A failing resolver (or a bad carrier) is reported (raised in
+        strict mode) and gives no ids at all: the request runs unbound rather than half-bound.
         """
         found: dict[str, object] = {}
         if self.trust_carrier and headers is not None:
@@ -93,6 +95,8 @@ class RequestScope:
         resolved = resolve(self.resolvers, request, where=self.where)
         if resolved is None:
             return {}
+        for name in self.resolvers:
+            found.pop(name, None)
         found.update(resolved)
         return found
 

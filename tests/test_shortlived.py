@@ -1,0 +1,112 @@
+"""Handlers that return and are frozen or ended: ``deliver_on_return`` delivers before the return.
+
+The Lambda-style test freezes a real process (SIGSTOP) right after each of 1,000 returns and checks, while
+it is frozen, that everything it recorded has arrived at a loopback endpoint; at the end it is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import instrument
+from instrument import EventName, Track, analytics_scope, deliver_on_return
+from instrument.testing import SegmentEndpoint
+
+pytestmark = pytest.mark.timeout(300)
+TESTS = Path(__file__).resolve().parent
+
+
+class Events(EventName):
+    INVOICE_SENT = "Invoice Sent"
+
+
+class InvoiceSent(Track, event=Events.INVOICE_SENT):
+    pass
+
+
+def test_a_handler_frozen_right_after_each_of_1000_returns_has_delivered_every_event_by_then(
+    endpoint: SegmentEndpoint,
+) -> None:
+    runs = 1000
+    env = {**os.environ, "ENDPOINT": endpoint.url, "PYTHONPATH": str(TESTS.parent)}
+    env.pop("INSTRUMENT_STRICT", None)
+    child = subprocess.Popen([sys.executable, str(TESTS / "shortlived_handler.py"), str(runs)], env=env)
+    try:
+        for n in range(runs):
+            _, status = os.waitpid(child.pid, os.WUNTRACED)
+            assert os.WIFSTOPPED(status), f"the handler process ended before invocation {n} returned"
+            # Frozen: nothing of this process runs now, so what arrived was delivered before the return.
+            assert len(endpoint.messages) == n + 1, f"invocation {n}: {len(endpoint.messages)} events arrived"
+            if n == runs - 1:
+                child.kill()  # the last freeze ends as a runtime ends a process: no exit hook runs
+            else:
+                os.kill(child.pid, signal.SIGCONT)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(10)
+    assert endpoint.unique_message_ids == runs
+    assert {m["userId"] for m in endpoint.messages} == {f"user-{n}" for n in range(runs)}
+
+
+def test_the_decorator_and_both_context_managers_deliver_before_returning(endpoint: SegmentEndpoint) -> None:
+    instrument.configure("wk", host=endpoint.url, flush_interval=30.0)
+
+    @deliver_on_return()
+    def sync_handler() -> str:
+        instrument.track(InvoiceSent(user_id=1))
+        return "ok"
+
+    @deliver_on_return()
+    async def async_handler() -> str:
+        instrument.track(InvoiceSent(user_id=2))
+        return "ok"
+
+    async def async_block() -> None:
+        async with deliver_on_return():
+            instrument.track(InvoiceSent(user_id=4))
+
+    assert sync_handler() == "ok"
+    assert len(endpoint.messages) == 1
+    assert asyncio.run(async_handler()) == "ok"
+    assert len(endpoint.messages) == 2
+    with deliver_on_return(), analytics_scope(user_id=3):
+        instrument.track(InvoiceSent())
+    assert len(endpoint.messages) == 3
+    asyncio.run(async_block())
+    assert [m["userId"] for m in endpoint.messages] == ["1", "2", "3", "4"]
+
+
+def test_a_handler_that_raises_still_delivers_and_its_exception_goes_on(endpoint: SegmentEndpoint) -> None:
+    instrument.configure("wk", host=endpoint.url, flush_interval=30.0)
+
+    @deliver_on_return()
+    def failing() -> None:
+        instrument.track(InvoiceSent(user_id=1))
+        raise KeyError("business failure")
+
+    with pytest.raises(KeyError):
+        failing()
+    assert len(endpoint.messages) == 1
+
+
+def test_what_cannot_be_delivered_in_time_is_said_once(
+    endpoint: SegmentEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    instrument.configure("wk", host=endpoint.url, flush_interval=30.0, timeout=5.0)
+    endpoint.fail_next(50)
+    with caplog.at_level(logging.WARNING, logger="instrument"):
+        for _ in range(3):
+            with deliver_on_return(timeout=0.1):
+                instrument.track(InvoiceSent(user_id=1))
+    said = [r for r in caplog.records if "before the handler returned" in r.getMessage()]
+    assert len(said) == 1
+    assert "configure a spool" in said[0].getMessage()
