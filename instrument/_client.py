@@ -214,7 +214,7 @@ def reset() -> None:
     with _state.lock:
         _current.interceptor = None
         previous: Client = _state.install(default_client())
-    _scopes._set(_scopes._EMPTY)
+    _scopes.attach({}, replace=True)
     _scopes.foreign_exit_log.reset()
     if previous.configured:
         previous.shutdown(0)

@@ -62,7 +62,7 @@ class ScopeSnapshot:
     @property
     def scope(self) -> Mapping[str, object]:
         """The scope fields bound when the snapshot was taken (read-only)."""
-        bound = self._context.get(_scopes._SCOPE, _scopes._EMPTY)
+        bound = _scopes.bound_in(self._context)
         return MappingProxyType({k: v for k, v in bound.items() if isinstance(k, str) and v is not None})
 
     def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -270,11 +270,11 @@ def encode_scope(fields: Mapping[str, object]) -> str | None:
     for name, value in fields.items():
         if not isinstance(name, str) or value is None:
             continue
-        if name not in known or value.__class__ is bool or not isinstance(value, (int, str)):
+        if name not in known or not _scopes.is_id(value):
             report(
                 PropagationError(
-                    f"inject_scope: scope field {name!r} holds a {type(value).__name__}, not an int or str id; "
-                    "the scope is not carried",
+                    f"inject_scope: scope field {name!r} holds a {type(value).__name__}, "
+                    "not an int or non-empty str id; the scope is not carried",
                     source="carrier",
                     field=name,
                 )
@@ -347,7 +347,7 @@ def decode_scope(value: object, *, where: str = "extract_scope") -> dict[str, ob
     for name, field_value in fields.items():
         if name not in known:
             raise bad(f"the carrier names a field no scope defines ({len(name)} characters)")
-        if field_value.__class__ is bool or not isinstance(field_value, (int, str)):
+        if not _scopes.is_id(field_value):
             raise bad(f"scope field {name!r} holds a JSON {type(field_value).__name__}, not an id", name)
         if isinstance(field_value, str) and len(field_value) > _MAX_VALUE_CHARS:
             raise bad(f"scope field {name!r} is {len(field_value)} characters long", name)
@@ -381,12 +381,12 @@ def extract_scope(carrier: Mapping[str, Any] | None, *, required: bool = False) 
 # -- binding helpers for integrations --------------------------------------------------------------------
 
 
-def bind_exactly(fields: Mapping[str, object]) -> contextvars.Token[dict[str, object]]:
+def bind_exactly(fields: Mapping[str, object]) -> _scopes.ScopeToken:
     """Bind exactly ``fields`` (replacing whatever is bound), for work that starts from a carrier."""
-    return _scopes._SCOPE.set(dict(fields))
+    return _scopes.attach(fields, replace=True)
 
 
-def reset_quietly(token: contextvars.Token[dict[str, object]] | None, where: str) -> None:
+def reset_quietly(token: _scopes.ScopeToken | None, where: str) -> None:
     """Undo ``bind_exactly``; a token of another context is reported (raised in strict mode), never fatal.
 
     After a failed reset nothing is left bound here: the next work on this thread must not see this scope.
@@ -394,9 +394,9 @@ def reset_quietly(token: contextvars.Token[dict[str, object]] | None, where: str
     if token is None:
         return
     try:
-        _scopes._SCOPE.reset(token)
+        _scopes.detach(token)
     except (ValueError, RuntimeError):
-        _scopes._SCOPE.set(_scopes._EMPTY)
+        _scopes.attach({}, replace=True)
         report(
             PropagationError(
                 f"{where}: the scope was reset in a different context than it was bound in; it was cleared instead",
@@ -409,7 +409,7 @@ def resolve(resolvers: Mapping[str, Callable[..., object]], *args: Any, where: s
     """Run user resolvers (field -> callable(*args)); None (reported, raised in strict mode) if one fails.
 
     A resolver returning None leaves its field unbound. A field no scope defines, or a value that is not
-    an int or str id, is a failure too.
+    an int or non-empty str id, is a failure too.
     """
     fields: dict[str, object] = {}
     for name, resolver in resolvers.items():
@@ -426,11 +426,11 @@ def resolve(resolvers: Mapping[str, Callable[..., object]], *args: Any, where: s
             return None
         if value is None:
             continue
-        if value.__class__ is bool or not isinstance(value, (int, str)):
+        if not _scopes.is_id(value):
             report(
                 PropagationError(
-                    f"{where}: the resolver of {name!r} returned a {type(value).__name__}, not an int or str id; "
-                    "the request runs unbound",
+                    f"{where}: the resolver of {name!r} returned a {type(value).__name__}, "
+                    "not an int or non-empty str id; the request runs unbound",
                     source=where,
                     field=name,
                 )

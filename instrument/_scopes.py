@@ -25,12 +25,49 @@ ANONYMOUS_WIRE_KEY = "anonymousId"
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 # The bound fields. The dict is never mutated once set: binding makes a merged copy, so a track can
-# keep a reference to it as its snapshot for free.
+# keep a reference to it as its snapshot for free. This module is the one door to the variable: every
+# other module binds through attach/detach (tests/test_layers.py enforces it).
 _EMPTY: dict[str, object] = {}
 _SCOPE: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("instrument_scope", default=_EMPTY)
 get_bound = _get = _SCOPE.get
 _set = _SCOPE.set
 _reset = _SCOPE.reset
+
+#: What ``attach`` returns and ``detach`` takes.
+ScopeToken = contextvars.Token[dict[str, object]]
+
+
+def attach(fields: Mapping[str, object], *, replace: bool = False) -> ScopeToken:
+    """Bind ``fields`` over what is bound (exactly ``fields`` with ``replace``) until ``detach(token)``.
+
+    The fields are not checked here: callers check them (``bind_scope``, ``decode_scope``, resolvers).
+    """
+    # A None value stays in the dict and means "not bound": readers test `.get(field) is None`, which
+    # is cheaper than filtering on every bind.
+    return _set(dict(fields) if replace else {**_get(), **fields})
+
+
+def detach(token: ScopeToken) -> None:
+    """Restore exactly what was bound before the ``attach`` that returned ``token``.
+
+    Raises ValueError for a token made in another context, RuntimeError for one already used.
+    """
+    _reset(token)
+
+
+def bound_in(context: contextvars.Context) -> Mapping[str, object]:
+    """The fields bound in ``context`` (a copied context, e.g. a snapshot's)."""
+    return context.get(_SCOPE, _EMPTY)
+
+
+def is_id(value: object) -> bool:
+    """The one id check: an int (not a bool) or a non-empty str (or a subclass of them)."""
+    cls = type(value)  # never value.__class__, which may raise
+    if issubclass(cls, bool):
+        return False
+    if issubclass(cls, str):
+        return str.__len__(value) != 0  # type: ignore[arg-type]
+    return issubclass(cls, int)
 
 
 @dataclass(frozen=True)
@@ -232,28 +269,22 @@ def _unknown(fields: Mapping[str, object], where: str) -> ScopeError:
     )
 
 
-def _merged(fields: Mapping[str, object]) -> dict[str, object]:
-    # A None value stays in the dict and means "not bound": readers test `.get(field) is None`, which
-    # is cheaper than filtering on every bind.
-    return {**_get(), **fields}
-
-
-def bind_scope(**fields: object) -> contextvars.Token[dict[str, object]]:
+def bind_scope(**fields: object) -> ScopeToken:
     """Bind scope fields until ``reset_scope(token)``, for middleware that cannot use ``with``.
 
     Raises ScopeError for a field no scope defines.
     """
     if not _known_fields.issuperset(fields):
         raise _unknown(fields, "bind_scope")
-    return _SCOPE.set(_merged(fields))
+    return attach(fields)
 
 
-def reset_scope(token: contextvars.Token[dict[str, object]]) -> None:
+def reset_scope(token: ScopeToken) -> None:
     """Undo the ``bind_scope`` that returned ``token``, restoring exactly what was bound before.
 
     Raises ValueError if the token was made in another context or was already used.
     """
-    _SCOPE.reset(token)
+    detach(token)
 
 
 def has_bound(bound: Mapping[str, object]) -> bool:
@@ -342,21 +373,21 @@ class AnalyticsScope(tuple):  # type: ignore[type-arg]
 
             @wrapt.decorator
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                token = _SCOPE.set(_merged(fields))
+                token = attach(fields)
                 try:
                     return await wrapped(*args, **kwargs)
                 finally:
-                    _SCOPE.reset(token)
+                    detach(token)
 
             return cast("_F", async_wrapper(func))
 
         @wrapt.decorator
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            token = _SCOPE.set(_merged(fields))
+            token = attach(fields)
             try:
                 return wrapped(*args, **kwargs)
             finally:
-                _SCOPE.reset(token)
+                detach(token)
 
         return cast("_F", wrapper(func))
 

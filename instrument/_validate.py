@@ -67,16 +67,6 @@ def merge_scope(ctx: Mapping[str, object], over: Mapping[str, object]) -> Mappin
     return merged
 
 
-def is_valid_id(value: object) -> bool:
-    """An id is an int (not a bool) or a non-empty str (or a subclass of them)."""
-    cls = type(value)  # never value.__class__, which may raise
-    if issubclass(cls, bool):
-        return False
-    if issubclass(cls, str):
-        return str.__len__(value) != 0  # type: ignore[arg-type]
-    return issubclass(cls, int)
-
-
 def validate(rec: Any, spec: Spec) -> None:
     """Run every check on ``rec``: raise the error in strict mode, else keep it on ``rec._error``."""
     try:
@@ -161,7 +151,7 @@ def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
     missing = [f for f in scope.fields if merged.get(f) is None and (f != _scopes.USER_ID or anonymous_id is None)]
     if missing:
         return _missing_error(spec, missing, nothing_bound=not _scopes.has_bound(rec._ctx))
-    if anonymous_id is not None and not is_valid_id(anonymous_id):
+    if anonymous_id is not None and not _scopes.is_id(anonymous_id):
         return ScopeError(
             f"{name}: {_scopes.ANONYMOUS_ID!r} must be an int or a non-empty str id, got {value_summary(anonymous_id)}",
             track=name,
@@ -172,7 +162,7 @@ def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
         value = merged.get(f)
         if value is None:  # user_id, with an anonymous id standing in
             continue
-        if f in scope.id_fields and not is_valid_id(value):
+        if f in scope.id_fields and not _scopes.is_id(value):
             return ScopeError(
                 f"{name}: scope field {f!r} must be an int or a non-empty str id, got {value_summary(value)}",
                 track=name,

@@ -68,3 +68,51 @@ def test_tests_mirror_the_modules(path: Path) -> None:
     else:
         expected = "test_" + "_".join(part.lstrip("_") for part in relative.with_suffix("").parts) + ".py"
     assert (PACKAGE.parent / "tests" / expected).exists(), f"{relative} has no tests/{expected}"
+
+
+def _touches_the_scope_variable(path: Path) -> list[str]:
+    # The scope's ContextVar and its bound set/reset, by any spelling: _SCOPE, _scopes._set, _scopes._reset.
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and (
+            node.attr == "_SCOPE" or (node.attr in ("_set", "_reset") and getattr(node.value, "id", "") == "_scopes")
+        ):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, (ast.Name, ast.alias)) and "_SCOPE" in (
+            getattr(node, "id", None),
+            getattr(node, "name", None),
+        ):
+            found.append(f"line {node.lineno}: _SCOPE")
+        elif (
+            isinstance(node, ast.Call)
+            and "ContextVar" in ast.unparse(node.func)
+            and any(isinstance(a, ast.Constant) and a.value == "instrument_scope" for a in node.args)
+        ):
+            found.append(f"line {node.lineno}: a second ContextVar named 'instrument_scope'")
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE) != Path("_scopes.py")),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_only_the_scopes_module_assigns_the_scope_variable(path: Path) -> None:
+    # One door: everything else binds through _scopes.attach/detach (and the public analytics_scope/bind_scope).
+    touches = _touches_the_scope_variable(path)
+    assert not touches, f"{path.relative_to(PACKAGE)} reaches the scope's ContextVar directly: {touches}"
+
+
+def test_the_scope_variable_check_sees_each_spelling(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    for line in (
+        "_scopes._SCOPE.set({})",
+        "_scopes._set({})",
+        "_scopes._reset(token)",
+        "from instrument._scopes import _SCOPE",
+        "x = ContextVar('instrument_scope')",
+    ):
+        module.write_text(line + "\n")
+        assert _touches_the_scope_variable(module), line
+    module.write_text("_scopes.attach(fields)\n_scopes.detach(token)\n")
+    assert not _touches_the_scope_variable(module)

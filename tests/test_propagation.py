@@ -218,6 +218,7 @@ BAD_CARRIERS: list[tuple[Any, str]] = [
     ('1:{"user_id": {"a": 1}}', "not an id"),
     ('1:{"user_id": true}', "not an id"),
     ('1:{"user_id": 1.5}', "not an id"),
+    ('1:{"user_id": ""}', "not an id"),  # the one id check (_scopes.is_id) refuses '' everywhere
     ("1:" + json.dumps({"user_id": "x" * 600}), "characters long"),
     ("1:" + " " * 5000 + "{}", "over the limit"),
     (b"\xff\xfe", "ASCII"),
@@ -293,7 +294,7 @@ def test_any_carrier_value_gives_known_id_fields_or_nothing_and_never_raises_in_
         "app_namespace",
         "chart_name",
     }
-    assert all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in fields.values())
+    assert all(isinstance(v, (int, str)) and not isinstance(v, bool) and v != "" for v in fields.values())
     assert all(isinstance(e, PropagationError) for e in events.errors)
     if fields:
         with analytics_scope(**fields):
@@ -307,7 +308,12 @@ ids = st.one_of(st.integers(min_value=-(2**63), max_value=2**63), st.text(min_si
 @given(
     st.fixed_dictionaries(
         {"user_id": ids},
-        optional={"anonymous_id": ids, "project_id": ids, "cluster_id": ids, "app_name": st.text(max_size=30)},
+        optional={
+            "anonymous_id": ids,
+            "project_id": ids,
+            "cluster_id": ids,
+            "app_name": st.text(min_size=1, max_size=30),
+        },
     )
 )
 def test_any_bound_scope_of_ids_round_trips_through_a_carrier(fields: dict[str, Any]) -> None:

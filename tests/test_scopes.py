@@ -28,7 +28,7 @@ from instrument import (
     define_scope,
     reset_scope,
 )
-from instrument._scopes import default_wire_key, get_scope, known_fields, scopes
+from instrument._scopes import attach, bound_in, default_wire_key, detach, get_scope, is_id, known_fields, scopes
 
 _counter = itertools.count()
 
@@ -527,3 +527,45 @@ def test_define_scope_given_anything_raises_only_configuration_errors(fields: An
         define_scope(unique("anything"), parent=parent, fields=fields, ids=ids)
     except ConfigurationError:
         pass
+
+
+# -- the one door: attach/detach --------------------------------------------------------------------
+
+
+def test_attach_merges_over_the_bound_scope_and_detach_restores_exactly_it() -> None:
+    with analytics_scope(user_id=1, project_id=2):
+        token = attach({"project_id": 3, "cluster_id": 4})
+        assert current_scope() == {"user_id": 1, "project_id": 3, "cluster_id": 4}
+        detach(token)
+        assert current_scope() == {"user_id": 1, "project_id": 2}
+
+
+def test_attach_with_replace_binds_exactly_the_fields_given() -> None:
+    with analytics_scope(user_id=1, project_id=2):
+        token = attach({"cluster_id": 4}, replace=True)
+        assert current_scope() == {"cluster_id": 4}
+        detach(token)
+        assert current_scope() == {"user_id": 1, "project_id": 2}
+
+
+def test_detach_of_a_used_token_raises_runtime_error() -> None:
+    token = attach({"user_id": 1})
+    detach(token)
+    with pytest.raises(RuntimeError):
+        detach(token)
+
+
+def test_bound_in_reads_another_context_s_scope() -> None:
+    import contextvars
+
+    with analytics_scope(user_id=7):
+        context = contextvars.copy_context()
+    # The raw bound dict: an analytics_scope block also keeps its token there (under a non-str key).
+    assert {k: v for k, v in bound_in(context).items() if isinstance(k, str)} == {"user_id": 7}
+    assert current_scope() == {}
+
+
+@given(st.one_of(st.integers(), st.text(), st.booleans(), st.none(), st.floats(), st.binary(), st.lists(st.integers())))
+def test_an_id_is_an_int_or_a_non_empty_str_and_nothing_else(value: object) -> None:
+    expected = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value != "")
+    assert is_id(value) is expected

@@ -88,7 +88,7 @@ class AnalyticsMiddleware:
 
     def _bind(self, fields: dict[str, object], request: HttpRequest) -> None:
         if fields:
-            _scopes._SCOPE.set({**_scopes.get_bound(), **fields})
+            _scopes.attach(fields)
         if self.config.with_request_context:
             REQUEST_CONTEXT.set(django_request_context(request))
 

@@ -35,7 +35,7 @@ def scope_dependency(**resolvers: Callable[[HTTPConnection], object]) -> Callabl
         if fields:
             # Not reset here: it must outlive this function, for the endpoint and background tasks. It
             # lives in the request's own task context; AnalyticsMiddleware's exit restores what was before.
-            _scopes._SCOPE.set({**_scopes.get_bound(), **fields})
+            _scopes.attach(fields)
 
     return bind_request_scope
 

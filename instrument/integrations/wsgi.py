@@ -96,6 +96,6 @@ class AnalyticsWSGIMiddleware:
 
     def _bind(self, fields: dict[str, object], request: Request) -> None:
         if fields:
-            _scopes._SCOPE.set({**_scopes.get_bound(), **fields})
+            _scopes.attach(fields)
         if self.config.with_request_context:
             REQUEST_CONTEXT.set(environ_context(request))

@@ -74,7 +74,7 @@ class _Capture:
         self._events, self._client = events, client
         self._intruders = []
         self._scope = _scopes.get_bound()
-        self._scope_token = _scopes._SCOPE.set(self._scope)
+        self._scope_token = _scopes.attach(self._scope, replace=True)
         with _state.lock:
             self._previous = _state.install(client)
             self._previous_interceptor, _state.current.interceptor = _state.current.interceptor, self.adopt
@@ -94,9 +94,9 @@ class _Capture:
         try:
             self._restore()
             try:
-                _scopes._SCOPE.reset(self._scope_token)
+                _scopes.detach(self._scope_token)
             except ValueError:  # left in another context than entered: restore the value instead
-                _scopes._SCOPE.set(self._scope)
+                _scopes.attach(self._scope, replace=True)
         finally:
             self._scope_token = None
         if exc_type is None and self.strict:
