@@ -360,8 +360,8 @@ def test_a_plain_multiprocessing_pool_never_sends_an_event_under_an_inherited_us
 def test_process_pool_tasks_run_under_the_scope_they_were_submitted_under(
     case: str, method: str, endpoint: SegmentEndpoint
 ) -> None:
-    run_case(case, method, endpoint)
-    assert endpoint.wait_for(50, timeout=30)
+    done = run_case(case, method, endpoint)
+    assert endpoint.wait_for(50, timeout=30), (len(endpoint.messages), done.stderr[-3000:])
     assert endpoint.unique_message_ids == 50
     assert not wrong_user_messages(endpoint)
     assert {m["userId"] for m in endpoint.messages} == {f"user-{n}" for n in range(1, 51)}

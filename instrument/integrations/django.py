@@ -101,7 +101,11 @@ class AnalyticsMiddleware:
                 response = await get_response(request)
                 if response.streaming:
                     content = response.streaming_content
-                    if hasattr(content, "__aiter__") and sys.version_info >= (3, 11):
+                    if not hasattr(content, "__aiter__"):
+                        # Django's ASGI handler consumes a sync iterator in a worker thread after this
+                        # returned: each step runs in the request's context.
+                        response.streaming_content = _in_context(contextvars.copy_context(), content)
+                    elif sys.version_info >= (3, 11):
                         response.streaming_content = _in_async_context(contextvars.copy_context(), content)
                 return response
         finally:
