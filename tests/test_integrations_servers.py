@@ -36,3 +36,31 @@ def test_uvicorn_stopped_with_sigterm_under_load_delivers_every_recorded_event(
     command += ["--workers", str(workers), "--log-level", "warning"]
     answered = serve_load_and_terminate(command, port, endpoint)
     assert_every_answered_request_s_event_arrived(answered, endpoint)
+
+
+def test_hypercorn_stopped_with_sigterm_under_load_delivers_every_recorded_event(endpoint: SegmentEndpoint) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "hypercorn", "asgi_server_app:app", "--bind", f"127.0.0.1:{port}"]
+    answered = serve_load_and_terminate(command, port, endpoint)
+    assert_every_answered_request_s_event_arrived(answered, endpoint)
+
+
+def test_gunicorn_with_two_uvicorn_workers_stopped_with_sigterm_under_load_delivers_every_recorded_event(
+    endpoint: SegmentEndpoint,
+) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "asgi_server_app:app", "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", "2", "--worker-class", "uvicorn.workers.UvicornWorker", "--log-level", "warning"]
+    answered = serve_load_and_terminate(command, port, endpoint)
+    assert_every_answered_request_s_event_arrived(answered, endpoint)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_django_under_uvicorn_stopped_with_sigterm_under_load_delivers_every_recorded_event(
+    workers: int, endpoint: SegmentEndpoint
+) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "django_server_app:application", "--port", str(port)]
+    command += ["--workers", str(workers), "--log-level", "warning"]
+    answered = serve_load_and_terminate(command, port, endpoint)
+    assert_every_answered_request_s_event_arrived(answered, endpoint)

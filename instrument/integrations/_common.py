@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from instrument import _context
+from instrument import _client, _context
 from instrument._propagation import check_resolvers, extract_scope, resolve
+
+logger = logging.getLogger("instrument")
 
 #: A resolver: given the framework's request object, the id of one scope field (None: leave it unbound).
 Resolver = Callable[[Any], object]
@@ -124,3 +127,43 @@ def cookie(name: str) -> Resolver:
         return value
 
     return from_cookie
+
+
+ASGIMessage = MutableMapping[str, Any]
+ASGIReceive = Callable[[], Awaitable[ASGIMessage]]
+ASGISend = Callable[[ASGIMessage], Awaitable[None]]
+ASGIApp = Callable[[ASGIMessage, ASGIReceive, ASGISend], Awaitable[None]]
+
+
+async def deliver_at_shutdown() -> None:
+    """Deliver what is queued within the client's ``exit_timeout``, off the event loop; say so if not all was.
+
+    For ASGI servers that re-raise SIGTERM after their graceful shutdown (uvicorn, hypercorn), so that
+    ``atexit`` never runs: called at the end of the lifespan, after the last request.
+    """
+    timeout = _client.get_client().exit_timeout
+    if not await _client.aflush(timeout):
+        logger.warning("analytics: ASGI shutdown: not everything was delivered within %.1f s", timeout)
+
+
+def answering_lifespan(app: ASGIApp) -> ASGIApp:
+    """``app`` with the ASGI lifespan answered here, for apps that do not speak it (Django's ASGI handler).
+
+    Startup is acknowledged; at shutdown what is queued is delivered before it is acknowledged. Every
+    other scope goes to ``app``.
+    """
+
+    async def with_lifespan(scope: ASGIMessage, receive: ASGIReceive, send: ASGISend) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await deliver_at_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return with_lifespan

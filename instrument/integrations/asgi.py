@@ -11,17 +11,20 @@ which those servers run once the last request is done.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from starlette.requests import HTTPConnection
 
-from instrument import _client
 from instrument._scopes import analytics_scope
-from instrument.integrations._common import REQUEST_CONTEXT, RequestScope, Resolver, request_context
+from instrument.integrations._common import (
+    REQUEST_CONTEXT,
+    RequestScope,
+    Resolver,
+    deliver_at_shutdown,
+    request_context,
+)
 
-logger = logging.getLogger("instrument")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -89,9 +92,7 @@ class AnalyticsMiddleware:
 def _deliver_before_shutdown_completes(send: Send) -> Send:
     async def send_after_delivery(message: MutableMapping[str, Any]) -> None:
         if message.get("type") in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-            timeout = _client.get_client().exit_timeout
-            if not await _client.aflush(timeout):
-                logger.warning("analytics: ASGI shutdown: not everything was delivered within %.1f s", timeout)
+            await deliver_at_shutdown()
         await send(message)
 
     return send_after_delivery

@@ -5,6 +5,8 @@ Settings (all optional): ``INSTRUMENT_SCOPE_RESOLVERS`` maps a scope field to a 
 ``HttpRequest`` (or its dotted path), e.g. ``{"user_id": "myapp.analytics.user_id_of"}``;
 ``INSTRUMENT_TRUST_CARRIER`` binds the ``instrument-scope`` header of internal calls;
 ``INSTRUMENT_REQUEST_CONTEXT`` (default True) adds Segment's request context to the request's events.
+Under an ASGI server, serve ``asgi_application()`` (Django's ASGI handler answering the lifespan): it
+delivers at shutdown, which uvicorn and hypercorn need since they re-raise SIGTERM (atexit never runs).
 """
 
 from __future__ import annotations
@@ -17,12 +19,19 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.asgi import get_asgi_application
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
 from instrument import _scopes
 from instrument._scopes import analytics_scope
-from instrument.integrations._common import REQUEST_CONTEXT, RequestScope, request_context
+from instrument.integrations._common import (
+    REQUEST_CONTEXT,
+    ASGIApp,
+    RequestScope,
+    answering_lifespan,
+    request_context,
+)
 
 GetResponse = Callable[[HttpRequest], Any]
 
@@ -51,6 +60,16 @@ def _configured() -> RequestScope:
         trust_carrier=bool(getattr(settings, "INSTRUMENT_TRUST_CARRIER", False)),
         with_request_context=bool(getattr(settings, "INSTRUMENT_REQUEST_CONTEXT", True)),
     )
+
+
+def asgi_application() -> ASGIApp:
+    """Django's ASGI application (``get_asgi_application()``) that also answers the ASGI lifespan.
+
+    Django's handler refuses the lifespan, so a server never tells it that it shuts down; uvicorn and
+    hypercorn then re-raise SIGTERM and ``atexit`` never delivers what the last requests recorded. This
+    one delivers at the lifespan's shutdown. In ``asgi.py``: ``application = asgi_application()``.
+    """
+    return answering_lifespan(get_asgi_application())
 
 
 class AnalyticsMiddleware:
