@@ -21,7 +21,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
-from instrument import _client, _forks, _scopes, _state
+from instrument import _client, _forks, _hints, _scopes, _state
 from instrument._errors import AnalyticsError, ConfigurationError, PropagationError
 
 P = ParamSpec("P")
@@ -158,7 +158,10 @@ def _drop_inherited_scope() -> None:
     # In a pool worker (started by multiprocessing.Pool or ProcessPoolExecutor) the scope bound when the
     # worker was forked belongs to whoever created the pool, not to the tasks it will run: unless a task
     # carries its scope (ScopedCall), it runs unbound, and its events are reported, never sent as that user.
-    if _forks.is_pool_worker() and _scopes.get_bound():
+    if not _forks.is_pool_worker():
+        return
+    _hints.set_hint(_hints.POOL_WORKER)
+    if _scopes.get_bound():
         bind_exactly({})
 
 

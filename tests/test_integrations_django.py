@@ -172,3 +172,8 @@ async def test_under_django_s_asgi_handler_a_sync_stream_is_scoped_for_every_chu
     for user in ("dee", "eve"):
         analytics_events.assert_tracked(PageServed, count=3, view="stream", user_id=user, project_id="p5")
     assert current_scope() == {}
+
+
+def test_an_event_without_ids_in_a_django_request_names_the_resolver_setting(analytics_events: CapturedEvents) -> None:
+    with pytest.raises(instrument.ScopeError, match="INSTRUMENT_SCOPE_RESOLVERS"):
+        Client().get("/sync")  # no user header, no project: the view's event has no ids

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 # Lowest first (see the README's "Design" table).
 LAYERS: list[set[str]] = [
     {"_errors", "_codegen"},
-    {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields", "_reporting", "_forks", "_context"},
+    {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields", "_reporting", "_forks", "_context", "_hints"},
     {"_settings", "_spec", "_validate"},
     {"transports", "_records", "_dispatch", "_spool"},
     {"_messages", "_describe"},

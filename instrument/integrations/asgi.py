@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.requests import HTTPConnection
 
+from instrument import _hints
 from instrument._scopes import analytics_scope
 from instrument.integrations._common import (
     REQUEST_CONTEXT,
@@ -80,11 +81,13 @@ class AnalyticsMiddleware:
         connection = HTTPConnection(scope)
         fields = self.config.fields(connection, connection.headers)
         token = REQUEST_CONTEXT.set(connection_context(connection)) if self.config.with_request_context else None
+        hint = _hints.set_hint(_hints.ASGI)
         try:
             # analytics_scope's exit also undoes a binding left by a dependency (scope_dependency).
             async with analytics_scope(**fields):
                 await self.app(scope, receive, send)
         finally:
+            _hints.reset_hint(hint)
             if token is not None:
                 REQUEST_CONTEXT.reset(token)
 

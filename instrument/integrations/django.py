@@ -23,7 +23,7 @@ from django.core.asgi import get_asgi_application
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
-from instrument import _scopes
+from instrument import _hints, _scopes
 from instrument._scopes import analytics_scope
 from instrument.integrations._common import (
     REQUEST_CONTEXT,
@@ -106,6 +106,7 @@ class AnalyticsMiddleware:
         return response
 
     def _bind(self, fields: dict[str, object], request: HttpRequest) -> None:
+        _hints.set_hint(_hints.DJANGO)  # in the request's own context, like the scope
         if fields:
             _scopes.attach(fields)
         if self.config.with_request_context:
@@ -114,6 +115,7 @@ class AnalyticsMiddleware:
     async def __acall__(self, request: HttpRequest) -> Any:
         fields = self.config.fields(request, request.META)
         token = REQUEST_CONTEXT.set(django_request_context(request)) if self.config.with_request_context else None
+        hint = _hints.set_hint(_hints.DJANGO)
         try:
             async with analytics_scope(**fields):
                 get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
@@ -128,6 +130,7 @@ class AnalyticsMiddleware:
                         response.streaming_content = _in_async_context(contextvars.copy_context(), content)
                 return response
         finally:
+            _hints.reset_hint(hint)
             if token is not None:
                 REQUEST_CONTEXT.reset(token)
 
