@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -32,17 +33,25 @@ class InvoiceSent(Track, event=Events.INVOICE_SENT):
     pass
 
 
+def start_handler(runs: int, url: str, **extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "ENDPOINT": url, "PYTHONPATH": str(TESTS.parent), **extra}
+    env.pop("INSTRUMENT_STRICT", None)
+    return subprocess.Popen([sys.executable, str(TESTS / "shortlived_handler.py"), str(runs)], env=env)
+
+
+def wait_until_frozen(child: subprocess.Popen[bytes]) -> None:
+    _, status = os.waitpid(child.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status), "the handler process ended before its invocation returned"
+
+
 def test_a_handler_frozen_right_after_each_of_1000_returns_has_delivered_every_event_by_then(
     endpoint: SegmentEndpoint,
 ) -> None:
     runs = 1000
-    env = {**os.environ, "ENDPOINT": endpoint.url, "PYTHONPATH": str(TESTS.parent)}
-    env.pop("INSTRUMENT_STRICT", None)
-    child = subprocess.Popen([sys.executable, str(TESTS / "shortlived_handler.py"), str(runs)], env=env)
+    child = start_handler(runs, endpoint.url)
     try:
         for n in range(runs):
-            _, status = os.waitpid(child.pid, os.WUNTRACED)
-            assert os.WIFSTOPPED(status), f"the handler process ended before invocation {n} returned"
+            wait_until_frozen(child)
             # Frozen: nothing of this process runs now, so what arrived was delivered before the return.
             assert len(endpoint.messages) == n + 1, f"invocation {n}: {len(endpoint.messages)} events arrived"
             if n == runs - 1:
@@ -55,6 +64,29 @@ def test_a_handler_frozen_right_after_each_of_1000_returns_has_delivered_every_e
         child.wait(10)
     assert endpoint.unique_message_ids == runs
     assert {m["userId"] for m in endpoint.messages} == {f"user-{n}" for n in range(runs)}
+
+
+def test_with_a_spool_what_could_not_be_sent_in_time_is_delivered_by_the_next_invocation(
+    endpoint: SegmentEndpoint, tmp_path: Path
+) -> None:
+    spool = str(tmp_path / "spool")
+    with socket.socket() as closed:  # nothing listens here: the first invocation cannot deliver
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    first = start_handler(1, unreachable, SPOOL=spool, TAG="cold", DELIVER_TIMEOUT="0.5")
+    try:
+        wait_until_frozen(first)
+    finally:
+        first.kill()  # the runtime ends the frozen process: no exit hook runs
+        first.wait(10)
+    second = start_handler(1, endpoint.url, SPOOL=spool, TAG="warm")
+    try:
+        wait_until_frozen(second)
+        assert endpoint.wait_for(2, timeout=30)
+    finally:
+        second.kill()
+        second.wait(10)
+    assert sorted(m["userId"] for m in endpoint.messages) == ["cold-0", "warm-0"]
 
 
 def test_the_decorator_and_both_context_managers_deliver_before_returning(endpoint: SegmentEndpoint) -> None:
