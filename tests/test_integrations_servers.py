@@ -1,6 +1,7 @@
-"""Real ASGI servers stopped with SIGTERM under load: every event recorded by a request that was answered
-arrives, although uvicorn re-raises SIGTERM after its graceful shutdown (so ``atexit`` never runs): the
-ASGI middleware delivers at the end of the lifespan.
+"""Real servers stopped with SIGTERM under load: every event recorded by a request that was answered
+arrives. uvicorn and hypercorn re-raise SIGTERM after their graceful shutdown (so ``atexit`` never runs):
+the ASGI middleware (and Django's ``asgi_application()``) deliver at the end of the lifespan. gunicorn
+(uvicorn workers, and sync workers recycled by ``--max-requests``) exits through atexit.
 """
 
 from __future__ import annotations
@@ -62,5 +63,15 @@ def test_django_under_uvicorn_stopped_with_sigterm_under_load_delivers_every_rec
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "django_server_app:application", "--port", str(port)]
     command += ["--workers", str(workers), "--log-level", "warning"]
+    answered = serve_load_and_terminate(command, port, endpoint)
+    assert_every_answered_request_s_event_arrived(answered, endpoint)
+
+
+def test_gunicorn_sync_workers_recycled_and_stopped_with_sigterm_under_load_deliver_every_recorded_event(
+    endpoint: SegmentEndpoint,
+) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "wsgi_server_app:app", "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", "2", "--max-requests", "100", "--log-level", "warning"]
     answered = serve_load_and_terminate(command, port, endpoint)
     assert_every_answered_request_s_event_arrived(answered, endpoint)
