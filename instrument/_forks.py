@@ -45,6 +45,62 @@ def _child_started(_: object = None) -> None:
     _register_finalizer()
     for callback in _child_start:
         callback()
+    current: Any = _current_process()
+    if _is_pool_worker_target(getattr(current, "_target", None)) and isinstance(getattr(current, "_args", None), tuple):
+        current._args = _responsive_args(current._args)
+
+
+class _ResponsiveQueue:
+    """A pool worker's task queue whose ``get`` wakes every half second while it waits.
+
+    A signal sent to a process may be taken by any of its threads (the delivery thread, say); Python
+    then runs the handler on the main thread only when it next runs Python code. An idle pool worker's
+    main thread waits in ``SimpleQueue.get`` (a lock, then a pipe read) without a timeout, so a SIGTERM
+    taken by another thread would never be handled and ``Pool.terminate()`` would wait forever. Waiting
+    in half-second steps lets the handler run.
+    """
+
+    _STEP = 0.5
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def get(self) -> Any:
+        queue = self._queue
+        while not queue._rlock.acquire(timeout=self._STEP):
+            pass
+        try:
+            while not queue._reader.poll(self._STEP):
+                pass
+            data = queue._reader.recv_bytes()
+        finally:
+            queue._rlock.release()
+        from multiprocessing.reduction import ForkingPickler
+
+        return ForkingPickler.loads(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+def _responsive_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    # multiprocessing.pool.worker(inqueue, outqueue, ...): only a SimpleQueue of this shape is wrapped.
+    if not args or isinstance(args[0], _ResponsiveQueue):
+        return args
+    inqueue = args[0]
+    if not all(hasattr(inqueue, name) for name in ("_rlock", "_reader")):
+        return args
+    return (_ResponsiveQueue(inqueue), *args[1:])
+
+
+def _current_process() -> Any:
+    process_module: Any = sys.modules.get("multiprocessing.process")
+    return None if process_module is None else process_module.current_process()
+
+
+def _is_pool_worker_target(target: object) -> bool:
+    name = (getattr(target, "__module__", None), getattr(target, "__qualname__", None))
+    return name == ("multiprocessing.pool", "worker")
 
 
 def at_child_start(callback: Callable[[], None]) -> None:
@@ -55,10 +111,7 @@ def at_child_start(callback: Callable[[], None]) -> None:
 
 def is_pool_worker() -> bool:
     """True in a process started by ``multiprocessing.Pool`` or ``ProcessPoolExecutor`` to run its tasks."""
-    process_module: Any = sys.modules.get("multiprocessing.process")
-    if process_module is None:
-        return False
-    target = getattr(process_module.current_process(), "_target", None)
+    target = getattr(_current_process(), "_target", None)
     return (getattr(target, "__module__", None), getattr(target, "__qualname__", None)) in _POOL_WORKERS
 
 
@@ -120,7 +173,7 @@ def _start_pool_workers_here() -> None:
     @functools.wraps(original)
     def worker(*args: Any, **kwargs: Any) -> Any:
         _child_started()
-        return original(*args, **kwargs)
+        return original(*_responsive_args(args), **kwargs)
 
     worker._instrument_child_start = True  # type: ignore[attr-defined]
     setattr(pool, "worker", worker)  # noqa: B010 - the stubs do not declare it
