@@ -38,7 +38,7 @@ def _say_once(key: str, text: str, *args: object) -> None:
 
 
 def uwsgi_without_threads() -> bool:
-    """True under uWSGI started without ``--enable-threads``: no background thread of this process runs."""
+    """True under uWSGI started without ``--enable-threads`` (or ``--threads``)."""
     uwsgi: Any = sys.modules.get("uwsgi")
     if uwsgi is None:
         return False
@@ -46,20 +46,17 @@ def uwsgi_without_threads() -> bool:
     return not any(options.get(name) for name in ("enable-threads", b"enable-threads", "threads", b"threads"))
 
 
-def _check_runtime() -> bool:
-    if uwsgi_without_threads():
-        _say_once(
-            "uwsgi",
-            "analytics: uWSGI runs without --enable-threads, so the delivery thread never runs and events "
-            "are not delivered; start uWSGI with --enable-threads",
-        )
-        return False
-    return True
-
-
 def _after_flush(delivered: bool, timeout: float) -> None:
     if delivered:
         return
+    if uwsgi_without_threads():
+        # Whether threads run there depends on the uWSGI and Python versions (with 2.0.31 on 3.11 they
+        # do while a request waits); when the delivery did not happen, this is the likely reason.
+        _say_once(
+            "uwsgi",
+            "analytics: nothing could be delivered in time under uWSGI without --enable-threads, where the "
+            "delivery thread may not run; start uWSGI with --enable-threads",
+        )
     client = _client.get_client()
     if client.spool is not None:
         _say_once(
@@ -84,7 +81,8 @@ class deliver_on_return:
     The delivery runs when the handler returns or raises; the async forms wait for it off the event loop
     (``aflush``). What could not be sent in time is reported once per client: with a spool it stays there and a
     later invocation delivers it; without one it is lost if the process is frozen or ended. Under uWSGI
-    without ``--enable-threads`` it says once why nothing can be delivered. Never raises.
+    without ``--enable-threads`` the wait lets the delivery thread run; if it still could not deliver,
+    it says once that ``--enable-threads`` is the likely fix. Never raises.
     """
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -92,8 +90,6 @@ class deliver_on_return:
 
     def deliver(self) -> bool:
         """Deliver now (bounded by ``timeout``); True if everything recorded so far was delivered."""
-        if not _check_runtime():
-            return False
         try:
             delivered = _client.flush(self.timeout)
         except Exception:  # delivery must never fail the handler
@@ -104,8 +100,6 @@ class deliver_on_return:
 
     async def adeliver(self) -> bool:
         """``deliver`` off the event loop."""
-        if not _check_runtime():
-            return False
         try:
             delivered = await _client.aflush(self.timeout)
         except Exception:

@@ -13,9 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 import instrument
 from instrument import EventName, Track, analytics_scope, deliver_on_return
@@ -142,3 +144,32 @@ def test_what_cannot_be_delivered_in_time_is_said_once(
     said = [r for r in caplog.records if "before the handler returned" in r.getMessage()]
     assert len(said) == 1
     assert "configure a spool" in said[0].getMessage()
+
+
+def test_under_uwsgi_without_enable_threads_each_request_has_delivered_its_event_when_it_is_answered(
+    endpoint: SegmentEndpoint,
+) -> None:
+    uwsgi = Path(sys.executable).with_name("uwsgi")
+    if not uwsgi.exists():
+        pytest.skip("uWSGI is not installed (pip install uwsgi; it compiles)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "ENDPOINT": endpoint.url, "PYTHONPATH": str(TESTS.parent)}
+    env.pop("INSTRUMENT_STRICT", None)
+    command = [str(uwsgi), "--http-socket", f"127.0.0.1:{port}", "--wsgi-file", str(TESTS / "uwsgi_app.py")]
+    server = subprocess.Popen([*command, "--master", "--processes", "1", "--die-on-term"], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/hit/0", timeout=5)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        for n in range(1, 6):
+            assert requests.get(f"http://127.0.0.1:{port}/hit/{n}", timeout=10).status_code == 200
+            assert len(endpoint.messages) == n + 1  # delivered before the response was sent
+    finally:
+        server.terminate()
+        server.wait(30)
