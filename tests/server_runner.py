@@ -42,7 +42,8 @@ def serve_load_and_terminate(command: list[str], port: int, endpoint: SegmentEnd
     """Start the server, load it from 4 threads, SIGTERM it under load; the ids whose request got a 200.
 
     Request 0 is the readiness probe (it records too). The load keeps going until the server stops
-    answering; every thread stops at its first failure after the signal was sent.
+    answering, or for 3 s after the signal (a server waits for busy keep-alive connections, then kills
+    its workers after its graceful timeout, as a load balancer would have drained them by then).
     """
     env = {**os.environ, "ENDPOINT": endpoint.url, "PYTHONPATH": f"{TESTS}{os.pathsep}{PROJECT_ROOT}"}
     env.pop("INSTRUMENT_STRICT", None)
@@ -67,11 +68,14 @@ def serve_load_and_terminate(command: list[str], port: int, endpoint: SegmentEnd
                             ok.add(n)
                     elif terminated.is_set() or n > 100_000:
                         return
+                    if terminated.is_set() and time.monotonic() > stop_by:
+                        return  # drained: clients stop sending to a server that is shutting down
 
         threads = [threading.Thread(target=load) for _ in range(4)]
         for thread in threads:
             thread.start()
         time.sleep(1.5)
+        stop_by = time.monotonic() + 3.0
         process.send_signal(signal.SIGTERM)
         terminated.set()
         for thread in threads:
