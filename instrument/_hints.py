@@ -29,6 +29,11 @@ DJANGO = (
     "in this Django request: ids come from the resolvers named in settings.INSTRUMENT_SCOPE_RESOLVERS, or bind "
     "them in the view with `with analytics_scope(...)`"
 )
+CELERY = (
+    "in this Celery task: the producer's scope arrives only when instrument.integrations.celery.install() "
+    "runs where the task is sent too (import it with your Celery app), or bind it in the task with "
+    "`with analytics_scope(...)`"
+)
 POOL_WORKER = (
     "in a process pool worker: a task runs under the scope it was submitted under only through "
     "instrument.PropagatingExecutor(ProcessPoolExecutor()) or with instrument.propagate_scope() on (which "

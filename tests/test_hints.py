@@ -1,7 +1,7 @@
 """An event that misses its ids names the fix of the framework it was recorded in: FastAPI's
 ``scope_dependency`` for a scope bound in a ``def`` dependency, the WSGI middleware's resolvers, Django's
 ``INSTRUMENT_SCOPE_RESOLVERS``; outside any of them, only the generic text. (Process pool workers:
-tests/test_propagation.py.)
+tests/test_propagation.py; Celery: tests/test_integrations_celery.py; Django: tests/test_integrations_django.py.)
 """
 
 from __future__ import annotations
