@@ -1,7 +1,7 @@
 """Real servers stopped with SIGTERM under load: every event recorded by a request that was answered
 arrives. uvicorn and hypercorn re-raise SIGTERM after their graceful shutdown (so ``atexit`` never runs):
 the ASGI middleware (and Django's ``asgi_application()``) deliver at the end of the lifespan. gunicorn
-(uvicorn workers, and sync workers recycled by ``--max-requests``) exits through atexit.
+(uvicorn workers, and sync workers recycled by ``--max-requests``) and daphne exit through atexit.
 """
 
 from __future__ import annotations
@@ -73,5 +73,14 @@ def test_gunicorn_sync_workers_recycled_and_stopped_with_sigterm_under_load_deli
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "wsgi_server_app:app", "--bind", f"127.0.0.1:{port}"]
     command += ["--workers", "2", "--max-requests", "100", "--log-level", "warning"]
+    answered = serve_load_and_terminate(command, port, endpoint)
+    assert_every_answered_request_s_event_arrived(answered, endpoint)
+
+
+def test_django_under_daphne_stopped_with_sigterm_under_load_delivers_every_recorded_event(
+    endpoint: SegmentEndpoint,
+) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "django_server_app:application"]
     answered = serve_load_and_terminate(command, port, endpoint)
     assert_every_answered_request_s_event_arrived(answered, endpoint)
