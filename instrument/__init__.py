@@ -48,6 +48,7 @@ from instrument._messages import to_message
 from instrument._propagation import (
     SCOPE_HEADER,
     PropagatingExecutor,
+    ScopedCall,
     ScopeSnapshot,
     extract_scope,
     inject_scope,
@@ -67,6 +68,7 @@ from instrument._scopes import (
     reset_scope,
 )
 from instrument._settings import Settings
+from instrument._shortlived import deliver_on_return
 from instrument._signals import install_sigterm_handler
 from instrument._spool import Spool
 from instrument._version import __version__
@@ -110,6 +112,7 @@ __all__ = [
     "ScopeId",
     "ScopeResolvers",
     "ScopeSnapshot",
+    "ScopedCall",
     "SegmentTransport",
     "Settings",
     "Spool",
@@ -128,6 +131,7 @@ __all__ = [
     "configure",
     "current_scope",
     "define_scope",
+    "deliver_on_return",
     "derived",
     "describe",
     "extract_scope",
