@@ -24,6 +24,7 @@ from instrument._errors import ConfigurationError
 
 logger = logging.getLogger("instrument")
 
+
 class _FlushThenPrevious:
     """The installed handler: deliver within ``timeout``, then behave as ``previous`` would.
 

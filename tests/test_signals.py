@@ -97,8 +97,7 @@ def test_a_sigterm_that_interrupts_the_main_thread_holding_a_lock_the_delivery_n
     # delivery takes (waking the worker, say). A handler that waited for the delivery there would
     # deadlock until its timeout and then die with nothing sent (a `with Pool()` worker lost 87 of 100
     # this way). Here the main thread holds the transport's lock for 2 s after the signal.
-    body = (
-        """
+    body = f"""
 import threading
 from instrument import SegmentTransport
 held = threading.Lock()
@@ -119,8 +118,6 @@ with held:
 time.sleep(60)
 print("survived", flush=True)
 """
-        % EVENTS
-    )
     script = tmp_path / "script.py"
     script.write_text(HEAD + body)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
