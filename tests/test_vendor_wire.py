@@ -41,7 +41,7 @@ def test_the_sdks_own_wire_has_no_differences(vendor: str) -> None:
 
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_every_golden_item_with_an_insert_id_has_the_sdks_format(vendor: str) -> None:
-    path = INSERT_IDS[vendor].split(".")
+    path = INSERT_IDS[vendor].split("/")
     for item in golden(vendor)["items"]:
         node: Any = item["data"]
         for part in path[:-1]:
@@ -75,7 +75,7 @@ def test_a_changed_event_is_a_difference(vendor: str, mutation: str) -> None:
 
 _ID_FIELDS = {
     "posthog": ("distinct_id", "event"),
-    "mixpanel": ("event", "properties.distinct_id"),
+    "mixpanel": ("event", "properties/distinct_id"),
     "amplitude": ("user_id", "event_type"),
     "rudderstack": ("userId", "event"),
 }
@@ -86,15 +86,16 @@ def test_a_changed_id_or_event_name_is_named(vendor: str) -> None:
     for path in _ID_FIELDS[vendor]:
         sent = _sent(vendor)
         node = sent[0]
-        *parents, key = path.split(".")
+        *parents, key = path.split("/")
         for part in parents:
             node = node[part]
         node[key] = "changed"
-        assert any(path in line for line in wire_differences(vendor, sent, golden(vendor))), path
+        where = path.replace("/", ".")  # the differences name paths with dots
+        assert any(where in line for line in wire_differences(vendor, sent, golden(vendor))), path
 
 
 def _insert_id_holder(vendor: str, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    *parents, key = INSERT_IDS[vendor].split(".")
+    *parents, key = INSERT_IDS[vendor].split("/")
     node = item
     for part in parents:
         node = node[part]
@@ -106,11 +107,12 @@ def test_insert_ids_must_be_present_and_unique(vendor: str) -> None:
     missing = _sent(vendor)
     holder, key = _insert_id_holder(vendor, missing[0])
     del holder[key]
-    assert any(INSERT_IDS[vendor] in line for line in wire_differences(vendor, missing, golden(vendor)))
+    shown = INSERT_IDS[vendor].replace("/", ".")
+    assert f"item 0: {shown}: missing or not a non-empty string" in wire_differences(vendor, missing, golden(vendor))
     repeated = _sent(vendor)
     holder, key = _insert_id_holder(vendor, repeated[0])
     holder[key] = _insert_id_holder(vendor, repeated[1])[0][key]
-    assert f"{INSERT_IDS[vendor]}: not unique across the items" in wire_differences(vendor, repeated, golden(vendor))
+    assert f"{shown}: not unique across the items" in wire_differences(vendor, repeated, golden(vendor))
 
 
 @pytest.mark.parametrize("vendor", VENDORS)

@@ -105,29 +105,29 @@ INPUTS: list[dict[str, Any]] = [
     },
 ]
 
-# Paths are dotted keys into an item ("properties.$lib"); a key may itself hold dots only at the end.
+# Paths are "/"-separated keys into an item ("properties/$lib"): OpenTelemetry attribute keys hold dots.
 #: Vendor-generated values and their markers (a marker starting "<" replaces the value).
 VOLATILE: dict[str, dict[str, str]] = {
     "posthog": {
-        "properties.$lib_version": "<version>",
-        "properties.$python_runtime": "<python-runtime>",
-        "properties.$python_version": "<python-version>",
-        "properties.$os": "<os>",
-        "properties.$os_version": "<os-version>",
-        "properties.$os_distro": "<os-distro>",
+        "properties/$lib_version": "<version>",
+        "properties/$python_runtime": "<python-runtime>",
+        "properties/$python_version": "<python-version>",
+        "properties/$os": "<os>",
+        "properties/$os_version": "<os-version>",
+        "properties/$os_distro": "<os-distro>",
     },
-    "mixpanel": {"properties.$lib_version": "<version>"},
+    "mixpanel": {"properties/$lib_version": "<version>"},
     "amplitude": {},
-    "rudderstack": {"context.library.version": "<version>", "sentAt": "<now>"},
+    "rudderstack": {"context/library/version": "<version>", "sentAt": "<now>"},
 }
 #: Vendor-generated values a sender may leave out (the SDK's description of its runtime).
 OPTIONAL: dict[str, tuple[str, ...]] = {
     "posthog": (
-        "properties.$python_runtime",
-        "properties.$python_version",
-        "properties.$os",
-        "properties.$os_version",
-        "properties.$os_distro",
+        "properties/$python_runtime",
+        "properties/$python_version",
+        "properties/$os",
+        "properties/$os_version",
+        "properties/$os_distro",
     ),
     "mixpanel": (),
     "amplitude": (),
@@ -135,22 +135,22 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
 }
 #: The library context: present and a non-empty string, the value the sender's own.
 LIBRARY: dict[str, tuple[str, ...]] = {
-    "posthog": ("properties.$lib", "properties.$lib_version"),
-    "mixpanel": ("properties.mp_lib", "properties.$lib_version"),
+    "posthog": ("properties/$lib", "properties/$lib_version"),
+    "mixpanel": ("properties/mp_lib", "properties/$lib_version"),
     "amplitude": ("library",),
-    "rudderstack": ("context.library.name", "context.library.version"),
+    "rudderstack": ("context/library/name", "context/library/version"),
 }
 #: The deduplication id of each item.
 INSERT_IDS: dict[str, str] = {
     "posthog": "uuid",
-    "mixpanel": "properties.$insert_id",
+    "mixpanel": "properties/$insert_id",
     "amplitude": "insert_id",
     "rudderstack": "messageId",
 }
 #: Times compared as instants (ISO 8601 strings, epoch seconds or epoch milliseconds).
 TIMESTAMPS: dict[str, tuple[str, ...]] = {
     "posthog": ("timestamp",),
-    "mixpanel": ("properties.time", "$time"),
+    "mixpanel": ("properties/time", "$time"),
     "amplitude": ("time",),
     "rudderstack": ("timestamp", "originalTimestamp"),
 }
@@ -164,7 +164,7 @@ _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 def _split(item: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
     """The mapping holding ``path``'s last key, and that key (None when a parent is missing)."""
     node: Any = item
-    parts = path.split(".")
+    parts = path.split("/")
     for part in parts[:-1]:
         node = node.get(part) if isinstance(node, dict) else None
     return (node if isinstance(node, dict) else None), parts[-1]
@@ -267,11 +267,16 @@ def wire_differences(vendor: str, sent: Sequence[dict[str, Any]], golden: dict[s
     problems = [] if len(sent) == len(expected) else [f"{len(sent)} items sent, the SDK sends {len(expected)}"]
     # Items the SDK gives an id (Mixpanel's profile updates have none) must carry one; all unique.
     path = INSERT_IDS[vendor]
-    ids = [_get(item, path) for item in sent if _has(item, path)]
-    if any(not (isinstance(value, str) and value) for value in ids):
-        problems.append(f"{path}: not a non-empty string in some items")
-    elif len(set(ids)) != len(ids):
-        problems.append(f"{path}: not unique across the items")
+    shown = path.replace("/", ".")
+    ids = []
+    for index, (item, wanted) in enumerate(zip(sent, expected, strict=False)):
+        if _has(wanted["data"], path):
+            value = _get(item, path)
+            ids.append(value)
+            if not (isinstance(value, str) and value):
+                problems.append(f"item {index}: {shown}: missing or not a non-empty string")
+    if len(set(map(str, ids))) != len(ids):
+        problems.append(f"{shown}: not unique across the items")
     for index, (item, wanted) in enumerate(zip(sent, expected, strict=False)):
         golden_item = _comparable(vendor, wanted["data"])
         sent_item = _comparable(vendor, item)
