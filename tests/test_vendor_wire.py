@@ -51,9 +51,8 @@ def test_every_golden_item_with_an_insert_id_has_the_sdks_format(vendor: str) ->
 
 
 def _properties(item: dict[str, Any], vendor: str) -> dict[str, Any]:
-    if vendor == "amplitude":
-        return item["event_properties"]  # type: ignore[no-any-return]
-    return item["properties"]  # type: ignore[no-any-return]
+    key = {"amplitude": "event_properties", "opentelemetry": "attributes"}.get(vendor, "properties")
+    return item[key]  # type: ignore[no-any-return]
 
 
 _MUTATIONS: dict[str, Callable[[str, list[dict[str, Any]]], None]] = {
@@ -78,6 +77,7 @@ _ID_FIELDS = {
     "mixpanel": ("event", "properties/distinct_id"),
     "amplitude": ("user_id", "event_type"),
     "rudderstack": ("userId", "event"),
+    "opentelemetry": ("event_name", "attributes/enduser.id"),
 }
 
 
@@ -156,3 +156,19 @@ def test_the_sdks_runtime_description_may_be_left_out_but_geoip_not() -> None:
     assert wire_differences("posthog", sent, golden("posthog")) == [
         "item 0: properties.$geoip_disable: missing (the SDK sends True)"
     ]
+
+
+def test_the_opentelemetry_reference_is_an_event_record_in_the_active_span() -> None:
+    from vendor_wire import OTEL_SPAN_ID, OTEL_TRACE_ID
+
+    items = golden("opentelemetry")["items"]
+    assert [item["data"]["event_name"] for item in items][:3] == [
+        "Order Completed",
+        "Product Viewed",
+        "Caf\u00e9 Ordered \u2615",
+    ]
+    assert {item["data"]["trace_id"] for item in items} == {format(OTEL_TRACE_ID, "032x")}
+    assert {item["data"]["span_id"] for item in items} == {format(OTEL_SPAN_ID, "016x")}
+    # The logs SDK keeps any value in an attribute: nested maps and lists as they are, None too.
+    assert items[0]["data"]["attributes"]["shipping"] == {"method": "express", "cost": 5.5}
+    assert items[0]["data"]["attributes"]["coupon"] is None

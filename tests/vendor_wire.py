@@ -25,14 +25,17 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-VENDORS = ("posthog", "mixpanel", "amplitude", "rudderstack")
+VENDORS = ("posthog", "mixpanel", "amplitude", "rudderstack", "opentelemetry")
+#: The span active while the OpenTelemetry reference is emitted (a sender compared with it emits in the same).
+OTEL_TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
+OTEL_SPAN_ID = 0xB7AD6B7169203331
 
 
 def _at(second: int) -> datetime:
@@ -119,6 +122,7 @@ VOLATILE: dict[str, dict[str, str]] = {
     "mixpanel": {"properties/$lib_version": "<version>"},
     "amplitude": {},
     "rudderstack": {"context/library/version": "<version>", "sentAt": "<now>"},
+    "opentelemetry": {"observed_timestamp": "<now>"},
 }
 #: Vendor-generated values a sender may leave out (the SDK's description of its runtime).
 OPTIONAL: dict[str, tuple[str, ...]] = {
@@ -132,6 +136,7 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
     "mixpanel": (),
     "amplitude": (),
     "rudderstack": ("sentAt",),
+    "opentelemetry": (),
 }
 #: The library context: present and a non-empty string, the value the sender's own.
 LIBRARY: dict[str, tuple[str, ...]] = {
@@ -139,6 +144,7 @@ LIBRARY: dict[str, tuple[str, ...]] = {
     "mixpanel": ("properties/mp_lib", "properties/$lib_version"),
     "amplitude": ("library",),
     "rudderstack": ("context/library/name", "context/library/version"),
+    "opentelemetry": ("scope/name", "scope/version"),
 }
 #: The deduplication id of each item.
 INSERT_IDS: dict[str, str] = {
@@ -146,6 +152,7 @@ INSERT_IDS: dict[str, str] = {
     "mixpanel": "properties/$insert_id",
     "amplitude": "insert_id",
     "rudderstack": "messageId",
+    "opentelemetry": "attributes/log.record.uid",
 }
 #: Times compared as instants (ISO 8601 strings, epoch seconds or epoch milliseconds).
 TIMESTAMPS: dict[str, tuple[str, ...]] = {
@@ -153,6 +160,7 @@ TIMESTAMPS: dict[str, tuple[str, ...]] = {
     "mixpanel": ("properties/time", "$time"),
     "amplitude": ("time",),
     "rudderstack": ("timestamp", "originalTimestamp"),
+    "opentelemetry": ("timestamp",),
 }
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -214,8 +222,8 @@ def normalise(vendor: str, item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _instant(value: Any) -> Any:
-    """A time as UTC milliseconds since the epoch (strings parsed as ISO 8601; numbers: seconds, or
-    milliseconds when above 1e11); anything else unchanged."""
+    """A time as UTC milliseconds since the epoch (strings parsed as ISO 8601; numbers: seconds,
+    milliseconds above 1e11, nanoseconds above 1e14); anything else unchanged."""
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -225,6 +233,8 @@ def _instant(value: Any) -> Any:
             parsed = parsed.replace(tzinfo=timezone.utc)
         return round(parsed.timestamp() * 1000)
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if value > 1e14:
+            return round(value / 1e6)
         return round(value if value > 1e11 else value * 1000)
     return value
 
@@ -372,6 +382,81 @@ def _send_rudderstack(url: str) -> None:
             client.identify(traits=message["traits"], timestamp=message["timestamp"], **ids)
 
 
+def otel_attributes(message: dict[str, Any], message_id: str) -> dict[str, Any]:
+    """The reference mapping of a Segment track/identify to an OpenTelemetry event's attributes: the
+    properties (traits) as they are (log attributes hold any value: maps, mixed lists, None), then
+    ``enduser.id`` (userId), ``enduser.pseudo.id`` (anonymousId) where present and ``log.record.uid``
+    (messageId), per the current semantic conventions."""
+    attributes = dict(message.get("properties") or message.get("traits") or {})
+    if message["userId"] is not None:
+        attributes["enduser.id"] = message["userId"]
+    if message["anonymousId"] is not None:
+        attributes["enduser.pseudo.id"] = message["anonymousId"]
+    attributes["log.record.uid"] = message_id
+    return attributes
+
+
+def _plain(value: Any) -> Any:
+    """An attribute value as JSON (the SDK keeps sequences as tuples)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(inner) for inner in value]
+    return value
+
+
+def _record_opentelemetry() -> Recording:
+    """Each input emitted as an event (a log record with ``event_name``) through opentelemetry-sdk's logs
+    API to its in-memory exporter, inside a span with OTEL_TRACE_ID/OTEL_SPAN_ID."""
+    import uuid
+
+    from opentelemetry import trace
+    from opentelemetry._logs import SeverityNumber
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create({"service.name": "golden"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = provider.get_logger("golden-sender", "1.0")
+    span = NonRecordingSpan(SpanContext(OTEL_TRACE_ID, OTEL_SPAN_ID, is_remote=False, trace_flags=TraceFlags(1)))
+    context = trace.set_span_in_context(span)
+    for message in _messages():
+        logger.emit(
+            event_name=message["event"] if message["type"] == "track" else message["type"],
+            timestamp=round(message["timestamp"].timestamp() * 1e6) * 1000,
+            context=context,
+            severity_number=SeverityNumber.INFO,
+            attributes=otel_attributes(message, str(uuid.uuid4())),
+        )
+    provider.shutdown()
+    items = []
+    resource: dict[str, Any] = {}
+    for finished in exporter.get_finished_logs():
+        record, scope = finished.log_record, finished.instrumentation_scope
+        resource = dict(finished.resource.attributes)
+        data = {
+            "event_name": record.event_name,
+            "timestamp": record.timestamp,
+            "observed_timestamp": record.observed_timestamp,
+            "severity_number": record.severity_number.value if record.severity_number else None,
+            "severity_text": record.severity_text,
+            "body": record.body,
+            "attributes": _plain(dict(record.attributes or {})),
+            "dropped_attributes": finished.dropped_attributes,
+            "trace_id": format(record.trace_id or 0, "032x"),
+            "span_id": format(record.span_id or 0, "016x"),
+            "trace_flags": int(record.trace_flags or 0),
+            "scope": {"name": scope.name, "version": scope.version} if scope else None,
+        }
+        items.append({"kind": "identify" if record.event_name == "identify" else "track", "data": data})
+    markers = {"telemetry.sdk.version": "<version>", "service.instance.id": "<uuid>"}
+    envelope = {"resource": {key: markers.get(key, value) for key, value in sorted(resource.items())}}
+    return Recording("opentelemetry", items, [("in-memory log record exporter", {}, envelope)])
+
+
 _SENDERS: dict[str, Callable[[str], None]] = {
     "posthog": _send_posthog,
     "mixpanel": _send_mixpanel,
@@ -425,6 +510,8 @@ def record(vendor: str) -> Recording:
     Raises AssertionError when the SDK's items did not all arrive (bounded wait) or its ids repeat."""
     from instrument.testing import SegmentEndpoint, VendorEndpoint
 
+    if vendor == "opentelemetry":
+        return _record_opentelemetry()
     if vendor == "rudderstack":  # the Segment wire: the kit's Segment endpoint
         with SegmentEndpoint() as segment:
             _SENDERS[vendor](segment.url)
