@@ -166,6 +166,13 @@ def _loopback_address(host: str) -> tuple[str, int]:
     return str(address), socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
+def _base_url(host: str, family: int, port: int) -> str:
+    """``http://HOST:PORT`` (IPv6 hosts bracketed); RuntimeError while the port is still unchosen (0)."""
+    if port == 0:
+        raise RuntimeError("the port is chosen on start(); start the endpoint before asking for url")
+    return f"http://[{host}]:{port}" if family == socket.AF_INET6 else f"http://{host}:{port}"
+
+
 class SegmentEndpoint:
     """A local Segment tracking API that records what it receives and can inject faults.
 
@@ -240,10 +247,7 @@ class SegmentEndpoint:
     @property
     def url(self) -> str:
         """Base URL to pass as the Segment client's ``host=``, e.g. ``http://127.0.0.1:PORT``."""
-        if self._port == 0:
-            raise RuntimeError("the port is chosen on start(); start the endpoint before asking for url")
-        host = f"[{self._host}]" if self._family == socket.AF_INET6 else self._host
-        return f"http://{host}:{self._port}"
+        return _base_url(self._host, self._family, self._port)
 
     @property
     def keep_messages(self) -> bool:

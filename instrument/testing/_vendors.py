@@ -51,7 +51,7 @@ from types import TracebackType
 from typing import Any, Literal, cast, get_args
 from urllib.parse import parse_qs
 
-from instrument.testing._endpoint import _auth_user, _loopback_address
+from instrument.testing._endpoint import _auth_user, _base_url, _loopback_address
 from instrument.testing._ingest import (
     IngestHandler,
     IngestServer,
@@ -504,10 +504,7 @@ class VendorEndpoint:
     @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:PORT``; RuntimeError before the first start()."""
-        if self._port == 0:
-            raise RuntimeError("the port is chosen on start(); start the endpoint before asking for url")
-        host = f"[{self._host}]" if self._family == socket.AF_INET6 else self._host
-        return f"http://{host}:{self._port}"
+        return _base_url(self._host, self._family, self._port)
 
     # -- recordings --------------------------------------------------------------------------------
 
