@@ -3,7 +3,8 @@ loopback endpoints, what arrived normalised, and a comparison of another sender'
 
 ``record(vendor)`` sends ``INPUTS`` (their values as the Segment wire carries them, see ``as_json``)
 through the vendor's SDK (posthog, mixpanel, amplitude-analytics, rudder-sdk-python) and returns what
-arrived; ``tests/golden/<vendor>.json`` stores it normalised (``Recording.normalised()``), and
+arrived (for "opentelemetry": each input emitted as an event through opentelemetry-sdk's logs API with
+the reference mapping ``otel_attributes``, read back from its in-memory exporter with ``otel_item``); ``tests/golden/<vendor>.json`` stores it normalised (``Recording.normalised()``), and
 ``python tests/vendor_wire.py --regenerate [vendor ...]`` rewrites the files (after an SDK upgrade that
 changes its wire: review the diff). ``wire_differences(vendor, sent, golden)`` compares what a sender
 (instrument's destination) delivered for the same ``INPUTS`` with the golden items, field by field:
@@ -405,6 +406,26 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def otel_item(finished: Any) -> dict[str, Any]:
+    """One finished log record (an ``opentelemetry.sdk._logs.ReadableLogRecord``, as an in-memory
+    exporter holds it) as the golden items' dict: what ``wire_differences("opentelemetry", ...)`` takes."""
+    record, scope = finished.log_record, finished.instrumentation_scope
+    return {
+        "event_name": record.event_name,
+        "timestamp": record.timestamp,
+        "observed_timestamp": record.observed_timestamp,
+        "severity_number": record.severity_number.value if record.severity_number else None,
+        "severity_text": record.severity_text,
+        "body": record.body,
+        "attributes": _plain(dict(record.attributes or {})),
+        "dropped_attributes": finished.dropped_attributes,
+        "trace_id": format(record.trace_id or 0, "032x"),
+        "span_id": format(record.span_id or 0, "016x"),
+        "trace_flags": int(record.trace_flags or 0),
+        "scope": {"name": scope.name, "version": scope.version} if scope else None,
+    }
+
+
 def _record_opentelemetry() -> Recording:
     """Each input emitted as an event (a log record with ``event_name``) through opentelemetry-sdk's logs
     API to its in-memory exporter, inside a span with OTEL_TRACE_ID/OTEL_SPAN_ID."""
@@ -432,26 +453,12 @@ def _record_opentelemetry() -> Recording:
             attributes=otel_attributes(message, str(uuid.uuid4())),
         )
     provider.shutdown()
-    items = []
-    resource: dict[str, Any] = {}
-    for finished in exporter.get_finished_logs():
-        record, scope = finished.log_record, finished.instrumentation_scope
-        resource = dict(finished.resource.attributes)
-        data = {
-            "event_name": record.event_name,
-            "timestamp": record.timestamp,
-            "observed_timestamp": record.observed_timestamp,
-            "severity_number": record.severity_number.value if record.severity_number else None,
-            "severity_text": record.severity_text,
-            "body": record.body,
-            "attributes": _plain(dict(record.attributes or {})),
-            "dropped_attributes": finished.dropped_attributes,
-            "trace_id": format(record.trace_id or 0, "032x"),
-            "span_id": format(record.span_id or 0, "016x"),
-            "trace_flags": int(record.trace_flags or 0),
-            "scope": {"name": scope.name, "version": scope.version} if scope else None,
-        }
-        items.append({"kind": "identify" if record.event_name == "identify" else "track", "data": data})
+    finished = exporter.get_finished_logs()
+    items = [
+        {"kind": "identify" if r.log_record.event_name == "identify" else "track", "data": otel_item(r)}
+        for r in finished
+    ]
+    resource: dict[str, Any] = dict(finished[-1].resource.attributes) if finished else {}
     markers = {"telemetry.sdk.version": "<version>", "service.instance.id": "<uuid>"}
     envelope = {"resource": {key: markers.get(key, value) for key, value in sorted(resource.items())}}
     return Recording("opentelemetry", items, [("in-memory log record exporter", {}, envelope)])
