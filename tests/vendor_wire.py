@@ -4,7 +4,8 @@ loopback endpoints, what arrived normalised, and a comparison of another sender'
 ``record(vendor)`` sends ``INPUTS`` (their values as the Segment wire carries them, see ``as_json``)
 through the vendor's SDK (posthog, mixpanel, amplitude-analytics, rudder-sdk-python) and returns what
 arrived (for "opentelemetry": each input emitted as an event through opentelemetry-sdk's logs API with
-the reference mapping ``otel_attributes``, read back from its in-memory exporter with ``otel_item``); ``tests/golden/<vendor>.json`` stores it normalised (``Recording.normalised()``), and
+the reference mapping ``otel_attributes``, read back from its in-memory exporter with ``otel_item``);
+``tests/golden/<vendor>.json`` stores it normalised (``Recording.normalised()``), and
 ``python tests/vendor_wire.py --regenerate [vendor ...]`` rewrites the files (after an SDK upgrade that
 changes its wire: review the diff). ``wire_differences(vendor, sent, golden)`` compares what a sender
 (instrument's destination) delivered for the same ``INPUTS`` with the golden items, field by field:
