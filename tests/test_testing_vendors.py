@@ -315,14 +315,34 @@ def test_black_hole_reads_and_never_answers_until_lifted(posthog_endpoint: Vendo
 
 def test_black_hole_accepts_connections(mixpanel_endpoint: VendorEndpoint) -> None:
     mixpanel_endpoint.black_hole()
-    host, port = mixpanel_endpoint.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as connection:
-        body = b"data=%7B%7D"
-        head = f"POST /track HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-        connection.sendall(head.encode() + b"Content-Type: application/x-www-form-urlencoded\r\n\r\n" + body)
+    with _black_holed_request(mixpanel_endpoint) as connection:
         connection.settimeout(0.5)
         with pytest.raises(TimeoutError):
             connection.recv(1)
+
+
+def _black_holed_request(endpoint: VendorEndpoint) -> socket.socket:
+    host, port = endpoint.url.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)), timeout=5)
+    body = b"data=%7B%7D"
+    head = f"POST /track HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+    connection.sendall(head.encode() + b"Content-Type: application/x-www-form-urlencoded\r\n\r\n" + body)
+    return connection
+
+
+def test_a_black_holed_client_that_gives_up_frees_its_handler(mixpanel_endpoint: VendorEndpoint) -> None:
+    mixpanel_endpoint.black_hole()
+    baseline = threading.active_count()
+    connections = [_black_holed_request(mixpanel_endpoint) for _ in range(5)]
+    deadline = time.monotonic() + 10
+    while len(mixpanel_endpoint.requests) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert threading.active_count() >= baseline + 5  # each held request holds its handler
+    for connection in connections:
+        connection.close()
+    while threading.active_count() > baseline and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert threading.active_count() <= baseline
 
 
 def test_stop_drops_held_requests_and_is_bounded(mixpanel_endpoint: VendorEndpoint) -> None:

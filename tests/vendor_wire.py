@@ -356,7 +356,9 @@ def _send_mixpanel(url: str) -> None:
 def _send_amplitude(url: str) -> None:
     from amplitude import Amplitude, BaseEvent, Config, EventOptions, Identify
 
-    client = Amplitude("amp_golden", Config(server_url=f"{url}/2/httpapi", flush_queue_size=100))
+    # One batch, sent by flush(): no timer flush in between (the golden holds the request count).
+    config = Config(server_url=f"{url}/2/httpapi", flush_queue_size=100, flush_interval_millis=600_000)
+    client = Amplitude("amp_golden", config)
     for message in _messages():
         ids = {"user_id": message["userId"], "device_id": message["anonymousId"], "time": _ms(message["timestamp"])}
         if message["type"] == "track":

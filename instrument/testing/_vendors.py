@@ -40,6 +40,7 @@ import base64
 import binascii
 import contextlib
 import json
+import select
 import socket
 import struct
 import threading
@@ -432,9 +433,20 @@ class _Handler(IngestHandler):
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            self.server.stopping.wait(0.05)
+            if seconds is None and self._client_gone(0.05):
+                break  # a black-holed client that gave up: free this thread (it would hold on otherwise)
+            if seconds is not None:
+                self.server.stopping.wait(0.05)
         self.close_connection = True  # never answered: the client sees its own timeout, or EOF
         return True
+
+    def _client_gone(self, wait: float) -> bool:
+        """Whether the client closed its side (EOF readable within ``wait`` seconds)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], wait)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     def _reset(self) -> None:
         """Abort the connection with a TCP RST (SO_LINGER 0) instead of answering."""
@@ -566,7 +578,8 @@ class VendorEndpoint:
 
     def black_hole(self, on: bool = True) -> None:
         """While on: read every request and record it (``status`` 0, its items not accepted), never answer;
-        the connection is held until the hole is lifted (then closed unanswered) or stop()."""
+        the connection is held until the client gives up, the hole is lifted (then closed unanswered) or
+        stop()."""
         if on:
             self._black_hole.set()
         else:
