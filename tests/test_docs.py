@@ -34,15 +34,14 @@ OUTPUT = "# -> "
 UNSET = ("SEGMENT_WRITE_KEY", "SEGMENT_CLIENT_KEY", "INSTRUMENT_STRICT")
 
 # Runs the blocks (JSON on stdin) in one namespace; flushes after each so output keeps block order.
+# __main__'s own namespace, so what the blocks define pickles by reference (process pools).
 RUNNER = """
-import json, sys
-blocks = json.load(sys.stdin)
-namespace = {"__name__": "__main__"}
-for name, source in blocks:
-    exec(compile(source, name, "exec"), namespace)
-    if "instrument" in sys.modules:
-        sys.modules["instrument"].flush(timeout=10)
-    sys.stdout.flush()
+import json as _json, sys as _sys
+for _name, _source in _json.load(_sys.stdin):
+    exec(compile(_source, _name, "exec"), _sys.modules["__main__"].__dict__)
+    if "instrument" in _sys.modules:
+        _sys.modules["instrument"].flush(timeout=10)
+    _sys.stdout.flush()
 """
 
 
@@ -163,3 +162,14 @@ def test_benchmark_figures_in_the_docs_come_from_the_results() -> None:
     }
     stale = {figure: _rel(page) for figure, page in quoted.items() if figure not in results}
     assert stale == {}, "figures quoted in the docs that bench/RESULTS.md does not state"
+
+
+def test_the_files_the_docs_cite_exist() -> None:
+    cited = re.compile(r"`((?:tests|bench|examples|instrument|docs)/[\w./-]+\.\w+)`")
+    missing = {
+        (path, _rel(page))
+        for page in PAGES
+        for path in cited.findall(page.read_text(encoding="utf-8"))
+        if "_x." not in path and "/out/" not in path and not (ROOT / path).exists()  # out/: what the example writes
+    }
+    assert missing == set()
