@@ -17,7 +17,51 @@ from typing import Any
 
 from bench.e2e import run_in_subprocess
 
-MODES = ("segment", "instrument", "instrument-null")
+MODES = ("segment", "instrument", "instrument-null", "floor")
+
+
+def _floor(url: str, events: int) -> dict[str, Any]:
+    """The floor: one thread, ``orjson.dumps`` of a prebuilt message, 100 joined per batch, one
+    keep-alive POST per batch. What delivering these events cannot cost less than, in Python."""
+    import base64
+    import http.client
+    import urllib.parse
+
+    import orjson
+
+    from bench import cases
+
+    target = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port)
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": "Basic " + base64.b64encode(f"{cases.WRITE_KEY}:".encode()).decode(),
+    }
+    message = {
+        "type": "track",
+        "userId": str(cases.USER_ID),
+        "event": cases.EVENT,
+        "properties": {
+            "cluster_type": cases.CLUSTER_TYPE,
+            "infra_id": cases.INFRA_ID,
+            "project_id": cases.PROJECT_ID,
+            "cluster_id": cases.CLUSTER_ID,
+        },
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "messageId": "00000000-0000-0000-0000-000000000000",
+    }
+    tail = b'],"sentAt":"2026-01-01T00:00:00.000Z","writeKey":"' + cases.WRITE_KEY.encode() + b'"}'
+    start = time.process_time()
+    for first in range(0, events, 100):
+        body = b'{"batch":[' + b",".join([orjson.dumps(message) for _ in range(min(100, events - first))]) + tail
+        conn.request("POST", "/v1/batch", body, headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"the endpoint answered {response.status}")
+    total = time.process_time() - start
+    conn.close()
+    return {"mode": "floor", "events": events, "total": total, "caller": total}
 
 
 def _null_transport() -> Any:
@@ -42,6 +86,8 @@ def measure(mode: str, url: str, events: int) -> dict[str, Any]:
     """Run one mode in this process; the CPU report (seconds)."""
     from bench import cases
 
+    if mode == "floor":
+        return _floor(url, events)
     if mode == "segment":
         client = cases.segment_client(url, max_queue_size=events + 1000, upload_interval=0.5)
         properties = {
@@ -106,6 +152,7 @@ def breakdown(url: str, events: int, repeats: int = 3) -> dict[str, float]:
     return {
         "segment_total": per_event("segment", "total"),
         "segment_caller": per_event("segment", "caller"),
+        "floor_total": per_event("floor", "total"),
         "instrument_total": full,
         "caller": caller,
         "encoding": max(0.0, null - per_event("instrument-null", "caller")),

@@ -74,9 +74,8 @@ from instrument._scopes import (
 from instrument._settings import Settings
 from instrument._signals import install_sigterm_handler
 from instrument._spool import Spool
+from instrument._version import __version__
 from instrument.transports import ConsoleTransport, MemoryTransport, SegmentTransport, Transport
-
-__version__ = "0.1.0"
 
 __all__ = [
     "MAX_BATCH_BYTES",

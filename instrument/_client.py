@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from instrument import _context, _forks, _scopes, _state
+from instrument import _context, _forks, _reporting, _scopes, _state
 from instrument._calls import Alias, Group, Page, Screen
 from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
 from instrument._errors import (
@@ -28,7 +30,7 @@ from instrument._errors import (
 )
 from instrument._messages import EncodeOptions, to_message, to_wire
 from instrument._records import Identify, Track
-from instrument._reporting import RateLimitedLog
+from instrument._reporting import Reporter
 from instrument._settings import ErrorHandler, Redactor, Settings
 from instrument._spool import DEFAULT_MAX_BYTES, Spool
 from instrument.transports import SegmentTransport, Transport
@@ -68,7 +70,8 @@ class Client:
         #: The durable spool ``configure(spool=...)`` made (its ``stats`` count what it kept), or None.
         self.spool: Spool | None = None
         self._warned_unconfigured = False
-        self._log = RateLimitedLog()
+        #: The one channel every error of this client goes through (on_error, else the rate-limited log).
+        self.reporter = Reporter(settings.on_error)
 
         def encode(record: Any) -> dict[str, Any]:
             return to_message(record, self.options)
@@ -82,7 +85,7 @@ class Client:
             settings,
             encode=encode,
             wire=wire,
-            report_error=self._report,
+            reporter=self.reporter,
         )
 
     @property
@@ -145,7 +148,7 @@ class Client:
                 raise error_
             return self.dispatcher.drop(error_)
         if _context.providers:  # integrations' context (trace ids, the request), read on this thread
-            record.__dict__["_context"] = _context.collect()
+            record.__dict__["_context"] = _context.collect(self.reporter.error)
         if self.strict:
             # Strict: every check, the encoder and the size limit run here, so errors raise at the call.
             item: Any = to_message(record, self.options)
@@ -165,14 +168,7 @@ class Client:
         return self.dispatcher.drop(error, report=first)
 
     def _report(self, error: AnalyticsError) -> None:
-        handler = self.settings.on_error
-        if handler is not None:
-            try:
-                handler(error)
-            except Exception:
-                logger.exception("instrument: the on_error handler raised while reporting %s", type(error).__name__)
-            return
-        self._log.report(error)
+        self.reporter.error(error)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -188,20 +184,27 @@ class Client:
         lost = self.dispatcher.close(timeout)
         if lost:
             kept = " (kept in the spool for the next process)" if self.spool is not None else ""
-            logger.warning("analytics: %d event(s) could not be delivered before shutdown%s", lost, kept)
-            if self.settings.on_error is not None:  # every loss reaches the handler too
-                text = f"{lost} event(s) could not be delivered before shutdown{kept}"
+            text = f"{lost} event(s) could not be delivered before shutdown{kept}: {self.stats().summary()}"
+            if self.settings.on_error is not None:  # every loss reaches the handler, and the log
                 self._report(DeliveryError(text, reason="shutdown", count=lost))
-        self._log.close()
+            logger.warning("analytics: %s", text)
+        self.reporter.close()
         return lost
 
     def stats(self) -> Stats:
-        """Counters: recorded, sent, retried, pending, dropped by reason."""
-        return self.dispatcher.stats()
+        """The ledger: recorded, accepted, sent, lost and refused by reason, pending; the spool's counters."""
+        stats = self.dispatcher.stats()
+        if self.spool is not None:
+            stats = dataclasses.replace(stats, spool=MappingProxyType(dataclasses.asdict(self.spool.stats)))
+        return stats
+
+    def ledger(self) -> str:
+        """The ledger in one line (for exit and signal messages): accepted, delivered, lost, pending."""
+        return self.stats().summary()
 
     def after_fork(self) -> None:
         """In a forked child: start afresh, without the parent's queue, threads, sockets or counters."""
-        self._log.after_fork()
+        self.reporter.after_fork()
         self.dispatcher.after_fork()
 
 
@@ -233,7 +236,7 @@ def reset() -> None:
         _current.interceptor = None
         previous: Client = _state.install(default_client())
     _scopes.attach({}, replace=True)
-    _scopes.foreign_exit_log.reset()
+    _reporting.reset_all()
     if previous.configured:
         previous.shutdown(0)
 
@@ -335,8 +338,8 @@ def configure(
         interceptor(client)
         return client
     previous.shutdown(previous.exit_timeout)
-    if client.spool is not None and transport is not None:
-        transport.start()  # deliver now what dead processes left in the spool, without waiting for an event
+    if client.spool is not None:
+        client.dispatcher.start()  # deliver now what dead processes left in the spool, without waiting for an event
     return client
 
 
@@ -421,16 +424,20 @@ def is_configured() -> bool:
 def _at_exit() -> None:
     client = get_client()
     try:
-        client.shutdown(client.exit_timeout)
+        was_open = not client.dispatcher.closed  # shut down by the program already: it was said then
+        lost_now = client.shutdown(client.exit_timeout)
+        stats = client.stats()
+        if was_open and stats.lost_total > lost_now:  # earlier losses too: the whole ledger, once, at exit
+            logger.warning("analytics: at exit: %s", stats.summary())
     except Exception:  # interpreter exit: report, never raise
         logger.exception("analytics: delivery at exit failed")
-    _scopes.foreign_exit_log.close()  # the count of suppressed reports is never left unsaid
+    _reporting.close_all()  # the count of suppressed reports is never left unsaid
 
 
 def _after_fork_in_child() -> None:
     reset_http_session_after_fork()
+    _reporting.after_fork_all()
     get_client().after_fork()
-    _scopes.foreign_exit_log.after_fork()
     # A multiprocessing/billiard child ends through os._exit (no atexit): deliver from its finalizer.
     _forks.flush_at_child_exit(_at_exit)
 

@@ -12,15 +12,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from instrument._errors import AnalyticsError
-from instrument._reporting import RateLimitedLog
 
 Provider = Callable[[], Mapping[str, Any] | None]
 
 #: The installed providers, in order (later ones win on a clashing key). Replaced, never mutated in place.
 providers: tuple[Provider, ...] = ()
-
-#: A provider that raises does so on every event: the first is logged, then one summary per interval.
-provider_log = RateLimitedLog()
 
 
 def add_provider(provider: Provider) -> None:
@@ -36,19 +32,19 @@ def remove_provider(provider: Provider) -> None:
     providers = tuple(p for p in providers if p is not provider)
 
 
-def collect() -> dict[str, Any] | None:
+def collect(report: Callable[[AnalyticsError], None]) -> dict[str, Any] | None:
     """Run every provider on this thread; their merged output, or None if they gave nothing.
 
-    A provider that raises is logged and skipped: context is a nicety, never a reason to lose an event.
+    A provider that raises is reported (through the client's error channel: ``on_error``, else the
+    rate-limited log, since it raises on every event) and skipped: context is a nicety, never a
+    reason to lose an event.
     """
     merged: dict[str, Any] = {}
     for provider in providers:
         try:
             found = provider()
         except Exception as error:
-            provider_log.report(
-                AnalyticsError(f"a context provider raised {type(error).__name__}; its context is left out")
-            )
+            report(AnalyticsError(f"a context provider raised {type(error).__name__}; its context is left out"))
             continue
         if found:
             merged.update(found)

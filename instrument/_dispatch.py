@@ -1,24 +1,32 @@
-"""The dispatcher: a bounded queue the caller appends to, and a worker that encodes and sends.
+"""The dispatcher: a bounded queue the caller appends to, one worker that encodes and exports batches,
+and the ledger of what became of every event.
 
-The caller's thread does one ``deque.append`` (no JSON, no uuid, no I/O, no lock); the worker
-turns records into messages (encoding, checks, size) and hands batches to the transport. For a
-transport that ships bytes (``accepts_bytes``) each message is serialised once, to JSON bytes, here;
-batches are cut from those bytes (count and Segment's 500 KB body) and only batches cross to the
-transport's thread.
+Modelled on OpenTelemetry's ``BatchProcessor``: one item type on the queue (a record), one lock, one
+worker thread that pops up to a batch, encodes it (each message serialised once, to JSON bytes, for a
+transport that ships bytes) and hands it to the transport, which delivers it on the worker's thread
+(as an httpx transport handles a request). While the transport retries, records wait in the queue and
+a full queue refuses the caller (``QueueFullError``): nothing is dropped after ``track()`` said ok
+while the endpoint is healthy. The queue is bounded by count (``max_queue_size``) and by bytes: its
+count bound shrinks to ``max_queue_bytes`` divided by the encoded size the worker measures.
+
+The caller's thread does one ``deque.append`` (no JSON, no uuid, no I/O, no lock).
+
+The ledger: every accepted event (``track()`` returned ok) ends in exactly one state, delivered or lost
+for a reason, and until then is pending: ``accepted == sent + lost + pending`` at every moment, and
+``pending == 0`` once the client is shut down.
 """
 
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from instrument._encoding import MAX_BATCH_BYTES, dumps
+from instrument._encoding import dumps
 from instrument._errors import (
     AnalyticsError,
     ClosedError,
@@ -28,47 +36,88 @@ from instrument._errors import (
     OversizeError,
     QueueFullError,
 )
+from instrument._reporting import Reporter
 from instrument._settings import Settings
 from instrument.transports import Message, Transport
-from instrument.transports._base import EncodedBatch
+from instrument.transports._base import DEFAULT_MAX_QUEUE_BYTES, EncodedBatch, batches_of
 
-logger = logging.getLogger("instrument")
+#: Why an event was dropped; the keys of ``Stats.dropped``. "internal_error": the pipeline itself
+#: failed (a bug) with the event in hand; it was reported and the pipeline went on.
+DROP_REASONS = (
+    "invalid",
+    "oversize",
+    "queue_full",
+    "not_configured",
+    "closed",
+    "delivery_failed",
+    "shutdown",
+    "internal_error",
+)
 
-#: Why an event was dropped; the keys of ``Stats.dropped``.
-DROP_REASONS = ("invalid", "oversize", "queue_full", "not_configured", "closed", "delivery_failed", "shutdown")
 
-#: Seconds between two log lines about delivery trouble (an endpoint failing, still being retried).
-TROUBLE_INTERVAL = 10.0
+def _zeros() -> Mapping[str, int]:
+    return MappingProxyType(dict.fromkeys(DROP_REASONS, 0))
 
 
 @dataclass(frozen=True)
 class Stats:
-    """Counters since the client was configured.
+    """What became of the events since the client was configured (a consistent snapshot).
 
-    ``recorded`` counts every event handed to track/identify/@tracks; each ends up ``sent``, in
-    ``dropped[reason]``, or still ``pending``. ``retried`` counts messages sent again after a failure.
-    ``recovered`` counts messages a durable spool kept from a process that is gone and this one
-    delivered (they were never recorded here).
+    ``recorded`` counts every event handed to track/identify/@tracks. ``refused`` (by reason) were
+    turned down at the call (``ok`` was False); the rest were ``accepted``, and each accepted event
+    is ``sent`` (delivered: the endpoint took it), ``lost`` (by reason, each loss reported to
+    ``on_error``) or still ``pending``: ``accepted == sent + lost_total + pending`` always, and
+    ``pending`` is 0 after shutdown. ``dropped`` is refused and lost together, by reason.
+    ``retried`` counts messages sent again after a failure; ``recovered`` counts messages a durable
+    spool kept from a process that is gone and this one delivered (never recorded here). ``spool``
+    holds the spool's own counters (empty without one).
     """
 
     recorded: int = 0
     sent: int = 0
     retried: int = 0
     pending: int = 0
-    dropped: Mapping[str, int] = field(default_factory=lambda: MappingProxyType(dict.fromkeys(DROP_REASONS, 0)))
+    dropped: Mapping[str, int] = field(default_factory=_zeros)
     recovered: int = 0
+    accepted: int = 0
+    refused: Mapping[str, int] = field(default_factory=_zeros)
+    lost: Mapping[str, int] = field(default_factory=_zeros)
+    spool: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def delivered(self) -> int:
+        """Accepted events the endpoint took (``sent``)."""
+        return self.sent
 
     @property
     def dropped_total(self) -> int:
-        """All dropped events, whatever the reason."""
+        """All dropped events, refused or lost, whatever the reason."""
         return sum(self.dropped.values())
 
+    @property
+    def lost_total(self) -> int:
+        """Accepted events that were lost, whatever the reason."""
+        return sum(self.lost.values())
+
+    def summary(self) -> str:
+        """The ledger in words: accepted, delivered, lost (by reason), pending."""
+        text = f"{self.accepted} accepted: {self.sent} delivered, {self.lost_total} lost"
+        reasons = ", ".join(f"{reason} {n}" for reason, n in self.lost.items() if n)
+        if reasons:
+            text += f" ({reasons})"
+        if self.pending:
+            text += f", {self.pending} pending"
+        refused = sum(self.refused.values())
+        if refused:
+            text += f"; {refused} refused at the call"
+        return text
+
     def __repr__(self) -> str:
-        # A plain dict of the reasons that happened (the field is a read-only mappingproxy).
+        # Plain dicts of the reasons that happened (the fields are read-only mappingproxies).
         dropped = {reason: n for reason, n in self.dropped.items() if n}
         return (
-            f"Stats(recorded={self.recorded}, sent={self.sent}, retried={self.retried}, pending={self.pending}, "
-            f"dropped={dropped})"
+            f"Stats(recorded={self.recorded}, accepted={self.accepted}, sent={self.sent}, retried={self.retried}, "
+            f"pending={self.pending}, dropped={dropped})"
         )
 
 
@@ -101,107 +150,66 @@ def drop_reason(error: BaseException) -> str:
     return "invalid"
 
 
-class Counters:
-    """Counters shared by callers, the worker and the transport's thread (updates under a lock).
+class Ledger:
+    """The counters of every outcome, under the dispatcher's one lock; the transport's DeliveryReport.
 
-    Once ``settled`` (by ``Dispatcher.close``) every event still pending has been counted as dropped
-    for "shutdown"; late reports from the pipeline (a request that completes after close gave up on
-    it) are then ignored, so no event is ever counted twice. Callers' drops (``add_dropped``) still count.
+    Once ``settled`` (by ``Dispatcher.close``) every event still pending has been counted lost for
+    "shutdown"; late reports from the pipeline (a request that completes after close gave up on it)
+    are then ignored, so no event is ever counted twice.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.sent = 0
-        self.retried = 0
-        self.recovered = 0
-        self.dropped = dict.fromkeys(DROP_REASONS, 0)
-        #: Accepted events lost to delivery (failed, evicted or refused after acceptance, shutdown):
-        #: what makes ``flush()`` return False.
-        self.lost = 0
+    def __init__(self, lock: threading.Lock, reporter: Reporter) -> None:
+        self.lock = lock
+        self.reporter = reporter
+        self.delivered = 0
+        self.retries = 0
+        self.recoveries = 0
+        self.refused = dict.fromkeys(DROP_REASONS, 0)
+        self.lost = dict.fromkeys(DROP_REASONS, 0)
         self.settled = False
 
-    def add_dropped(self, reason: str, count: int = 1, *, accepted: bool = False) -> None:
-        """Count a drop decided on the caller's side; ``accepted`` when the event had been accepted."""
-        with self._lock:
-            self.dropped[reason] = self.dropped.get(reason, 0) + count
-            if accepted:
-                self.lost += count
+    def refuse(self, error: AnalyticsError, *, report: bool = True) -> EmitResult:
+        """An event turned down at the call: count it and (unless ``report`` is False) report it."""
+        with self.lock:
+            self.refused[drop_reason(error)] += 1
+        if report:
+            self.reporter.error(error)
+        return EmitResult(False, error)
 
-    def pipeline_dropped(self, reason: str, count: int = 1) -> bool:
-        """Count a drop decided by the worker or the transport; False (not counted) once settled."""
-        with self._lock:
+    def lose(self, reason: str, count: int, error: AnalyticsError) -> None:
+        """``count`` accepted events are lost: count and report them (not once settled: counted already)."""
+        with self.lock:
             if self.settled:
-                return False
-            self.dropped[reason] = self.dropped.get(reason, 0) + count
-            if reason in _LOSSES:
-                self.lost += count
-            return True
+                return
+            self.lost[reason] += count
+        self.reporter.error(error)
 
-    def add_sent(self, count: int) -> None:
-        with self._lock:
-            if not self.settled:
-                self.sent += count
-
-    def add_retried(self, count: int) -> None:
-        with self._lock:
-            if not self.settled:
-                self.retried += count
-
-    def add_recovered(self, count: int) -> None:
-        with self._lock:
-            self.recovered += count
-
-
-#: Drop reasons of events that had been accepted for delivery and were then lost (not the event's fault).
-_LOSSES = frozenset({"queue_full", "delivery_failed", "shutdown"})
-
-
-class _Report:
-    """The DeliveryReport the transport talks to: counts, and reports losses."""
-
-    def __init__(self, counters: Counters, report_error: Callable[[AnalyticsError], None]) -> None:
-        self._counters = counters
-        self._report_error = report_error
-        self._trouble_lock = threading.Lock()
-        self._trouble_at = -TROUBLE_INTERVAL
-        self._trouble_suppressed = 0
+    # -- DeliveryReport ------------------------------------------------------------------------
 
     def sent(self, count: int) -> None:
-        self._counters.add_sent(count)
+        with self.lock:
+            if not self.settled:
+                self.delivered += count
 
     def retried(self, count: int) -> None:
-        self._counters.add_retried(count)
-
-    def recovered(self, count: int) -> None:
-        self._counters.add_recovered(count)
-
-    def trouble(self, count: int, text: str) -> None:
-        """Delivery is failing but not lost yet: log it at once, then at most once per TROUBLE_INTERVAL."""
-        now = time.monotonic()
-        with self._trouble_lock:
-            if now - self._trouble_at < TROUBLE_INTERVAL:
-                self._trouble_suppressed += 1
-                return
-            suppressed, self._trouble_suppressed, self._trouble_at = self._trouble_suppressed, 0, now
-        more = f" ({suppressed} more since the last report)" if suppressed else ""
-        logger.warning("analytics: delivery trouble: %s%s", text, more)
-
-    def close(self) -> None:
-        """Say how many trouble reports were suppressed since the last one (at shutdown: none stays unsaid)."""
-        with self._trouble_lock:
-            suppressed, self._trouble_suppressed = self._trouble_suppressed, 0
-        if suppressed:
-            logger.warning("analytics: delivery trouble: %d more report(s) since the last one", suppressed)
+        with self.lock:
+            if not self.settled:
+                self.retries += count
 
     def failed(self, count: int, reason: str) -> None:
-        if self._counters.pipeline_dropped("delivery_failed", count):
-            self._report_error(
-                DeliveryError(f"{count} message(s) could not be delivered: {reason}", reason=reason, count=count)
-            )
+        text = f"{count} message(s) could not be delivered: {reason}"
+        self.lose("delivery_failed", count, DeliveryError(text, reason=reason, count=count))
+
+    def recovered(self, count: int) -> None:
+        with self.lock:
+            self.recoveries += count
+
+    def trouble(self, count: int, text: str) -> None:
+        self.reporter.trouble(text)
 
 
 class Dispatcher:
-    """Bounded queue plus background worker in front of one transport."""
+    """Bounded queue plus one background worker in front of one transport."""
 
     def __init__(
         self,
@@ -209,37 +217,47 @@ class Dispatcher:
         settings: Settings,
         *,
         encode: Callable[[Any], Message],
-        report_error: Callable[[AnalyticsError], None],
+        reporter: Reporter,
         wire: Callable[[Any], tuple[bytes, str]] | None = None,
     ) -> None:
         self.transport = transport
         self.settings = settings
         self._encode = encode
         self._wire = wire if wire is not None else self._wire_from_message
-        self._report_error = report_error
-        self._cap = settings.max_queue_size
+        self._reporter = reporter
+        self._max_count = settings.max_queue_size
+        self._max_bytes = settings.max_queue_bytes or DEFAULT_MAX_QUEUE_BYTES
         self._drop_oldest = settings.drop_oldest
         self._interval = settings.flush_interval
         self._batch_size = settings.batch_size
-        self.counters = Counters()
-        self._delivery = _Report(self.counters, report_error)
-        transport.bind(self._delivery)
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
+        self._lock = threading.Lock()  # the one lock: the worker's pops, evictions, the ledger, progress
+        self.ledger = Ledger(self._lock, self._reporter)
+        self.transport.bind(self.ledger)
+        self._progress = threading.Condition(self._lock)
         self._q: collections.deque[Any] = collections.deque()
-        self._lock = threading.Lock()  # worker's pops, flush's snapshot, drop-oldest evictions
-        self._progress = threading.Condition(threading.Lock())
         self._wake = threading.Event()
+        self._cap = self._max_count  # the count bound; the worker lowers it to keep max_queue_bytes
         self._taken = 0  # records the worker has popped
-        self._done = 0  # records the worker has finished with (sent to the transport or dropped)
-        self._evicted = 0  # records dropped to make room (drop-oldest policy)
-        self._refused = 0  # events dropped before reaching the queue
+        self._done = 0  # records the worker has finished with (handed to the transport or dropped)
+        self._in_hand = 0  # records popped and not yet finished with (a failure loses exactly these)
+        self._evicted = 0  # accepted records dropped to make room (drop-oldest policy)
+        self._swept = 0  # accepted records close() found still queued
+        self._spilled = 0  # accepted records a full queue sent to the overflow (to spill to disk)
+        self._overflow: list[Any] = []  # those not spilled yet: written to disk a batch at a time
         self._worker: threading.Thread | None = None
+        self._recovering = False  # the worker delivers a spool's leftovers first: flush waits for them
         self._closed = False
-        self._swept = False  # close() has emptied the queue for the last time
+        self._stopped = False  # close() has emptied the queue for the last time
         self._stop = False
-        self._lost_seen = 0  # counters.lost when the last flush returned
+        self._lost_seen = 0  # ledger losses when the last flush returned
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` was called (events are refused from then on)."""
+        return self._closed
 
     # -- the caller's side ------------------------------------------------------------------
 
@@ -258,20 +276,23 @@ class Dispatcher:
     def _after_append(self) -> None:
         if self._closed:
             # close() ran between our check and our append. If it has already emptied the queue for
-            # the last time (or is doing so) nobody will take this record: count it as refused.
-            if self._swept:
+            # the last time nobody will take this record: it was accepted, and is lost at shutdown.
+            if self._stopped:
                 with self._lock:
                     left = len(self._q)
                     self._q.clear()
-                    self._refused += left
+                    self._swept += left
                 if left:
-                    self.counters.add_dropped("closed", left)
+                    self.ledger.lose("closed", left, ClosedError(f"{left} event(s) recorded during shutdown lost"))
             return
-        self._start()
+        self.start()
 
     def _refuse(self, item: Any) -> EmitResult:
         if self._closed:
             return self.drop(ClosedError("event dropped: the analytics client is shut down", track=_name(item)))
+        spilled = self._spill(item)
+        if spilled is not None:
+            return spilled
         if self._drop_oldest:
             with self._lock:
                 try:
@@ -282,37 +303,67 @@ class Dispatcher:
                     self._evicted += 1
                 self._q.append(item)
             if oldest is not None:
-                self.counters.add_dropped("queue_full", accepted=True)
-                self._report_error(
-                    QueueFullError(f"queue full ({self._cap}): dropped the oldest event", track=_name(oldest))
-                )
+                error = QueueFullError(f"queue full ({self._cap}): dropped the oldest event", track=_name(oldest))
+                self.ledger.lose("queue_full", 1, error)
             return OK
         return self.drop(QueueFullError(f"queue full ({self._cap}): event dropped", track=_name(item)))
 
-    def drop(self, error: AnalyticsError, *, report: bool = True) -> EmitResult:
-        """Count (and unless ``report`` is False, report) an event that will not be sent; return the result."""
+    def _spill(self, item: Any) -> EmitResult | None:
+        """The queue is full: with a transport that can spill to disk (a spool), accept the event into
+        the overflow, written to disk a batch at a time (by the caller that fills a batch, on this
+        overflow path only, or by the worker); None: nowhere to spill, refuse."""
+        if not self.transport.spills:
+            return None
         with self._lock:
-            self._refused += 1
-        self.counters.add_dropped(drop_reason(error))
-        if report:
-            self._report_error(error)
-        return EmitResult(False, error)
+            self._overflow.append(item)
+            self._spilled += 1
+            if len(self._overflow) < self._batch_size:
+                return OK
+            group, self._overflow = self._overflow, []
+        self._spill_group(group)
+        return OK
 
-    def _start(self) -> bool:
+    def _take_overflow(self) -> None:
+        """Spill what waits in the overflow now (the worker's loop, flush)."""
+        with self._lock:
+            group, self._overflow = self._overflow, []
+        if group:
+            self._spill_group(group)
+
+    def _spill_group(self, group: list[Any]) -> None:
+        """Encode accepted overflow records and have the transport write them to disk; what cannot be
+        encoded, or does not fit in the spool, is lost (counted, reported with its count)."""
+
+        def lost(item: Any, error: Exception) -> None:
+            self.ledger.lose(drop_reason(error), 1, _as_analytics_error(item, error))
+
+        for batch in batches_of(self._encoded(group, lost), self.transport.batch_limit):
+            if not self.transport.spill(batch):
+                n = len(batch)
+                text = f"queue and spool full: {n} event(s) dropped"
+                self.ledger.lose("queue_full", n, DeliveryError(text, reason="queue_full", count=n))
+
+    def drop(self, error: AnalyticsError, *, report: bool = True) -> EmitResult:
+        """Refuse an event at the call: count (and unless ``report`` is False, report) it; the result."""
+        return self.ledger.refuse(error, report=report)
+
+    def start(self) -> bool:
         """Start the transport and the worker (once); False if no thread can be started (interpreter exit)."""
         with self._lock:
             worker = self._worker
             if worker is not None and worker.is_alive():
                 return True
-            if self._swept:  # closed for good: nothing to start
+            if self._stopped:  # closed for good: nothing to start
                 return False
             try:
                 # The transport's threads start here too, on the recording thread: Python 3.12+
                 # refuses to start a thread at interpreter exit, when the atexit flush runs.
                 self.transport.start()
                 worker = threading.Thread(target=self._run, name="instrument-dispatch", daemon=True)
+                self._recovering = True
                 worker.start()
             except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                self._recovering = False
                 return False
             self._worker = worker
             return True
@@ -320,111 +371,128 @@ class Dispatcher:
     # -- the worker's side ------------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            self._drain()
-            if self._stop and not self._q:
-                return
+        self._guarded(self._deliver_leftovers)
+        with self._progress:
+            self._recovering = False
+            self._progress.notify_all()
+        while not (self._stop and not self._q):
+            if len(self._q) < self._batch_size:
+                self._wake.wait(self._interval)
+                self._wake.clear()
+            self._guarded(self._drain)
+            if self._overflow:
+                self._guarded(self._take_overflow)
+            if not self._q and not self._stop:
+                self._guarded(self.transport.poll)  # a spool's leftovers, re-scanned now and then
+
+    def _deliver_leftovers(self) -> None:
+        while not self._stop and self.transport.poll():
+            pass
+
+    def _guarded(self, step: Callable[[], Any]) -> None:
+        """Run one step of the worker; an exception (a bug) is reported, the records in hand are counted
+        lost, and the worker goes on: the pipeline never dies."""
+        try:
+            step()
+        except Exception as error:
+            with self._progress:
+                lost, self._in_hand = self._in_hand, 0
+                self._done += lost
+                self._progress.notify_all()
+            kind = type(error).__name__
+            failure = DeliveryError(
+                f"the delivery pipeline failed ({kind}); {lost} event(s) lost, delivery goes on",
+                reason=kind,
+                count=lost,
+            )
+            failure.__cause__ = error
+            if lost:
+                self.ledger.lose("internal_error", lost, failure)
+            else:
+                self._reporter.error(failure)
 
     def _drain(self) -> None:
         q = self._q
-        as_bytes = self.transport.accepts_bytes
-        limit = int(getattr(self.transport, "batch_limit", MAX_BATCH_BYTES - 1_000))
         while q:
             with self._lock:
                 items: list[Any] = []
                 while q and len(items) < self._batch_size:
                     items.append(q.popleft())
                 self._taken += len(items)
-            if as_bytes:
-                self._encode_batches(items, limit)
+                self._in_hand = len(items)
+            if self.transport.accepts_bytes:
+                self._export_bytes(items)
             else:
-                batch: list[Message] = []
-                for item in items:
-                    message = self._message(item)
-                    if message is not None:
-                        batch.append(message)
-                if batch:
-                    self._hand_over(batch)
-            with self._progress:
-                self._done += len(items)
-                self._progress.notify_all()
+                self._export_messages(items)
 
-    def _message(self, item: Any) -> Message | None:
-        """The message of a record (or the message itself); None when it failed (counted, reported)."""
+    def _finished(self, count: int) -> None:
+        with self._progress:
+            self._in_hand -= count
+            self._done += count
+            self._progress.notify_all()
+
+    def _failed(self, item: Any, error: Exception) -> None:
+        """A popped event that cannot be encoded: lost, reported, finished with."""
+        self.ledger.lose(drop_reason(error), 1, _as_analytics_error(item, error))
+        self._finished(1)
+
+    def _wire_of(self, item: Any) -> tuple[bytes, str]:
+        if item.__class__ is dict:  # encoded on the caller's thread (strict mode)
+            return dumps(item), item["messageId"]
+        return self._wire(item)
+
+    def _encoded(self, items: list[Any], failed: Callable[[Any, Exception], None]) -> Iterator[tuple[bytes, str]]:
+        """Each item's JSON bytes and messageId; the one place encode errors are caught (``failed``)."""
+        for item in items:
+            try:
+                yield self._wire_of(item)
+            except Exception as error:
+                failed(item, error)
+
+    def _export_bytes(self, items: list[Any]) -> None:
+        for batch in batches_of(self._encoded(items, self._failed), self.transport.batch_limit):
+            self._bound_by_bytes(batch)
+            self._export(batch, len(batch))
+
+    def _export_messages(self, items: list[Any]) -> None:
+        batch: list[Message] = []
+        for item in items:
+            try:
+                batch.append(item if item.__class__ is dict else self._encode(item))
+            except Exception as error:
+                self._failed(item, error)
+        if batch:
+            self._export(batch, len(batch))
+
+    def _export(self, batch: list[Message] | EncodedBatch, count: int) -> None:
         try:
-            return item if item.__class__ is dict else self._encode(item)
-        except AnalyticsError as error:
-            if self.counters.pipeline_dropped(drop_reason(error)):
-                self._report_error(error)
-        except Exception as error:  # a bug or a user hook (redact) failing: never kill the worker
-            if self.counters.pipeline_dropped("invalid"):
-                self._report_error(_encoding_failed(item, error))
-        return None
+            if isinstance(batch, EncodedBatch):
+                self.transport.send_batch(batch)  # False: stopped at shutdown, counted by _settle
+            else:
+                self.transport.send(batch)
+        except Exception as error:
+            kind = type(error).__name__
+            failure = DeliveryError(f"{count} message(s) failed in the transport: {kind}", reason=kind, count=count)
+            failure.__cause__ = error
+            self.ledger.lose("delivery_failed", count, failure)
+        self._finished(count)
+
+    def _bound_by_bytes(self, batch: EncodedBatch) -> None:
+        """Keep the queue's bytes near ``max_queue_bytes``: its count bound follows the encoded size."""
+        per_message = batch.size // max(1, len(batch)) + 1
+        self._cap = max(self._batch_size, min(self._max_count, self._max_bytes // per_message))
 
     def _wire_from_message(self, item: Any) -> tuple[bytes, str]:
         message = self._encode(item)
         return dumps(message), message["messageId"]
 
-    def _encode_batches(self, items: list[Any], limit: int) -> None:
-        """Serialise each message once and hand over batches cut before ``limit`` bytes."""
-        data: list[bytes] = []
-        ids: list[str] = []
-        size = -1  # n messages take their bytes plus n - 1 commas
-        wire = self._wire
-        for item in items:
-            try:
-                if item.__class__ is dict:  # encoded on the caller's thread (strict mode)
-                    encoded, mid = dumps(item), item["messageId"]
-                else:
-                    encoded, mid = wire(item)
-            except AnalyticsError as error:
-                if self.counters.pipeline_dropped(drop_reason(error)):
-                    self._report_error(error)
-                continue
-            except Exception as error:  # a bug or a user hook (redact) failing: never kill the worker
-                if self.counters.pipeline_dropped("invalid"):
-                    self._report_error(_encoding_failed(item, error))
-                continue
-            grown = size + len(encoded) + 1
-            if data and grown > limit:
-                self._hand_over(EncodedBatch(data, ids))
-                data, ids, grown = [], [], len(encoded)
-            data.append(encoded)
-            ids.append(mid)
-            size = grown
-        if data:
-            self._hand_over(EncodedBatch(data, ids))
-
-    def _hand_over(self, batch: list[Message] | EncodedBatch) -> None:
-        counters = self.counters
-        try:
-            if isinstance(batch, EncodedBatch):
-                # Refused past the transport's byte bound, so memory stays bounded whatever the events.
-                if not self.transport.send_batch(batch) and counters.pipeline_dropped("queue_full", len(batch)):
-                    self._report_error(
-                        QueueFullError(f"queue full (bytes waiting for delivery): {len(batch)} event(s) dropped")
-                    )
-            else:
-                self.transport.send(batch)
-        except Exception as error:
-            if counters.pipeline_dropped("delivery_failed", len(batch)):
-                self._report_error(
-                    DeliveryError(
-                        f"{len(batch)} message(s) failed in the transport: {type(error).__name__}",
-                        reason=type(error).__name__,
-                        count=len(batch),
-                    )
-                )
-
     # -- flush, close, fork -------------------------------------------------------------------
 
     def flush(self, timeout: float) -> bool:
-        """Wait until everything recorded so far is handed over and delivered.
+        """Wait until everything recorded so far is delivered (or lost).
 
         True only if it all was *delivered*: False on timeout, and False when an accepted event was
-        lost to delivery (given up on, refused after acceptance, evicted) since the last flush.
+        lost to delivery (given up on, evicted, a pipeline failure) since the last flush.
         Events dropped for their own errors (invalid, oversize) were never deliverable: they are
         reported on their own and do not make flush False.
         """
@@ -432,84 +500,108 @@ class Dispatcher:
         with self._lock:
             target = self._taken + len(self._q)
         done = True
-        if target > self._done:
-            if not self._start():
-                self._drain()  # no thread can be started (interpreter exit): hand over on this thread
+        self._take_overflow()
+        if target > self._done or self._recovering:
+            if not self.start():
+                self._drain()  # no thread can be started (interpreter exit): deliver on this thread
             self._wake.set()
             with self._progress:
-                while self._done < target:
+                while self._done < target or self._recovering:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         done = False
                         break
                     self._progress.wait(remaining)
-        done = done and self.transport.flush(max(0.0, deadline - time.monotonic()))
+        done = self.transport.flush(max(0.0, deadline - time.monotonic())) and done
         return self._nothing_lost() and done
 
     def _nothing_lost(self) -> bool:
-        """True if no accepted event was lost since the last call (flush's "delivered" half)."""
-        c = self.counters
-        with c._lock:
-            lost = c.lost
+        """True if no accepted event was lost to delivery since the last call (flush's "delivered" half)."""
+        with self._lock:
+            lost = sum(n for reason, n in self.ledger.lost.items() if reason not in _OWN_FAULT)
         seen, self._lost_seen = self._lost_seen, lost
         return lost == seen
 
     def close(self, timeout: float) -> int:
         """Refuse new events, deliver what is queued within ``timeout``, stop; return how many were lost.
 
-        Bounded by ``timeout`` (plus a fraction of a second to stop threads). Every event not delivered
-        by then is counted in ``dropped["shutdown"]``. Idempotent: a second call returns 0.
+        Bounded by ``timeout`` (plus a fraction of a second to stop the worker). Every accepted event
+        not delivered by then is counted lost for "shutdown". Idempotent: a second call returns 0.
         """
         deadline = time.monotonic() + max(0.0, timeout)
         self._closed = True
         self.flush(timeout)
         self._stop = True
+        self.transport.stop_by(deadline)
         self._wake.set()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                self.transport.abort()  # the request in flight is cut
+                worker.join(0.2)
         with self._lock:
-            # From here a racing put() finds no worker and _swept set, and counts its record as
-            # refused itself (set both before emptying the queue, so no append falls between).
+            # From here a racing put() finds no worker and _stopped set, and counts its record itself
+            # (set both before emptying the queue, so no append falls between).
             self._worker = None
-            self._swept = True
+            self._stopped = True
             left = len(self._q)
             self._q.clear()
-            self._refused += left
+            self._swept += left
         self.transport.close(max(0.0, deadline - time.monotonic()))
-        self._delivery.close()
         return self._settle()
 
     def _settle(self) -> int:
         """Count what is still pending as lost at shutdown, and ignore the pipeline's late reports."""
-        c = self.counters
-        with self._lock, c._lock:
-            if c.settled:
+        with self._lock:
+            if self.ledger.settled:
                 return 0
-            recorded = self._taken + len(self._q) + self._evicted + self._refused
-            lost = max(0, recorded - c.sent - sum(c.dropped.values()))
-            c.dropped["shutdown"] += lost
-            c.settled = True
+            lost = self._pending_locked()
+            self.ledger.lost["shutdown"] += lost
+            self.ledger.settled = True
         return lost
+
+    def _accepted_locked(self) -> int:
+        return self._taken + len(self._q) + self._evicted + self._swept + self._spilled
+
+    def _pending_locked(self) -> int:
+        ledger = self.ledger
+        return max(0, self._accepted_locked() - ledger.delivered - sum(ledger.lost.values()))
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's queue, thread and counters; start afresh."""
-        self.counters = Counters()
         self.transport.after_fork()
-        self._delivery = _Report(self.counters, self._report_error)
-        self.transport.bind(self._delivery)
         self._reset_runtime()
 
     def stats(self) -> Stats:
-        """A snapshot of the counters."""
-        c = self.counters
-        with c._lock:
-            sent, retried, recovered, dropped = c.sent, c.retried, c.recovered, dict(c.dropped)
+        """A consistent snapshot of the ledger."""
         with self._lock:
-            recorded = self._taken + len(self._q) + self._evicted + self._refused
-        # shutdown losses are counted in dropped and already in `recorded` through _refused/_taken.
-        pending = max(0, recorded - sent - sum(dropped.values()))
-        return Stats(recorded, sent, retried, pending, MappingProxyType(dropped), recovered)
+            ledger = self.ledger
+            accepted = self._accepted_locked()
+            pending = self._pending_locked()
+            refused, lost = dict(ledger.refused), dict(ledger.lost)
+            sent, retried, recovered = ledger.delivered, ledger.retries, ledger.recoveries
+        dropped = {reason: refused[reason] + lost[reason] for reason in DROP_REASONS}
+        return Stats(
+            recorded=accepted + sum(refused.values()),
+            sent=sent,
+            retried=retried,
+            pending=pending,
+            dropped=MappingProxyType(dropped),
+            recovered=recovered,
+            accepted=accepted,
+            refused=MappingProxyType(refused),
+            lost=MappingProxyType(lost),
+        )
+
+
+#: Losses that are the event's own fault (it could never be delivered): they do not make flush False.
+_OWN_FAULT = frozenset({"invalid", "oversize"})
+
+
+def _as_analytics_error(item: Any, error: Exception) -> AnalyticsError:
+    """``error`` if it is an AnalyticsError, else the EncodingError that reports it (a bug, a redact hook)."""
+    return error if isinstance(error, AnalyticsError) else _encoding_failed(item, error)
 
 
 def _encoding_failed(item: Any, error: Exception) -> EncodingError:
@@ -528,36 +620,33 @@ def _name(item: Any) -> str:
 
 
 class SyncDispatcher(Dispatcher):
-    """Encodes and delivers on the caller's thread, in call order (capture and sync mode)."""
+    """Encodes and delivers on the caller's thread, in call order (capture and sync mode).
+
+    An event that cannot be encoded is refused (``ok`` False); an accepted event the transport fails
+    to deliver is lost, and ``ok`` is False too (the caller waited for the answer).
+    """
+
+    def _reset_runtime(self) -> None:
+        super()._reset_runtime()
+        self._order = threading.Lock()  # one event at a time through the transport, in call order
 
     def put(self, item: Any) -> EmitResult:
         if self._closed:
             return self._refuse(item)
-        with self._lock:
-            self._taken += 1
-            try:
-                message = item if item.__class__ is dict else self._encode(item)
-            except AnalyticsError as error:
-                self._done += 1
-                self.counters.pipeline_dropped(drop_reason(error))
-                self._report_error(error)
-                return EmitResult(False, error)
-            except Exception as error:  # a user hook (redact) failing: report it, never raise into the caller
-                self._done += 1
-                invalid = _encoding_failed(item, error)
-                self.counters.pipeline_dropped("invalid")
-                self._report_error(invalid)
-                return EmitResult(False, invalid)
-            try:
-                self.transport.send([message])
-            except Exception as error:
-                self.counters.pipeline_dropped("delivery_failed")
-                kind = type(error).__name__
-                failure = DeliveryError(f"the transport failed: {kind}", reason=kind, count=1)
-                self._report_error(failure)
-                return EmitResult(False, failure)
-            finally:
-                self._done += 1
+        try:
+            message = item if item.__class__ is dict else self._encode(item)
+        except Exception as error:  # a user hook (redact) failing too: reported, never raised into the caller
+            return self.drop(_as_analytics_error(item, error))
+        with self._order:
+            with self._lock:
+                self._taken += 1
+                self._in_hand = 1
+                lost_before = self.ledger.lost["delivery_failed"]
+            self._export([message], 1)
+            with self._lock:
+                failed = self.ledger.lost["delivery_failed"] > lost_before
+        if failed:
+            return EmitResult(False, DeliveryError("the transport failed", reason="transport", count=1))
         return OK
 
     def flush(self, timeout: float) -> bool:

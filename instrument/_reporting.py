@@ -1,9 +1,14 @@
-"""Rate-limited reporting of AnalyticsErrors to the ``instrument`` logger.
+"""The one channel AnalyticsErrors leave the library through, and its rate-limited log.
 
-A burst (a full queue, an endpoint down) must not become a burst of log lines, and must not become
-invisible either: the first error of each kind is logged at once, the following ones are counted,
-and the count is logged as a summary line once per ``interval`` (by a timer, so it appears even if
-no further error comes) and when the client shuts down.
+Every error a client reports (refused and lost events, delivery failures, spool trouble, context
+providers that raise) goes through its ``Reporter``: to ``on_error`` when one is set, else to the
+``instrument`` logger, rate-limited. A burst (a full queue, an endpoint down) must not become a burst
+of log lines, and must not become invisible either: the first error of each kind is logged at once,
+the following ones are counted, and the count is logged as a summary line once per ``interval`` (by a
+timer, so it appears even if no further error comes) and when the client shuts down.
+
+Every ``RateLimitedLog`` registers itself here, so the client's exit, fork and reset hooks reach them
+all with one call each (``close_all``, ``after_fork_all``, ``reset_all``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
+from collections.abc import Callable
 
 from instrument._errors import AnalyticsError
 
@@ -38,22 +45,26 @@ class RateLimitedLog:
         self._lock = threading.Lock()
         self._kinds: dict[str, _Kind] = {}
         self._closed = False
+        _logs.add(self)
 
     def report(self, error: AnalyticsError) -> None:
         """Log ``error`` now, or count it for the next summary of its kind."""
-        kind = type(error).__name__
+        self.note(type(error).__name__, str(error))
+
+    def note(self, kind: str, text: str) -> None:
+        """Log ``text`` under ``kind`` now, or count it for the next summary of that kind."""
         now = time.monotonic()
         with self._lock:
             state = self._kinds.get(kind)
             if state is not None and now - state.last < self.interval:
                 state.suppressed += 1
-                state.latest = str(error)
+                state.latest = text
                 if state.timer is None and not self._closed:
                     state.timer = self._start_timer(kind, state.last + self.interval - now)
                 return
             more = self._take_summary(kind, state)
             self._kinds[kind] = _Kind(now)
-        logger.warning("analytics: %s: %s%s", kind, error, f" ({more})" if more else "")
+        logger.warning("analytics: %s: %s%s", kind, text, f" ({more})" if more else "")
 
     def flush(self) -> None:
         """Log the summary of every kind with suppressed errors now (at shutdown, at exit)."""
@@ -70,10 +81,11 @@ class RateLimitedLog:
         self.flush()
 
     def reset(self) -> None:
-        """Log what is still suppressed, then forget every kind: the next error is logged at once."""
+        """Log what is still suppressed, then forget every kind (and reopen): the next error is logged at once."""
         self.flush()
         with self._lock:
             self._kinds = {}
+            self._closed = False
 
     def after_fork(self) -> None:
         """In a forked child: the parent's timers do not exist here, and its lock may be held."""
@@ -110,3 +122,59 @@ class RateLimitedLog:
         if not suppressed:
             return ""
         return f"{suppressed} more {kind} since the last report; the latest: {state.latest}"
+
+
+_logs: weakref.WeakSet[RateLimitedLog] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """At exit: every log says what it still suppresses."""
+    for log in list(_logs):
+        log.close()
+
+
+def after_fork_all() -> None:
+    """In a forked child: every log forgets the parent's timers and lock."""
+    for log in list(_logs):
+        log.after_fork()
+
+
+def reset_all() -> None:
+    """Back to the state at import (testing reset): every log says what it suppresses, then forgets."""
+    for log in list(_logs):
+        log.reset()
+
+
+Handler = Callable[[AnalyticsError], None]
+
+
+class Reporter:
+    """A client's error channel: every AnalyticsError to ``handler`` (``on_error``) if set, else to
+    the rate-limited log; delivery trouble (still being retried) to the log, rate-limited too."""
+
+    def __init__(self, handler: Handler | None, interval: float = LOG_INTERVAL) -> None:
+        self.handler = handler
+        self.log = RateLimitedLog(interval)
+
+    def error(self, error: AnalyticsError) -> None:
+        """Report ``error``; a handler that raises is logged, never raised into the pipeline."""
+        handler = self.handler
+        if handler is None:
+            self.log.report(error)
+            return
+        try:
+            handler(error)
+        except Exception:
+            logger.exception("instrument: the on_error handler raised while reporting %s", type(error).__name__)
+
+    def trouble(self, text: str) -> None:
+        """Delivery is failing but not lost yet: logged at once, then once per interval."""
+        self.log.note("delivery trouble", text)
+
+    def close(self) -> None:
+        """Say what is still suppressed (at shutdown: nothing stays unsaid)."""
+        self.log.close()
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's timers and lock."""
+        self.log.after_fork()

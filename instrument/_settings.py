@@ -9,7 +9,9 @@ was made (``configure``, ``Settings(...)``, ``settings.replace(...)``).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -125,8 +127,13 @@ def _check_seconds(name: str, value: object, *, positive: bool) -> None:
 
 
 def _check_host(host: object) -> None:
+    """Refuse every host the sender could not build a request for; the error never repeats the URL."""
     if not isinstance(host, str):
         raise _bad("host", "must be an http(s) URL as a str", host)
+    # Whitespace and control characters first: urlsplit drops some (tab, newline) and keeps others
+    # (space, NUL), and http.client refuses them only on the sender thread, long after configure().
+    if any(ch.isspace() or unicodedata.category(ch)[0] == "C" for ch in host):
+        raise ConfigurationError("configure: host must not contain whitespace or control characters")
     if "@" in host:
         # user:password@ (also without a scheme, where a parser would take the user for the scheme).
         # Never echo the URL: it holds a password. The write key is the credential Segment uses.
@@ -135,14 +142,45 @@ def _check_host(host: object) -> None:
         )
     try:
         parts = urlsplit(host)
-        _ = parts.port  # parsed on access: ValueError for a port that is not a number or out of range
     except ValueError:
         raise ConfigurationError("configure: host is not a valid URL (expected http(s)://host[:port])") from None
+    try:
+        port = parts.port  # parsed on access: ValueError for a port that is not a number or out of range
+    except ValueError:
+        port = 0
     if parts.scheme not in ("http", "https"):
-        scheme = f"scheme {parts.scheme!r:.20}" if parts.scheme else "no scheme"
-        raise ConfigurationError(f"configure: host must be an http:// or https:// URL, got {scheme}")
-    if not parts.hostname:
+        # Not even the scheme is shown: "user:password" without an @ parses as scheme "user".
+        raise ConfigurationError("configure: host must be an http:// or https:// URL")
+    if port == 0 or (port is not None and not parts.netloc.rpartition(":")[2].isascii()):
+        raise ConfigurationError("configure: host has an invalid port (1-65535, ASCII digits)")
+    if parts.query or parts.fragment or host.endswith(("?", "#")):
+        raise ConfigurationError("configure: host must not have a query or fragment (the API path is appended)")
+    if not parts.path.isascii():
+        raise ConfigurationError("configure: host path must be ASCII (percent-encode it)")
+    _check_host_name(parts.hostname, parts.netloc)
+
+
+def _check_host_name(name: str | None, netloc: str) -> None:
+    if not name:
         raise ConfigurationError("configure: host must name a host (http(s)://host[:port])")
+    if netloc.startswith("["):
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            raise ConfigurationError("configure: host has an invalid IPv6 address in brackets") from None
+        return
+    # What http.client sends as the Host header: ASCII as is, anything else as IDNA.
+    ok = all(ch.isalnum() or ch in "-._" for ch in name) if name.isascii() else _idna(name)
+    if not ok:
+        raise ConfigurationError("configure: host has an invalid host name")
+
+
+def _idna(name: str) -> bool:
+    try:
+        name.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def _check_wire_keys(wire_keys: object) -> dict[str, str]:

@@ -55,19 +55,21 @@ class _FlushThenPrevious:
         timeout = client.exit_timeout if self.timeout is None else self.timeout
         # Flush on another thread: this handler interrupts the main thread wherever it was, perhaps
         # holding a lock the flush needs; waiting on a thread instead stays bounded by the timeout.
-        flusher = threading.Thread(target=_flush_quietly, args=(client.flush, timeout), name="instrument-sigterm")
+        flusher = threading.Thread(target=_flush_quietly, args=(client, timeout), name="instrument-sigterm")
         try:
             flusher.start()
         except RuntimeError:  # interpreter exit: flush here
-            _flush_quietly(client.flush, timeout)
+            _flush_quietly(client, timeout)
             return
         flusher.join(timeout + _JOIN_MARGIN)
 
 
-def _flush_quietly(flush: Any, timeout: float) -> None:
+def _flush_quietly(client: Any, timeout: float) -> None:
     try:
-        if not flush(timeout):
-            logger.warning("analytics: SIGTERM: not everything was delivered within %.1f s", timeout)
+        if not client.flush(timeout):
+            logger.warning(
+                "analytics: SIGTERM: not everything was delivered within %.1f s: %s", timeout, client.ledger()
+            )
     except Exception:  # a signal handler must never raise into whatever the main thread was doing
         logger.exception("analytics: SIGTERM: flush failed")
 

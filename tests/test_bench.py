@@ -30,10 +30,14 @@ ROWS = [
     "e2e peak RSS growth, instrument",
     "e2e peak RSS growth, segment",
     "process CPU per delivered event, instrument",
+    "process CPU per delivered event, instrument, as a multiple of the floor",
+    "process CPU per delivered event, the floor",
     "process CPU per delivered event, segment Client.track()",
     "of which the caller's thread",
     "of which the worker's encoding",
-    "of which batching, HTTP",
+    "of which batching and HTTP",
+    "burst of 2,000 events of 5 KB",
+    "burst of 400 events of 30 KB",
     "process CPU per delivered event, spool off",
     "process CPU per delivered event, spool on (write, no fsync)",
     "process CPU per delivered event, spool on, fsync=True",
@@ -80,7 +84,7 @@ def test_quick_benchmark_prints_every_row_with_a_value(quick_run: subprocess.Com
 def test_quick_benchmark_marks_every_target_pass_or_miss(quick_run: subprocess.CompletedProcess[str]) -> None:
     rows = _table_rows(quick_run.stdout)
     verdicts = [cells[6] for cells in rows.values() if cells[5]]
-    assert len(verdicts) == 7
+    assert len(verdicts) == 10
     assert set(verdicts) <= {"PASS", "MISS"}
 
 

@@ -1,5 +1,9 @@
 """Many producers at once (threads, asyncio tasks), each in its own analytics_scope: every event arrives
-at the endpoint exactly once, carrying its own scope fields.
+at the endpoint, under one messageId, carrying its own scope fields.
+
+Delivery is at least once: a batch whose request was cut (a slow endpoint under load) is sent again
+with the same messageIds, so the endpoint may see a message twice; only then. The tests count unique
+messageIds, and allow a duplicate only for a message that was retried.
 """
 
 from __future__ import annotations
@@ -40,17 +44,19 @@ def write_key() -> str:
 
 def check_every_event_once_with_its_own_scope(endpoint: SegmentEndpoint, expected: dict[str, int]) -> None:
     """``expected`` maps a worker name to how many events it emitted; user/project derive from the name."""
-    messages = endpoint.messages
-    assert len(messages) == sum(expected.values())
-    assert len({m["messageId"] for m in messages}) == len(messages)
+    received = endpoint.messages
+    by_id = {m["messageId"]: m for m in received}
+    assert len(by_id) == sum(expected.values())  # every event, counted by unique messageId
+    duplicates = len(received) - len(by_id)
+    assert duplicates <= instrument.stats().retried  # a message arrives twice only if it was sent again
     seen: Counter[tuple[str, int]] = Counter()
-    for message in messages:
+    for message in by_id.values():
         props = message["properties"]
         worker = props["worker"]
         assert message["userId"] == f"user-{worker}", message
         assert props["project_id"] == f"project-{worker}", message
         seen[(worker, props["n"])] += 1
-    assert set(seen.values()) == {1}  # no (worker, n) twice
+    assert set(seen.values()) == {1}  # no (worker, n) under two messageIds
     assert all(0 <= n < expected[worker] for worker, n in seen)
     assert Counter(worker for worker, _ in seen) == expected  # so each worker's 0..count-1, all there
 

@@ -13,7 +13,6 @@ import pytest
 
 import instrument
 from instrument import EventName, Track, _context, analytics_scope
-from instrument._reporting import RateLimitedLog
 from instrument.testing import CapturedEvents
 from instrument.transports import MemoryTransport
 
@@ -41,7 +40,6 @@ def raising_provider() -> Mapping[str, Any] | None:
 @pytest.fixture
 def providers() -> Iterator[list[Any]]:
     added: list[Any] = []
-    _context.provider_log = RateLimitedLog()  # each test sees its own first report
     yield added
     for provider in added:
         _context.remove_provider(provider)
@@ -70,21 +68,42 @@ def test_a_provider_is_read_on_the_caller_s_thread_although_delivery_runs_elsewh
     assert "context" not in second
 
 
-def test_a_raising_provider_is_skipped_and_logged_and_the_event_still_sent(
-    providers: list[Any], analytics_events: CapturedEvents, caplog: pytest.LogCaptureFixture
+def test_a_raising_provider_is_skipped_and_each_failure_reaches_on_error_and_the_event_still_sent(
+    providers: list[Any], analytics_events: CapturedEvents
 ) -> None:
     _context.add_provider(raising_provider)
     _context.add_provider(lambda: {"kept": True})
     providers.extend(_context.providers)
-    with caplog.at_level(logging.WARNING, logger="instrument"), analytics_scope(user_id=1):
+    with analytics_scope(user_id=1):
         for n in range(50):
             instrument.track(ContextShown(n=n))
     [event] = analytics_events.assert_tracked(ContextShown, n=1)
     assert event["context"] == {"kept": True}
     assert len(analytics_events.of(ContextShown)) == 50
-    # One line for 50 failures (rate-limited like every other report), naming the exception's type.
-    assert [r.getMessage().count("RuntimeError") for r in caplog.records] == [1]
-    assert not any("provider failure" in r.getMessage() for r in caplog.records)
+    # on_error (the capture's .errors) receives every failure, naming the exception's type, not its text.
+    assert len(analytics_events.errors) == 50
+    assert all("RuntimeError" in str(e) and "provider failure" not in str(e) for e in analytics_events.errors)
+    analytics_events.errors.clear()
+
+
+def test_without_on_error_a_raising_provider_is_logged_once_then_summed_up_at_shutdown(
+    providers: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    _context.add_provider(raising_provider)
+    providers.extend(_context.providers)
+    transport = MemoryTransport()
+    instrument.configure(transport=transport)
+    with caplog.at_level(logging.WARNING, logger="instrument"), analytics_scope(user_id=1):
+        for n in range(50):
+            assert instrument.track(ContextShown(n=n)).ok
+        assert instrument.flush(10)
+        instrument.shutdown(5)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(transport.messages) == 50
+    # One line at once, one summary of the other 49 at shutdown (the client's one error channel).
+    assert [line.count("RuntimeError") for line in lines] == [1, 1]
+    assert "49 more AnalyticsError" in lines[1]
+    assert not any("provider failure" in line for line in lines)
 
 
 def test_the_context_counts_toward_the_32_kb_limit(providers: list[Any], analytics_events: CapturedEvents) -> None:

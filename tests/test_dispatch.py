@@ -4,18 +4,28 @@ does, queue-full policies, worker-side drops, and the stats invariant. Events ar
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import instrument
 from instrument import (
     AnalyticsError,
     Client,
+    DeliveryError,
     EncodingError,
     EventName,
+    OversizeError,
     PropertyError,
     QueueFullError,
     SegmentTransport,
@@ -117,22 +127,19 @@ def test_deep_invalid_list_is_accepted_at_the_call_and_dropped_by_the_worker(
     assert_invariant(stats)
 
 
-def test_the_transport_threads_are_started_by_the_first_track_not_by_flush(
+def test_the_pipeline_threads_are_started_by_the_first_track_not_by_flush(
     configure: Callable[..., Client],
 ) -> None:
-    client = configure(flush_interval=30.0)
+    before = set(threading.enumerate())
+    configure(flush_interval=30.0)
 
     with analytics_scope(user_id="u1"):
         instrument.track(Dispatched(n=1))
 
-    # Both threads run before any flush: nothing is started lazily at interpreter exit.
-    transport = client.dispatcher.transport
-    assert isinstance(transport, SegmentTransport)
-    worker, consumer = client.dispatcher._worker, transport._consumer
-    assert worker is not None
-    assert worker.is_alive()
-    assert consumer is not None
-    assert consumer.is_alive()
+    # The worker (which encodes and sends) and the HTTP deadline watchdog run before any flush:
+    # nothing is started lazily at interpreter exit. No other thread: one thread does the work.
+    started = sorted(t.name for t in set(threading.enumerate()) - before)
+    assert started == ["instrument-dispatch", "instrument-http-deadline"]
 
 
 # -- encoder violations on the worker ---------------------------------------------------------------
@@ -273,6 +280,7 @@ def test_stats_count_every_outcome_and_keep_the_invariant(
         "closed": 1,
         "delivery_failed": 1,
         "shutdown": 0,
+        "internal_error": 0,
     }
     assert_invariant(stats)
     assert len(errors) == 5
@@ -336,5 +344,329 @@ def test_sync_mode_reports_a_failing_redact_hook_instead_of_raising(endpoint: Se
 def test_stats_repr_is_plain_and_shows_the_drops_that_happened(memory: MemoryTransport) -> None:
     instrument.track("not a track")  # type: ignore[arg-type]
     text = repr(instrument.stats())
-    assert text == "Stats(recorded=1, sent=0, retried=0, pending=0, dropped={'invalid': 1})"
+    assert text == "Stats(recorded=1, accepted=0, sent=0, retried=0, pending=0, dropped={'invalid': 1})"
     assert "mappingproxy" not in text
+
+
+# -- the ledger: every accepted event ends delivered or lost, and every loss is reported -----------------
+
+
+def assert_ledger(stats: Stats) -> None:
+    """accepted = delivered + lost (by reason) + pending, and recorded = accepted + refused."""
+    assert stats.accepted == stats.sent + stats.lost_total + stats.pending, stats
+    assert stats.recorded == stats.accepted + sum(stats.refused.values()), stats
+    assert_invariant(stats)
+
+
+def reported_losses(errors: list[AnalyticsError]) -> int:
+    """How many events the on_error reports say were lost (a DeliveryError carries its count)."""
+    return sum(e.count if isinstance(e, DeliveryError) else 1 for e in errors if not isinstance(e, QueueFullError))
+
+
+BLOB_5K = "x" * 5_000
+BLOB_30K = "y" * 30_000
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(("count", "blob"), [(20_000, BLOB_5K), (4_000, BLOB_30K)], ids=["20000x5KB", "4000x30KB"])
+def test_a_burst_of_large_events_at_default_settings_delivers_every_event_track_accepted(
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError], count: int, blob: str
+) -> None:
+    configure(timeout=10.0, flush_interval=0.5)  # the defaults (the fixture shortens them)
+
+    accepted = 0
+    with analytics_scope(user_id="u1"):
+        for n in range(count):
+            accepted += bool(instrument.track(Dispatched(n=n, payload=blob)))
+
+    assert instrument.flush(240.0)
+    stats = instrument.stats()
+    assert stats.accepted == accepted == stats.sent == endpoint.unique_message_ids
+    assert stats.lost_total == 0
+    assert stats.refused["queue_full"] == count - accepted  # refused at the call, never dropped after ok
+    assert all(isinstance(e, QueueFullError) for e in errors)
+    assert_ledger(stats)
+
+
+@pytest.mark.timeout(300)
+def test_with_a_spool_a_burst_of_5_kb_events_is_neither_refused_nor_lost(
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError], tmp_path: Path
+) -> None:
+    configure(timeout=10.0, flush_interval=0.5, spool=tmp_path / "spool", spool_max_bytes=512 << 20)
+
+    with analytics_scope(user_id="u1"):
+        refused = [n for n in range(20_000) if not instrument.track(Dispatched(n=n, payload=BLOB_5K)).ok]
+
+    assert refused == []  # what did not fit in memory spilled to disk
+    assert instrument.flush(240.0)
+    stats = instrument.stats()
+    assert stats.accepted == 20_000 == stats.sent == endpoint.unique_message_ids
+    assert stats.lost_total == 0
+    assert stats.spool["appended"] == 20_000  # every event was on disk before its first attempt
+    assert errors == []
+    assert_ledger(stats)
+
+
+def test_what_neither_the_queue_nor_a_full_spool_can_take_is_counted_lost_and_reported_with_its_count(
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError], tmp_path: Path
+) -> None:
+    endpoint.hang_next(1, 2.0)  # the first batch is stuck: the queue fills, the overflow spills
+    configure(timeout=5.0, max_queue_size=100, spool=tmp_path / "spool", spool_max_bytes=300_000)
+
+    with analytics_scope(user_id="u1"):
+        ok = sum(bool(instrument.track(Dispatched(n=n, payload="p" * 1_000))) for n in range(2_000))
+    assert instrument.flush(30.0) is False  # some accepted events did not fit on disk either
+
+    stats = instrument.stats()
+    assert ok == stats.accepted
+    assert stats.lost["queue_full"] > 0
+    assert (
+        stats.sent + stats.lost["queue_full"]
+        == stats.accepted
+        == endpoint.unique_message_ids + (stats.lost["queue_full"])
+    )
+    full = [e for e in errors if isinstance(e, DeliveryError) and e.reason == "queue_full"]
+    assert sum(e.count for e in full) == stats.lost["queue_full"]
+    assert_ledger(stats)
+
+
+class Injected(Exception):
+    """A fault planted in the pipeline."""
+
+
+def _raise_once(real: Callable[..., Any]) -> Callable[..., Any]:
+    calls = []
+
+    def planted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise Injected
+        return real(*args, **kwargs)
+
+    return planted
+
+
+@pytest.mark.parametrize(
+    ("target", "reason", "spooled"),
+    [
+        ("instrument.transports._segment.format_timestamp", "delivery_failed", False),  # the sender, mid-request
+        ("instrument._dispatch.batches_of", "internal_error", False),  # the worker, between encoding and sending
+        ("instrument.transports._segment.format_timestamp", "delivery_failed", True),  # the spool's sender
+    ],
+    ids=["sender", "worker", "spool-sender"],
+)
+def test_an_exception_in_the_pipeline_is_reported_with_its_count_and_the_next_events_are_delivered(
+    endpoint: SegmentEndpoint,
+    configure: Callable[..., Client],
+    errors: list[AnalyticsError],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    target: str,
+    reason: str,
+    spooled: bool,
+) -> None:
+    module, name = target.rsplit(".", 1)
+    monkeypatch.setattr(target, _raise_once(getattr(__import__(module, fromlist=[name]), name)))
+    configure(flush_interval=30.0, spool=tmp_path / "spool" if spooled else None)
+
+    with analytics_scope(user_id="u1"):
+        for n in range(5):
+            assert instrument.track(Dispatched(n=n)).ok
+    assert not instrument.flush(5.0)  # the first batch was lost to the fault
+    with analytics_scope(user_id="u1"):
+        for n in range(5, 10):
+            assert instrument.track(Dispatched(n=n)).ok
+    assert instrument.flush(5.0)  # the pipeline lives on
+
+    assert sent_numbers(endpoint) == [5, 6, 7, 8, 9]
+    [error] = errors
+    assert isinstance(error, DeliveryError)
+    assert error.count == 5
+    assert "Injected" in error.reason
+    stats = instrument.stats()
+    assert (stats.sent, stats.lost[reason], stats.pending) == (5, 5, 0)
+    assert_ledger(stats)
+
+
+@pytest.mark.timeout(120)
+def test_the_ledger_is_exact_through_a_fault_matrix_and_matches_what_the_endpoint_received(
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
+) -> None:
+    client = configure(timeout=0.5, retry_window=4.0, max_retries=3, batch_size=20, flush_interval=0.05)
+    numbers = iter(range(1_000_000))
+
+    def emit(count: int, payload: Any = None) -> None:
+        with analytics_scope(user_id="u1"):
+            for _ in range(count):
+                assert instrument.track(Dispatched(n=next(numbers), payload=payload)).ok
+        assert_ledger(instrument.stats())  # at any moment, not only at the end
+
+    endpoint.fail_next(2, 500)  # 500s, then recovery
+    emit(40)
+    assert instrument.flush(20.0)
+    endpoint.fail_next(1, 429, headers={"Retry-After": "1"})  # rate limited, waits as asked
+    emit(20)
+    assert instrument.flush(20.0)
+    endpoint.hang_next(1, 1.5)  # stuck: the attempt is cut at 0.5 s and sent again (a duplicate may arrive)
+    emit(20)
+    assert instrument.flush(20.0)
+    endpoint.stop()  # connection resets: the kept-alive connection is closed under the client
+    endpoint.start()
+    emit(20)
+    assert instrument.flush(20.0)
+    emit(3, payload="z" * 40_000)  # oversize: not truncatable
+    emit(2, payload=float("nan"))  # unencodable
+    emit(5)
+    assert instrument.flush(20.0)
+    endpoint.fail_next(4, 500)  # failing past max_retries: the batch is given up on
+    emit(20)
+    assert not instrument.flush(20.0)
+    endpoint.clear_faults()
+    endpoint.stop()  # down, and the process exits with a backlog
+    emit(30)
+    lost_at_exit = client.shutdown(1.0)
+
+    stats = instrument.stats()
+    assert stats.pending == 0
+    assert stats.accepted == 160 == stats.sent + stats.lost_total
+    assert stats.sent == endpoint.unique_message_ids == 105
+    assert stats.lost["oversize"] == 3
+    assert stats.lost["invalid"] == 2
+    assert stats.lost["delivery_failed"] + stats.lost["shutdown"] == 20 + 30
+    assert stats.lost["shutdown"] == lost_at_exit
+    assert reported_losses(errors) == stats.lost_total  # every loss reached on_error, with its count
+    assert_ledger(stats)
+
+
+@pytest.mark.timeout(120)
+def test_endpoint_down_with_30_kb_events_keeps_peak_memory_within_twice_the_byte_bound_and_counts_every_loss(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "down.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json, resource, socket
+            import instrument
+            from instrument import Track, analytics_scope
+
+            class Big(Track, event="Big Sent"):
+                n: int
+                blob: str
+
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+            probe.close()  # nothing listens there: the endpoint is down
+            lost = []
+            instrument.configure("wk-down", host=f"http://127.0.0.1:{port}", max_queue_bytes=32 << 20,
+                                 on_error=lambda e: lost.append(getattr(e, "count", 1)))
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            accepted = 0
+            with analytics_scope(user_id="u"):
+                for n in range(8_000):  # each event its own 30 KB (as real data would be)
+                    accepted += bool(instrument.track(Big(n=n, blob=str(n) * (30_000 // len(str(n))))))
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            instrument.shutdown(1.0)
+            stats = instrument.stats()
+            print(json.dumps({"growth": peak - base, "accepted": accepted, "stats_accepted": stats.accepted,
+                              "lost": stats.lost_total, "pending": stats.pending,
+                              "refused": stats.refused["queue_full"], "reported": sum(lost)}))
+            """
+        )
+    )
+    env = {**os.environ}
+    env.pop("INSTRUMENT_STRICT", None)
+    done = subprocess.run(
+        [sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=100, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["growth"] <= 2 * (32 << 20), report
+    assert report["accepted"] == report["stats_accepted"] == report["lost"], report
+    assert report["pending"] == 0
+    assert report["accepted"] + report["refused"] == 8_000
+    assert report["reported"] == 8_000  # every refusal and every loss reached on_error, with its count
+
+
+class PlannedTransport(Transport):
+    """A real in-process transport whose batches succeed, fail (reported) or raise, in a planned order."""
+
+    def __init__(self, plan: list[str]) -> None:
+        super().__init__()
+        self.plan = plan
+        self.delivered: list[str] = []
+        self.calls = 0
+
+    def send(self, messages: list[Message]) -> None:
+        outcome = self.plan[self.calls % len(self.plan)]
+        self.calls += 1
+        if outcome == "raise":
+            raise Injected
+        if outcome == "fail":
+            self._report.failed(len(messages), "planned")
+            return
+        self.delivered.extend(m["messageId"] for m in messages)
+        self._report.sent(len(messages))
+
+
+EVENT_KINDS = {
+    "good": lambda n: Dispatched(n=n),
+    "unencodable": lambda n: Dispatched(n=n, payload=float("nan")),  # accepted, lost at the worker
+    "oversize": lambda n: Dispatched(n=n, payload="o" * 40_000),  # accepted, lost at the worker
+    "invalid": lambda n: Dispatched(n="x"),  # type: ignore[arg-type]  # refused at the call
+}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kinds=st.lists(st.sampled_from(sorted(EVENT_KINDS)), min_size=1, max_size=60),
+    plan=st.lists(st.sampled_from(["ok", "ok", "fail", "raise"]), min_size=1, max_size=6),
+    queue=st.integers(min_value=1, max_value=40),
+    policy=st.sampled_from(["drop_newest", "drop_oldest"]),
+    batch=st.integers(min_value=1, max_value=15),
+)
+def test_the_ledger_identity_holds_at_every_moment_whatever_happens(
+    kinds: list[str], plan: list[str], queue: int, policy: str, batch: int
+) -> None:
+    transport = PlannedTransport(plan)
+    seen: list[AnalyticsError] = []
+    client = instrument.configure(
+        transport=transport,
+        max_queue_size=queue,
+        queue_policy=policy,
+        batch_size=batch,
+        flush_interval=0.01,
+        on_error=seen.append,
+        strict=False,
+    )
+    try:
+        with analytics_scope(user_id="u1"):
+            for n, kind in enumerate(kinds):
+                instrument.track(EVENT_KINDS[kind](n))
+                assert_ledger(instrument.stats())
+        instrument.flush(5.0)
+        assert_ledger(instrument.stats())
+    finally:
+        client.shutdown(5.0)
+    stats = instrument.stats()
+    assert_ledger(stats)
+    assert stats.pending == 0
+    assert stats.recorded == len(kinds)
+    assert stats.refused["invalid"] == kinds.count("invalid")
+    assert stats.sent == len(transport.delivered) == len(set(transport.delivered))
+    assert lost_reported(seen) == stats.lost_total  # every loss reached on_error, with its count
+
+
+def lost_reported(errors: list[AnalyticsError]) -> int:
+    """Accepted events the reports say were lost: a DeliveryError's count, one per encoding, size or
+    eviction error (refusals at the call, reported too, are not losses)."""
+    lost = 0
+    for error in errors:
+        if isinstance(error, DeliveryError):
+            lost += error.count
+        elif isinstance(error, (EncodingError, OversizeError)) or (
+            isinstance(error, QueueFullError) and "oldest" in str(error)
+        ):
+            lost += 1
+    return lost

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 
 # Lowest first (see the README's "Design" table).
 LAYERS: list[set[str]] = [
-    {"_errors", "_codegen"},
+    {"_errors", "_codegen", "_version"},
     {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields", "_reporting", "_forks", "_context"},
     {"_settings", "_spec", "_validate"},
     {"transports", "_records", "_dispatch", "_spool"},

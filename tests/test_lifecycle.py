@@ -135,7 +135,34 @@ def test_endpoint_down_at_exit_exits_within_the_bound_and_logs_the_loss(
     assert done.returncode == 0, done.stderr
     assert elapsed < 10.0
     assert re.search(r"\b100 event\(s\) could not be delivered before shutdown", done.stderr), done.stderr
+    # The exit message is the ledger: how many were accepted, delivered and lost, and why.
+    assert "100 accepted: 0 delivered, 100 lost (shutdown 100)" in done.stderr, done.stderr
     assert "wk-exit" not in done.stderr
+
+
+def test_the_exit_message_counts_what_was_delivered_and_what_was_lost(
+    tmp_path: Path, endpoint: SegmentEndpoint
+) -> None:
+    endpoint.fail_next(1, 400)  # the first batch is refused for good: lost before exit
+
+    done, _ = run_script(
+        tmp_path,
+        """
+        instrument.configure("wk-exit", host=URL, exit_timeout=5, flush_interval=30.0)
+        with analytics_scope(user_id="exiting"):
+            for n in range(20):
+                instrument.track(Beat(n=n))
+            instrument.flush(5)
+            for n in range(20, 50):
+                instrument.track(Beat(n=n))
+        # no flush: the atexit handler delivers the 30, then says what became of all 50
+        """,
+        endpoint.url,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "at exit: 50 accepted: 30 delivered, 20 lost (delivery_failed 20)" in done.stderr, done.stderr
+    assert endpoint.unique_message_ids == 30
 
 
 def test_fork_child_and_parent_each_deliver_their_own_events_once(tmp_path: Path, endpoint: SegmentEndpoint) -> None:
@@ -150,11 +177,11 @@ def test_fork_child_and_parent_each_deliver_their_own_events_once(tmp_path: Path
             for n in range(10, 60):
                 instrument.track(Beat(n=n))  # recorded, not flushed at the fork
         transport = instrument.get_client().dispatcher.transport
-        assert transport._poster is not None  # a pooled keep-alive connection of the parent's
+        assert transport._poster._conn is not None  # a pooled keep-alive connection of the parent's
         pid = os.fork()
         if pid == 0:
             code = 0
-            if transport._poster is not None:
+            if transport._poster._conn is not None:
                 code = 4  # the parent's socket would be shared
             with analytics_scope(user_id="child"):
                 for n in range(30):
@@ -330,3 +357,29 @@ def test_events_lost_at_shutdown_are_reported_to_on_error_too(
     shutdown = [e for e in errors if isinstance(e, instrument.DeliveryError) and e.reason == "shutdown"]
     assert [e.count for e in shutdown] == [5]
     assert instrument.stats().dropped["shutdown"] == 5
+
+
+def test_the_sigterm_message_says_how_many_were_delivered_and_how_many_are_not(
+    tmp_path: Path, endpoint: SegmentEndpoint
+) -> None:
+    endpoint.hang_next(1, 5.0)  # the first batch is stuck past the handler's timeout
+
+    done, _ = run_script(
+        tmp_path,
+        """
+        import signal
+        instrument.configure("wk-term", host=URL, flush_interval=30.0, timeout=10.0)
+        instrument.install_sigterm_handler(timeout=0.5)
+        with analytics_scope(user_id="terminated"):
+            for n in range(10):
+                instrument.track(Beat(n=n))
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+        """,
+        endpoint.url,
+    )
+
+    assert done.returncode == -15, done.stderr
+    assert "SIGTERM: not everything was delivered within 0.5 s: 10 accepted: 0 delivered, 0 lost, 10 pending" in (
+        done.stderr
+    ), done.stderr

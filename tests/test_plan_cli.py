@@ -85,7 +85,7 @@ def test_a_module_without_planned_classes_is_exit_2() -> None:
     assert main(["plan", "export", "instrument.plan._types"], stderr=err) == 2
     assert err.getvalue() == (
         "instrument: error: module 'instrument.plan._types' (with its submodules) "
-        "declares no Track or Identify classes\n"
+        "declares no Track or Identify classes and no event catalog\n"
     )
 
 
@@ -98,7 +98,10 @@ def test_a_missing_module_and_an_unknown_format_exit_2() -> None:
     )
     err = io.StringIO()
     assert main(["plan", "export", PORTER, "--format", "yaml"], stderr=err) == 2
-    assert err.getvalue() == "instrument: error: unknown format 'yaml' (choose from segment, jsonschema, markdown)\n"
+    assert err.getvalue() == (
+        "instrument: error: unknown format 'yaml' "
+        "(choose from segment, jsonschema, markdown, typewriter, iglu, rudder)\n"
+    )
 
 
 def test_export_writes_the_output_file_and_reports_an_unwritable_one(tmp_path: Path) -> None:

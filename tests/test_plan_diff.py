@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from run_instrument import run_instrument
 
 from instrument.plan import plan_of_module, render
 from instrument.plan._cli import main
+from instrument.plan._diff import CHANGE_KINDS, relation
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTER = "examples.porter.analytics"
@@ -33,6 +36,9 @@ def _body(doc: Document, key: str = SUCCESS) -> dict[str, Any]:
     return body
 
 
+OPEN = "User Verified Email"  # a catalog-only rule: any property allowed
+
+
 def _remove_event(doc: Document) -> None:
     doc["rules"] = [r for r in doc["rules"] if r["key"] != SUCCESS]
 
@@ -49,6 +55,25 @@ def _optional_to_required(doc: Document) -> None:
 
 def _type_changed(doc: Document) -> None:
     _body(doc)["properties"]["infra_id"] = {"type": "string"}
+
+
+def _as_number(doc: Document) -> None:
+    _body(doc)["properties"]["infra_id"] = {"type": "number"}
+
+
+def _nullable(doc: Document) -> None:
+    _body(doc)["properties"]["infra_id"] = {"type": ["integer", "null"]}
+
+
+def _with_format(doc: Document) -> None:
+    _body(doc)["properties"]["cluster_type"] = {"type": "string", "format": "uuid"}
+
+
+def _with_max_length(length: int) -> Mutation:
+    def mutate(doc: Document) -> None:
+        _body(doc)["properties"]["cluster_type"] = {"type": "string", "maxLength": length}
+
+    return mutate
 
 
 def _enum_value_removed(doc: Document) -> None:
@@ -74,27 +99,156 @@ def _optional_property_added(doc: Document) -> None:
     body["properties"]["region"] = {"type": "string"}  # not in "required": optional
 
 
+def _open_optional_property(doc: Document) -> None:
+    _body(doc, OPEN)["properties"]["region"] = {"type": "string"}
+
+
+def _opened(doc: Document) -> None:
+    del _body(doc)["additionalProperties"]
+
+
 def _enum_value_added(doc: Document) -> None:
     _body(doc, "UserTraits")["properties"]["github"]["enum"].remove("false")
 
 
+def _identify_renamed(doc: Document) -> None:
+    rule = next(r for r in doc["rules"] if r["type"] == "IDENTIFY")
+    rule["key"] = "PorterUser"  # the class is renamed: the wire carries no class name
+
+
 Mutation = Callable[[Document], None]
 
-# (name, change applied to the OLD plan, change applied to the NEW plan, expected changes, exit code)
-MATRIX: list[tuple[str, Mutation | None, Mutation | None, list[tuple[str, str]], int]] = [
-    ("event removed", None, _remove_event, [("breaking", "event removed")], 1),
-    ("property removed", None, _remove_property, [("breaking", "property removed")], 1),
-    ("optional to required", _optional_to_required, None, [("breaking", "optional to required")], 1),
-    ("type changed", None, _type_changed, [("breaking", "type changed")], 1),
-    ("enum value removed", _enum_value_removed, None, [("breaking", "enum value removed")], 1),
-    ("new required property", _new_required_property, None, [("breaking", "new required property")], 1),
-    ("scope changed", _scope_changed, None, [("breaking", "scope changed")], 1),
-    ("event added", _event_added, None, [("compatible", "event added")], 0),
-    ("optional property added", None, _optional_property_added, [("compatible", "optional property added")], 0),
-    ("enum value added", _enum_value_added, None, [("compatible", "enum value added")], 0),
-    ("required to optional", None, _optional_to_required, [("compatible", "required to optional")], 0),
-    ("no change", None, None, [], 0),
+# (change, applied to the OLD plan, applied to the NEW plan, expected (severity, schemaver, change), next version)
+MATRIX: list[tuple[str, Mutation | None, Mutation | None, list[tuple[str, str, str]], str | None]] = [
+    ("event removed", None, _remove_event, [("breaking", "MODEL", "event removed")], None),
+    ("event added", _event_added, None, [("compatible", "ADDITION", "event added")], "1-0-0"),
+    (
+        "required property removed",
+        None,
+        _remove_property,
+        [("breaking", "MODEL", "required property removed")],
+        "2-0-0",
+    ),
+    (
+        "optional property removed (closed rule)",
+        _optional_property_added,
+        None,
+        [("compatible", "REVISION", "optional property removed")],
+        "1-1-0",
+    ),
+    (
+        "optional property removed (open rule)",
+        _open_optional_property,
+        None,
+        [("compatible", "ADDITION", "optional property removed")],
+        "1-0-1",
+    ),
+    ("new required property", _new_required_property, None, [("breaking", "MODEL", "new required property")], "2-0-0"),
+    (
+        "optional property added (closed rule)",
+        None,
+        _optional_property_added,
+        [("compatible", "ADDITION", "optional property added")],
+        "1-0-1",
+    ),
+    (
+        "optional property added (open rule)",
+        None,
+        _open_optional_property,
+        [("compatible", "REVISION", "optional property added")],
+        "1-1-0",
+    ),
+    ("optional to required", _optional_to_required, None, [("breaking", "MODEL", "optional to required")], "2-0-0"),
+    (
+        "required to optional",
+        None,
+        _optional_to_required,
+        [("compatible", "ADDITION", "required to optional")],
+        "1-0-1",
+    ),
+    ("type widened (int -> float)", None, _as_number, [("compatible", "ADDITION", "type widened")], "1-0-1"),
+    ("type narrowed (float -> int)", _as_number, None, [("breaking", "MODEL", "type narrowed")], "2-0-0"),
+    ("type widened (null allowed)", None, _nullable, [("compatible", "ADDITION", "type widened")], "1-0-1"),
+    ("type narrowed (null refused)", _nullable, None, [("breaking", "MODEL", "type narrowed")], "2-0-0"),
+    ("type narrowed (format added)", None, _with_format, [("breaking", "MODEL", "type narrowed")], "2-0-0"),
+    ("type changed", None, _type_changed, [("breaking", "MODEL", "type changed")], "2-0-0"),
+    ("enum value removed", _enum_value_removed, None, [("breaking", "MODEL", "enum value removed")], "2-0-0"),
+    ("enum value added", _enum_value_added, None, [("compatible", "ADDITION", "enum value added")], "1-0-1"),
+    (
+        "size relaxed",
+        _with_max_length(10),
+        _with_max_length(20),
+        [("compatible", "ADDITION", "size relaxed")],
+        "1-0-1",
+    ),
+    (
+        "size tightened",
+        _with_max_length(20),
+        _with_max_length(10),
+        [("compatible", "REVISION", "size tightened")],
+        "1-1-0",
+    ),
+    ("scope changed", _scope_changed, None, [("breaking", "MODEL", "scope changed")], "2-0-0"),
+    ("rule closed", _opened, None, [("compatible", "REVISION", "rule closed")], "1-1-0"),
+    ("rule opened", None, _opened, [("compatible", "ADDITION", "rule opened")], "1-0-1"),
+    ("identify class renamed", None, _identify_renamed, [], None),
+    ("no change", None, None, [], None),
 ]
+
+
+@pytest.mark.parametrize(
+    ("name", "old_change", "new_change", "expected", "version"), MATRIX, ids=[m[0] for m in MATRIX]
+)
+def test_diff_classes_each_change_as_schemaver_suggests_the_next_version_and_exits_1_on_model(
+    tmp_path: Path,
+    name: str,
+    old_change: Mutation | None,
+    new_change: Mutation | None,
+    expected: list[tuple[str, str, str]],
+    version: str | None,
+) -> None:
+    old, new = _base(), _base()
+    for doc, change in ((old, old_change), (new, new_change)):
+        if change is not None:
+            change(doc)
+    exit_code, out, err = _run(
+        "plan", "diff", _write(tmp_path / "old.json", old), _write(tmp_path / "new.json", new), "--json"
+    )
+    assert err == ""
+    report = json.loads(out)
+    assert [(c["severity"], c["schemaver"], c["change"]) for c in report["changes"]] == expected
+    breaking = any(c["schemaver"] == "MODEL" for c in report["changes"])
+    assert exit_code == (1 if breaking else 0)
+    assert report["breaking"] is breaking
+    assert [v["to"] for v in report["versions"]] == ([version] if version else [])
+    for change in report["changes"]:
+        assert change["pointer"] == "" or change["pointer"].startswith("/properties/")
+
+
+def test_the_matrix_covers_every_change_kind() -> None:
+    assert {e[2] for m in MATRIX for e in m[3]} == set(CHANGE_KINDS)
+
+
+def test_warehouse_caveats_are_stated_where_they_apply(tmp_path: Path) -> None:
+    new = _base()
+    _optional_to_required(new)
+    _as_number(new)
+    _, out, _ = _run("plan", "diff", PORTER, _write(tmp_path / "new.json", new), "--json")
+    caveats = {c["change"]: c.get("caveat") for c in json.loads(out)["changes"]}
+    assert caveats["required to optional"].startswith("Redshift: breaking")
+    assert "type" in caveats["type widened"]
+    done = run_instrument("plan", "diff", PORTER, str(tmp_path / "new.json"))
+    assert "note: Redshift: breaking" in done.stdout
+    assert f"next version of {SUCCESS}: 1-0-0 -> 1-0-1 (ADDITION)" in done.stdout
+
+
+def test_the_next_version_starts_from_the_committed_rule_version(tmp_path: Path) -> None:
+    old = _base()
+    next(r for r in old["rules"] if r["key"] == SUCCESS)["version"] = 3
+    new = _base()
+    _type_changed(new)
+    _, out, _ = _run("plan", "diff", _write(tmp_path / "old.json", old), _write(tmp_path / "new.json", new), "--json")
+    assert json.loads(out)["versions"] == [{"rule": SUCCESS, "from": "3-0-0", "to": "4-0-0", "schemaver": "MODEL"}]
 
 
 def _run(*argv: str) -> tuple[int, str, str]:
@@ -106,31 +260,6 @@ def _run(*argv: str) -> tuple[int, str, str]:
 def _write(path: Path, doc: Document) -> str:
     path.write_text(json.dumps(doc))
     return str(path)
-
-
-@pytest.mark.parametrize(("name", "old_change", "new_change", "expected", "code"), MATRIX, ids=[m[0] for m in MATRIX])
-def test_diff_classifies_each_change_and_exits_1_on_breaking(
-    tmp_path: Path,
-    name: str,
-    old_change: Mutation | None,
-    new_change: Mutation | None,
-    expected: list[tuple[str, str]],
-    code: int,
-) -> None:
-    old, new = _base(), _base()
-    for doc, change in ((old, old_change), (new, new_change)):
-        if change is not None:
-            change(doc)
-    exit_code, out, err = _run(
-        "plan", "diff", _write(tmp_path / "old.json", old), _write(tmp_path / "new.json", new), "--json"
-    )
-    assert err == ""
-    report = json.loads(out)
-    assert [(c["severity"], c["change"]) for c in report["changes"]] == expected
-    assert exit_code == code
-    assert report["breaking"] is (code == 1)
-    for change in report["changes"]:
-        assert change["pointer"] == "" or change["pointer"].startswith("/properties/")
 
 
 def test_a_breaking_change_names_the_rule_and_a_json_pointer(tmp_path: Path) -> None:
@@ -153,7 +282,7 @@ def test_human_output_is_a_table_without_colour_on_a_pipe(tmp_path: Path) -> Non
     _remove_event(_event_added_doc)
     done = run_instrument("plan", "diff", _write(tmp_path / "old.json", _event_added_doc), PORTER)
     assert done.returncode == 0
-    assert "compatible  event added" in done.stdout
+    assert "compatible  ADDITION   event added" in done.stdout
     assert "\033[" not in done.stdout
     assert done.stdout.endswith("0 breaking, 1 compatible\n")
 
@@ -234,6 +363,35 @@ def test_a_segment_plan_with_a_common_rule_loads_and_diffs(tmp_path: Path) -> No
     doc["rules"].append({"key": "", "type": "COMMON", "version": 1, "jsonSchema": common})
     code, out, _ = _run("plan", "diff", _write(tmp_path / "old.json", doc), PORTER, "--json")
     assert json.loads(out)["changes"] == [
-        {"severity": "breaking", "change": "event removed", "rule": "common", "pointer": "", "detail": ""}
+        {
+            "severity": "breaking",
+            "schemaver": "MODEL",
+            "change": "event removed",
+            "rule": "common",
+            "pointer": "",
+            "detail": "",
+        }
     ]
     assert code == 1
+
+
+PROPERTY_SCHEMAS = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["string", "integer", "number", "boolean", "null"])
+        | st.lists(st.sampled_from(["string", "integer", "number", "null"]), min_size=1, max_size=3, unique=True),
+        "format": st.sampled_from(["date-time", "uuid"]),
+        "maxLength": st.integers(0, 5),
+        "minimum": st.integers(-2, 2),
+        "items": st.fixed_dictionaries({}, optional={"type": st.sampled_from(["string", "integer", "number"])}),
+    },
+)
+
+
+@given(PROPERTY_SCHEMAS, PROPERTY_SCHEMAS)
+@settings(max_examples=400, deadline=None)
+def test_widening_one_way_is_narrowing_the_other(old: dict[str, Any], new: dict[str, Any]) -> None:
+    forward, backward = relation(old, new), relation(new, old)
+    mirror = {"same": "same", "wider": "narrower", "narrower": "wider", "other": "other"}
+    assert backward == mirror[forward]
+    assert relation(old, old) == "same"

@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from run_instrument import run_instrument
 
 from instrument.plan import plan_of_module, render
 
@@ -103,3 +104,24 @@ def test_the_committed_example_plan_is_in_step_with_the_code() -> None:
         "examples/porter/plan.json is stale: run "
         "`python -m instrument plan export examples.porter.analytics -o examples/porter/plan.json`"
     )
+
+
+def test_the_iglu_export_names_each_schema_as_iglu_allows_and_validates_as_draft_07(tmp_path: Path) -> None:
+    done = run_instrument("plan", "export", PORTER, "--format", "iglu", "--vendor", "dev.porter", "-o", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert len(files) == 47  # one per track; identify has no Iglu schema
+    success = tmp_path / "dev.porter/cluster_provisioning_success/jsonschema/1-0-0"
+    document = json.loads(success.read_text())
+    assert document["self"] == {
+        "vendor": "dev.porter",
+        "name": "cluster_provisioning_success",
+        "format": "jsonschema",
+        "version": "1-0-0",
+    }
+    assert document["description"] == "A cluster finished provisioning."
+    assert document["required"] == ["cluster_type", "infra_id", "proj_id", "cluster_id"]
+    jsonschema.Draft7Validator.check_schema({k: v for k, v in document.items() if k not in ("$schema", "self")})
+    done = run_instrument("plan", "export", PORTER, "--format", "iglu", "--vendor", "no/slash", "-o", str(tmp_path))
+    assert done.returncode == 2
+    assert "is not a reversed domain name" in done.stderr

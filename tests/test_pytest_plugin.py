@@ -6,6 +6,7 @@ the ``pytest11`` entry point of the installed package.
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 
@@ -387,3 +388,47 @@ def test_instrument_shutdown_in_the_fixture_keeps_capturing(pytester: pytest.Pyt
         """,
     )
     run(pytester).assert_outcomes(passed=1)
+
+
+RECORDED = """
+import pytest
+
+from instrument import analytics_scope, track
+from catalog import ClusterProvisioningSuccess, ReportSaved
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_emit(analytics_events, n):
+    with analytics_scope(user_id=n, project_id=1, cluster_id=2):
+        track(ClusterProvisioningSuccess(infra_id=n, cluster_type="eks"))
+        track(ReportSaved(values=[1.0]))
+
+
+def test_silent(analytics_events):
+    pass
+"""
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_the_record_option_writes_what_each_test_emitted_afresh_each_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: tuple[str, ...]
+) -> None:
+    make_project(pytester, RECORDED)
+    record = pytester.path / "record.jsonl"
+    record.write_text('{"type": "track", "event": "Stale From Last Run", "test": "old"}\n')
+    monkeypatch.setenv("INSTRUMENT_RECORD_EVENTS", str(record))
+    run(pytester, *workers).assert_outcomes(passed=5)
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(lines) == 8
+    assert sorted({(line["type"], line["event"]) for line in lines}) == [
+        ("track", "Cluster Provisioning Success"),
+        ("track", "Report Saved"),
+    ]
+    assert {line["test"] for line in lines} == {f"test_app.py::test_emit[{n}]" for n in range(4)}
+
+
+def test_without_the_option_nothing_is_recorded(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_project(pytester, RECORDED)
+    monkeypatch.delenv("INSTRUMENT_RECORD_EVENTS", raising=False)
+    run(pytester, "--analytics-record=").assert_outcomes(passed=5)
+    assert sorted(p.name for p in pytester.path.iterdir() if p.suffix == ".jsonl") == []

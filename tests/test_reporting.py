@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import instrument
-from instrument import EventName, MemoryTransport, QueueFullError, Track
-from instrument._reporting import RateLimitedLog
+from instrument import AnalyticsError, EventName, MemoryTransport, QueueFullError, Track
+from instrument._reporting import RateLimitedLog, Reporter, close_all, reset_all
 from instrument.transports._segment import _scrubber
 
 pytestmark = pytest.mark.timeout(60)
@@ -136,3 +136,38 @@ def test_the_summary_is_printed_at_interpreter_exit_without_an_explicit_shutdown
     lines = [line for line in run.stderr.splitlines() if line.startswith("analytics: ScopeError")]
     assert len(lines) == 2, run.stderr
     assert lines[1].startswith("analytics: ScopeError: 998 more ScopeError since the last report")
+
+
+# -- the one channel: on_error, else the log; the hooks reach every log ---------------------------------
+
+
+def test_a_client_s_channel_gives_every_error_to_on_error_and_logs_a_handler_that_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[AnalyticsError] = []
+    Reporter(seen.append).error(QueueFullError("one"))
+    assert [str(e) for e in seen] == ["one"]
+
+    def broken(error: AnalyticsError) -> None:
+        raise RuntimeError("handler bug")
+
+    with caplog.at_level(logging.WARNING, "instrument"):
+        Reporter(broken).error(QueueFullError("two"))  # never raises into the pipeline
+    assert any("on_error handler raised while reporting QueueFullError" in line for line in _lines(caplog))
+
+
+def test_one_call_at_exit_says_what_every_log_still_suppresses(caplog: pytest.LogCaptureFixture) -> None:
+    logs = [RateLimitedLog(interval=3600), RateLimitedLog(interval=3600)]
+    with caplog.at_level(logging.WARNING, "instrument"):
+        for log in logs:
+            _burst(log, 3)
+        caplog.clear()
+        close_all()
+    reset_all()  # the logs of other clients in this process are open again
+    assert (
+        _lines(caplog).count(
+            "analytics: QueueFullError: 2 more QueueFullError since the last report; "
+            "the latest: queue full: event 2 dropped"
+        )
+        == 2
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,3 +140,33 @@ def test_failing_redact_hook_drops_the_event_rather_than_sending_it_unredacted(
     assert "redaction service down" in str(error.__cause__)
     assert "ada@example.com" not in str(error)
     assert instrument.stats().dropped["invalid"] == 1
+
+
+# -- the spool cannot be turned against its host ---------------------------------------------------
+
+
+def test_a_symlink_planted_in_the_spool_never_reaches_its_target_through_configure(
+    tmp_path: Path, endpoint: SegmentEndpoint
+) -> None:
+    spool_dir, target = tmp_path / "spool", tmp_path / "authorized_keys"
+    spool_dir.mkdir(mode=0o700)
+    target.write_bytes(b"ssh-ed25519 AAAA... admin@host\n")  # not a segment: recovery used to truncate it
+    (spool_dir / "1-0-planted.seg").symlink_to(target)
+    reported: list[AnalyticsError] = []
+    instrument.configure(WRITE_KEY, host=endpoint.url, spool=spool_dir, flush_interval=0.05, on_error=reported.append)
+    with analytics_scope(user_id="u-1"):
+        assert instrument.track(AccountUpdated(plan="pro")).ok
+    assert instrument.flush(10)
+    assert target.read_bytes() == b"ssh-ed25519 AAAA... admin@host\n"
+    assert [type(error).__name__ for error in reported] == ["SpoolError"]
+    assert "symbolic link" in str(reported[0])
+    assert len(endpoint.message_ids) == 1
+
+
+def test_a_spool_directory_others_can_write_is_refused_by_configure(tmp_path: Path) -> None:
+    spool_dir = tmp_path / "shared"
+    spool_dir.mkdir()
+    spool_dir.chmod(0o777)
+    with pytest.raises(instrument.ConfigurationError, match="writable by other users") as info:
+        instrument.configure(WRITE_KEY, host="http://127.0.0.1:9", spool=spool_dir)
+    assert str(spool_dir) in str(info.value)

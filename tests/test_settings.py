@@ -4,15 +4,17 @@ frozen, and handed down to the Client, the dispatcher and the transport."""
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import math
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import instrument
 from instrument import Client, ConfigurationError, EventName, MemoryTransport, SegmentTransport, Settings, define_scope
+from instrument.transports._http import Target
 
 SECRET = "hunter2-s3cret"
 
@@ -46,10 +48,20 @@ BAD_ARGUMENTS: list[tuple[dict[str, Any], str]] = [
     ({"write_key": ""}, "write_key must be a non-empty str"),
     ({"write_key": 123}, "write_key must be a non-empty str, got int"),
     ({"host": 123}, "host must be an http\\(s\\) URL as a str, got int"),
-    ({"host": "ftp://example.com"}, "host must be an http:// or https:// URL, got scheme 'ftp'"),
-    ({"host": "example.com"}, "host must be an http:// or https:// URL, got no scheme"),
+    ({"host": "ftp://example.com"}, "host must be an http:// or https:// URL"),
+    ({"host": "example.com"}, "host must be an http:// or https:// URL"),
     ({"host": "http://"}, "host must name a host"),
-    ({"host": "http://example.com:99999"}, "host is not a valid URL"),
+    ({"host": "http://example.com:99999"}, "host has an invalid port"),
+    ({"host": "http://example.com:0"}, "host has an invalid port"),
+    ({"host": "http://example.com:8o"}, "host has an invalid port"),
+    ({"host": "http://exa mple.com"}, "host must not contain whitespace or control characters"),
+    ({"host": "http://exa\x00mple.com"}, "host must not contain whitespace or control characters"),
+    ({"host": "http://example.com\n"}, "host must not contain whitespace or control characters"),
+    ({"host": " http://example.com"}, "host must not contain whitespace or control characters"),
+    ({"host": "http://example.com/v1?key=1"}, "host must not have a query or fragment"),
+    ({"host": "http://example.com/caf\u00e9"}, "host path must be ASCII"),
+    ({"host": "http://[::zz]/"}, "host is not a valid URL"),
+    ({"host": "http://exa<mple.com"}, "host has an invalid host name"),
     ({"wire_keys": "proj_id"}, "wire_keys must be a mapping"),
     ({"wire_keys": {"project_id": ""}}, "wire key for 'project_id' must be a non-empty str"),
     ({"wire_keys": {"project_id": "cluster_id"}}, "would both be sent as 'cluster_id'"),
@@ -93,7 +105,10 @@ def test_any_number_is_accepted_as_an_interval_exactly_when_it_is_usable(value: 
             Settings(flush_interval=value)
 
 
-@pytest.mark.parametrize("host", ["http://127.0.0.1:8080", "https://api.segment.io", "http://[::1]:9/v1"])
+@pytest.mark.parametrize(
+    "host",
+    ["http://127.0.0.1:8080", "https://api.segment.io", "http://[::1]:9/v1", "HTTPS://Bücher.example/proxy/"],
+)
 def test_http_and_https_hosts_are_accepted(host: str) -> None:
     assert Settings(host=host).host == host
 
@@ -157,6 +172,62 @@ def test_no_credential_in_a_host_is_ever_shown(user: str, password: str, scheme:
     with pytest.raises(ConfigurationError) as info:
         Settings(host=host)
     assert password not in str(info.value)
+
+
+def assert_the_sender_can_build_a_request_for(host: str) -> None:
+    """What the sender does with a host, up to the bytes of the request (nothing is sent)."""
+    target = Target.parse(host, "/v1/batch")
+    connection = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
+    conn = connection(target.host, target.port, timeout=1)
+    conn.putrequest("POST", target.path)  # the request line and Host header: refuses what http.client cannot send
+    conn.putheader("Content-Type", "application/json")
+    conn.close()
+
+
+URL_PIECES = st.text(max_size=12) | st.sampled_from(["", "127.0.0.1", "[::1]", "example.com", "/v1", "::", "%41"])
+
+
+@given(
+    st.text()
+    | st.builds(
+        "{}://{}{}{}".format,
+        st.sampled_from(["http", "https", "HTTP", "ftp", ""]) | st.text(max_size=5),
+        URL_PIECES,
+        st.sampled_from(["", ":", ":80", ":0", ":65535", ":65536", ":-1", ": 80"])
+        | st.integers(-5, 70_000).map(":{}".format),
+        URL_PIECES,
+    )
+)
+@settings(max_examples=300)
+def test_any_host_is_refused_or_usable_by_the_sender(host: str) -> None:
+    try:
+        Settings(host=host)
+    except ConfigurationError as error:
+        refused = str(error)
+    else:
+        refused = ""
+    if refused:
+        assert refused.startswith("configure: host ")  # names the argument
+    else:
+        assert_the_sender_can_build_a_request_for(host)
+
+
+@given(
+    secret=st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=12, max_size=30), where=st.integers(0, 5)
+)
+def test_a_refused_host_never_shows_what_it_holds(secret: str, where: int) -> None:
+    host = [
+        f"http://user:{secret}@example.com",
+        f"{secret}:pass",  # parsed as scheme {secret}
+        f"http://example.com:{secret}",
+        f"http://example.com/{secret} ",
+        f"http://example.com/?{secret}",
+        f"http://{secret}<>/",
+    ][where]
+    with pytest.raises(ConfigurationError) as info:
+        Settings(host=host)
+    assert secret not in str(info.value)
+    assert secret.lower() not in str(info.value)
 
 
 def test_configure_wire_keys_that_disagree_with_a_catalogs_are_a_configuration_error() -> None:

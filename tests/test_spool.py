@@ -8,12 +8,15 @@ loopback endpoint: see tests/test_spool_processes.py.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -732,3 +735,235 @@ def test_a_disk_that_refuses_a_write_is_reported_and_the_batch_goes_on(tmp_path:
     assert len(reported) == 1
     assert isinstance(reported[0], SpoolError)
     assert "write" in str(reported[0])
+
+
+# -- a spool that cannot be turned against its host ----------------------------------------------
+
+
+def dead_segment(directory: Path, *, torn: bool = True) -> bytes:
+    """The bytes of a segment a dead process left (with a torn tail: recovery would cut it)."""
+    spool = Spool(directory)
+    spool.write(make_batch(3, "planted"))
+    spool.close()
+    (path,) = segments(directory)
+    data = path.read_bytes() + (b"\xf7IS\x01torn" if torn else b"")
+    path.unlink()
+    return data
+
+
+@pytest.mark.parametrize("suffix", [".seg", ".tmp"])
+def test_a_planted_symlink_is_never_followed_and_its_target_stays_untouched(
+    tmp_path: Path, reported: list[Any], suffix: str
+) -> None:
+    spool_dir, outside = tmp_path / "spool", tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "precious"
+    target.write_bytes(dead_segment(spool_dir))  # a segment's bytes: read through the link, they would be sent
+    before = target.read_bytes()
+    os.utime(target, (1_000_000, 1_000_000))
+    link = spool_dir / f"1-planted{suffix}"
+    link.symlink_to(target)
+    os.utime(link, (1, 1), follow_symlinks=False)  # an old temporary: cleanup would remove (and open) it
+
+    spool = Spool(spool_dir)
+    spool.report = reported.append
+    assert spool.adopt_orphans() == 0
+    assert recover_all(spool) == []
+    spool.write(make_batch(1))
+    assert read_spool(spool_dir) == []
+
+    assert os.stat(target).st_atime == 1_000_000, "the target is never read"
+    assert target.read_bytes() == before, "the target is not truncated, appended to or acked"
+    assert link.is_symlink()
+    if suffix == ".seg":
+        assert spool.stats.refused_entries == 1
+        (error,) = reported
+        assert isinstance(error, SpoolError)
+        assert error.path == str(link)
+        assert "symbolic link" in str(error)
+        spool.adopt_orphans()
+        assert len(reported) == 1, "each planted entry is reported once"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "hard link"])
+def test_a_planted_fifo_or_hard_link_is_skipped_and_reported(tmp_path: Path, reported: list[Any], kind: str) -> None:
+    spool_dir, outside = tmp_path / "spool", tmp_path / "outside"
+    outside.mkdir()
+    entry = spool_dir / "1-planted.seg"
+    target = outside / "precious"
+    target.write_bytes(dead_segment(spool_dir))
+    before = target.read_bytes()
+    if kind == "fifo":
+        os.mkfifo(entry)  # opened for reading, it would block recovery forever
+    else:
+        os.link(target, entry)
+    spool = Spool(spool_dir)
+    spool.report = reported.append
+    assert recover_all(spool) == []
+    assert read_spool(spool_dir) == []
+    assert target.read_bytes() == before
+    (error,) = reported
+    assert error.path == str(entry)
+    assert ("not a regular file" if kind == "fifo" else "other hard links") in str(error)
+
+
+def test_the_spool_directory_is_created_0700_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        Spool(tmp_path / "spool")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "spool").stat().st_mode & 0o7777 == 0o700
+
+
+@pytest.mark.parametrize(
+    ("mode", "refused"), [(0o777, True), (0o770, True), (0o720, True), (0o1777, False), (0o1770, False), (0o755, False)]
+)
+def test_a_directory_other_users_can_write_is_refused_unless_sticky(tmp_path: Path, mode: int, refused: bool) -> None:
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    directory.chmod(mode)
+    if not refused:
+        Spool(directory).write(make_batch(1))
+        return
+    with pytest.raises(SpoolError, match="writable by other users") as info:
+        Spool(directory)
+    assert info.value.path == str(directory)
+    assert str(directory) in str(info.value)
+    with pytest.raises(ConfigurationError, match="writable by other users"):
+        instrument.configure("wk", host="http://127.0.0.1:9", spool=directory)
+
+
+def test_a_directory_of_another_user_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        directory = tmp_path / "spool"
+        directory.mkdir(mode=0o700)
+        os.chown(directory, 65534, -1)  # nobody's
+    else:
+        directory = Path("/")  # root's
+    with pytest.raises(SpoolError, match="belongs to another user") as info:
+        Spool(directory)
+    assert info.value.path == str(directory)
+
+
+def test_a_symlink_as_the_spool_directory_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(SpoolError, match="symbolic link"):
+        Spool(tmp_path / "link")
+
+
+def test_without_fcntl_instrument_imports_and_the_spool_refuses_clearly(tmp_path: Path) -> None:
+    script = f"""
+import sys
+sys.modules["fcntl"] = None  # as on a platform without it
+import instrument
+from instrument import ConfigurationError, Spool, SpoolError
+try:
+    Spool({str(tmp_path / "spool")!r})
+except SpoolError as error:
+    print("spool:", error)
+try:
+    instrument.configure("wk", host="http://127.0.0.1:9", spool={str(tmp_path / "spool")!r})
+except ConfigurationError as error:
+    print("configure:", error)
+instrument.configure("wk", host="http://127.0.0.1:9")  # without a spool, all is well
+print("fcntl" in sys.modules and sys.modules["fcntl"] is None)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("spool: ")
+    assert lines[1].startswith("configure: ")
+    assert all("fcntl.flock" in line for line in lines[:2])
+    assert lines[2] == "True"
+
+
+# -- adopting dead owners' segments while this process lives ----------------------------------------
+
+
+def test_adopt_orphans_takes_a_dead_owners_segment_once_and_recover_yields_it(tmp_path: Path) -> None:
+    dead = Spool(tmp_path)
+    batch = make_batch(4, "dead")
+    dead.write(batch)
+    dead.close()
+    spool = Spool(tmp_path)
+    assert spool.adopt_orphans() == 4
+    assert spool.adopt_orphans() == 0, "idempotent: taken over already"
+    assert spool.stats.recovered == 4
+    assert recover_all(spool) == [batch]
+    assert recover_all(spool) == []
+    spool.close()
+    assert segments(tmp_path) == []
+
+
+def test_adopt_orphans_leaves_live_owners_alone_and_finds_them_once_they_die(tmp_path: Path) -> None:
+    live = Spool(tmp_path)
+    live.write(make_batch(2))
+    spool = Spool(tmp_path)
+    assert spool.adopt_orphans() == 0
+    live.close()  # as if its process died: the lock is free
+    assert spool.adopt_orphans() == 2
+
+
+def test_adoption_is_bounded_and_the_rest_comes_with_the_next_batches(tmp_path: Path) -> None:
+    for _ in range(5):
+        dead = Spool(tmp_path)
+        dead.write(make_batch(10))
+        dead.close()
+    spool = Spool(tmp_path, segment_bytes=100)  # less than one dead segment's messages: one at a time
+    assert spool.adopt_orphans() == 10
+    assert spool.adopt_orphans() == 0, "the bound: nothing more while ten wait"
+    rounds = [sum(len(batch) for batch in recover_all(spool)) for _ in range(6)]
+    assert rounds == [10, 10, 10, 10, 10, 0], "one segment per round: never the whole spool in memory"
+    assert segments(tmp_path) == []
+
+
+def spool_then_exit(url: str, spool: str, tag: str, count: int) -> None:
+    """A multiprocessing child: record ``count`` events towards a dead endpoint, wait until they are in
+    the spool, and end through ``os._exit`` (no delivery at exit: only the spool has them)."""
+    client = instrument.configure("wk-spool", host=url, spool=spool, flush_interval=0.05, on_error=lambda e: None)
+    with analytics_scope(user_id=tag):
+        for n in range(count):
+            assert instrument.track(Beat(n=n)).ok
+    assert client.spool is not None
+    deadline = time.monotonic() + 60
+    while client.spool.stats.appended < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os._exit(0 if client.spool.stats.appended == count else 3)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_children_that_exit_leave_their_events_to_the_living_parent(
+    endpoint: SegmentEndpoint, spool_dir: Path, method: str
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on: the children cannot deliver
+        closed.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    parent = instrument.configure("wk-spool", host=endpoint.url, spool=spool_dir, flush_interval=0.05)
+    context = multiprocessing.get_context(method)
+    counts = {f"{method}-{i}": 100 + 50 * i for i in range(4)}
+    children = [
+        context.Process(target=spool_then_exit, args=(dead_url, str(spool_dir), tag, n)) for tag, n in counts.items()
+    ]
+    for process in children:
+        process.start()
+    for process in children:
+        process.join(90)
+        assert process.exitcode == 0
+
+    expected = {(tag, n) for tag, count in counts.items() for n in range(count)}
+    deadline = time.monotonic() + 60
+    while len(set(endpoint.message_ids)) < len(expected) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    received = {(m["userId"], m["properties"]["n"]) for m in endpoint.messages}
+    assert received == expected, "every child's event, delivered by the parent while it lives"
+    assert len(set(endpoint.message_ids)) == len(expected)
+    assert parent.spool is not None
+    assert parent.spool.stats.recovered >= len(expected)
+    deadline = time.monotonic() + 10
+    while segments(spool_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert segments(spool_dir) == [], "each adopted segment goes once all of it is acknowledged"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import instrument
 from instrument import ConsoleTransport, EventName, Track, analytics_scope
+from instrument.transports._base import EncodedBatch
 
 
 class Events(EventName):
@@ -41,3 +42,13 @@ def test_a_lone_surrogate_in_one_message_does_not_fail_the_console_batch(tmp_pat
     assert "fine" in lines[1]
     written = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert [m["properties"]["text"] for m in written] == ["bad \udc80 text", "fine é"]
+
+
+def test_a_transport_without_a_spool_has_nowhere_to_spill() -> None:
+    batch = EncodedBatch([b'{"messageId":"m1"}'], ["m1"])
+    for transport in (
+        ConsoleTransport(stream=io.StringIO()),
+        instrument.SegmentTransport("wk", host="http://127.0.0.1:9"),
+    ):
+        assert transport.spills is False
+        assert transport.spill(batch) is False

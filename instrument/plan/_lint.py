@@ -6,7 +6,9 @@ Each finding is ``file:line: CODE message``. Codes:
 - ``IN002`` two classes declare the same event (the duplicate a catalog refuses at definition)
 - ``IN003`` names (events or properties) that differ only in case, spaces, ``_`` or ``-``
 - ``IN004`` the same property key with different types in different events
-- ``IN005`` likely personal data in a track property (send it as an identify trait)
+- ``IN005`` likely personal data in a track property (send it as an identify trait), any casing
+  (``userEmail``, ``shipping_address``); reported once, at the class declaring the field;
+  ``__personal_data__ = {"email"}`` on a class (or a base) acknowledges keys it sends on purpose
 - ``IN006`` a class without a docstring (the catalog's description comes from it)
 """
 
@@ -18,35 +20,65 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from instrument.plan._model import classes_of, describe_class, rule_of
+from instrument.plan._model import classes_of, describe_class, rule_of, source_of
 from instrument.plan._types import Schema, type_text
 
 _SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
-# Whole keys, or the last words of a key (``billing_email``), that usually hold personal data.
-_PERSONAL = (
-    "email",
-    "e_mail",
-    "name",
-    "first_name",
-    "last_name",
-    "full_name",
-    "username",
-    "phone",
-    "phone_number",
-    "mobile",
-    "address",
-    "street",
-    "postcode",
-    "zip_code",
-    "birthday",
-    "birth_date",
-    "date_of_birth",
-    "ip",
-    "ip_address",
-    "ssn",
-    "company",
+# A key's words: snake_case, kebab-case, camelCase and PascalCase all split (``userEmail`` -> user, email).
+_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z]|\d|\b|_)|[A-Z]?[a-z]+|[A-Z]+|\d+")
+# A key whose last word is one of these usually holds personal data (``shipping_address``, ``userEmail``).
+_PERSONAL_NOUNS = frozenset(
+    {
+        "email",
+        "emails",
+        "phone",
+        "mobile",
+        "address",
+        "street",
+        "postcode",
+        "zipcode",
+        "zip",
+        "birthday",
+        "birthdate",
+        "dob",
+        "ip",
+        "ssn",
+        "surname",
+        "firstname",
+        "lastname",
+        "fullname",
+        "username",
+        "company",
+    }
 )
-_PERSONAL_SUFFIXES = ("_email", "_phone", "_phone_number", "_first_name", "_last_name", "_full_name", "_ip_address")
+# Last two (or three) words that name a person's data; a bare ``name`` (a project's, a cluster's) is not one.
+_PERSONAL_PHRASES = frozenset(
+    {
+        ("first", "name"),
+        ("last", "name"),
+        ("middle", "name"),
+        ("full", "name"),
+        ("given", "name"),
+        ("family", "name"),
+        ("user", "name"),
+        ("customer", "name"),
+        ("contact", "name"),
+        ("person", "name"),
+        ("phone", "number"),
+        ("mobile", "number"),
+        ("zip", "code"),
+        ("postal", "code"),
+        ("birth", "date"),
+        ("date", "of", "birth"),
+        ("social", "security", "number"),
+        ("e", "mail"),
+    }
+)
+# Trailing words that qualify a personal noun without changing it: address_line1, email2.
+_QUALIFIERS = re.compile(r"line|\d+")
+#: The class attribute acknowledging personal data a track sends on purpose (as ``legacy=`` is for names):
+#: ``__personal_data__ = {"email"}`` on the class or a base silences IN005 for those keys.
+ACKNOWLEDGED = "__personal_data__"
 
 
 @dataclass(frozen=True, order=True)
@@ -87,9 +119,36 @@ def _field_line(cls: type, name: str, default: tuple[str, int]) -> tuple[str, in
     return default
 
 
-def _is_personal(key: str) -> bool:
-    lowered = key.lower()
-    return lowered in _PERSONAL or lowered.endswith(_PERSONAL_SUFFIXES)
+def words(key: str) -> list[str]:
+    """The lower-case words of a key in any casing: ``shippingAddressLine1`` -> shipping, address, line, 1."""
+    return [w.lower() for w in _WORDS.findall(key)]
+
+
+def is_personal(key: str) -> bool:
+    """True when the key's last words name personal data (an email, a person's name, an address, ...)."""
+    parts = words(key)
+    while len(parts) > 1 and _QUALIFIERS.fullmatch(parts[-1]):
+        parts.pop()
+    if not parts:
+        return False
+    return parts[-1] in _PERSONAL_NOUNS or any(tuple(parts[-n:]) in _PERSONAL_PHRASES for n in (2, 3))
+
+
+def _acknowledged(cls: type) -> frozenset[str]:
+    value = getattr(cls, ACKNOWLEDGED, ())
+    return frozenset(value) if isinstance(value, (set, frozenset, list, tuple)) else frozenset()
+
+
+def _declaring_class(cls: type, attribute: str) -> type:
+    """The class in ``cls``'s MRO whose own annotations declare ``attribute`` (a base's field is reported there)."""
+    for klass in cls.__mro__:
+        if attribute in klass.__dict__.get("__annotations__", {}):
+            return klass
+    return cls
+
+
+def _source(cls: type) -> tuple[str, int]:
+    return source_of(cls) or (cls.__module__, 0)
 
 
 def _fold(name: str) -> str:
@@ -109,6 +168,7 @@ def lint(module_name: str) -> list[Finding]:
     by_event: dict[str, list[tuple[str, tuple[str, int]]]] = defaultdict(list)
     key_types: dict[str, dict[str, tuple[str, str, int]]] = defaultdict(dict)
     spellings: dict[str, dict[str, tuple[str, int]]] = defaultdict(dict)
+    personal: set[tuple[type, str]] = set()
     for cls in classes_of(module_name):
         desc = describe_class(cls)
         rule = rule_of(desc)
@@ -120,19 +180,29 @@ def lint(module_name: str) -> list[Finding]:
         if desc.doc is None:
             findings.append(Finding(*where, "IN006", f"{name} has no docstring (the plan's description)"))
         props: Schema = rule.body.get("properties", {})
+        unsent = sorted(_acknowledged(cls).difference(p.key for p in desc.properties))
+        if unsent and ACKNOWLEDGED in cls.__dict__:  # where it is written, as legacy= names must be values
+            findings.append(Finding(*where, "IN005", f"{name}: {ACKNOWLEDGED} names {unsent}, which it does not send"))
         for prop in desc.properties:
             at = _field_line(cls, prop.name, where)
             if not _SNAKE.fullmatch(prop.key):
                 findings.append(Finding(*at, "IN001", f"{name}.{prop.name}: key {prop.key!r} is not snake_case"))
-            if desc.kind == "track" and _is_personal(prop.key):
-                findings.append(
-                    Finding(
-                        *at,
-                        "IN005",
-                        f"{name}.{prop.name}: {prop.key!r} looks like personal data in a track property; "
-                        "send it as an Identify trait",
+            if desc.kind == "track" and is_personal(prop.key) and prop.key not in _acknowledged(cls):
+                declarer = _declaring_class(cls, prop.name)
+                if (declarer, prop.name) not in personal:  # once, where it is declared
+                    personal.add((declarer, prop.name))
+                    declared_at = (
+                        at if declarer is cls else _field_line(declarer, prop.name, _relative(_source(declarer)))
                     )
-                )
+                    findings.append(
+                        Finding(
+                            *declared_at,
+                            "IN005",
+                            f"{declarer.__qualname__}.{prop.name}: {prop.key!r} looks like personal data in a track "
+                            f"property; send it as an Identify trait, or acknowledge it with "
+                            f"{ACKNOWLEDGED} = {{{prop.key!r}}}",
+                        )
+                    )
             text = _type_of(props[prop.key])
             key_types[prop.key].setdefault(text, (name, *at))
             spellings[_fold(prop.key)].setdefault(prop.key, at)

@@ -14,12 +14,12 @@ import pkgutil
 import sys
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from instrument import AnalyticsError, EventSchema, Identify, Track, describe
+from instrument import AnalyticsError, EventName, EventSchema, Identify, Track, _records, describe
 from instrument.plan._types import Inexpressible, Schema, annotation_schema
 
 RuleType = Literal["TRACK", "IDENTIFY", "COMMON"]
@@ -31,6 +31,39 @@ KNOWN_DRAFTS = frozenset(
 )
 #: The extension keyword carrying a rule's scope, so that a diff can tell a scope change.
 SCOPE_KEYWORD = "x-scope"
+#: The class attribute keeping what an imported plan says that the class does not imply (``plan import``
+#: writes it): ``{"version": "1-0-2", "key": None, "doc": "...", "body": {...}, "schema": {...}}``.
+PLAN_ATTRIBUTE = "__plan__"
+#: The module attribute keeping a plan document's own facts (Typewriter's names, the Iglu vendor, ...).
+PLAN_META_ATTRIBUTE = "__plan_meta__"
+
+
+def residual(derived: Any, source: Any, nested: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The keywords that turn ``derived`` into ``source`` (None removes one); ``nested`` keys recurse once."""
+    out: dict[str, Any] = {key: None for key in derived if key not in source}
+    for key, value in source.items():
+        if key in nested and isinstance(value, dict) and isinstance(derived.get(key), dict):
+            inner = residual(derived[key], value)
+            if inner:
+                out[key] = inner
+        elif key not in derived or derived[key] != value:
+            out[key] = value
+    return out
+
+
+def apply_residual(derived: dict[str, Any], over: Any, nested: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``derived`` with ``over`` (a ``residual``) applied."""
+    if not isinstance(over, dict):
+        return derived
+    result = dict(derived)
+    for key, value in over.items():
+        if value is None:
+            result.pop(key, None)
+        elif key in nested and isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = apply_residual(result[key], value)
+        else:
+            result[key] = value
+    return result
 
 
 class PlanError(AnalyticsError):
@@ -50,11 +83,22 @@ class Rule:
     doc: str | None = None
     source: tuple[str, int] | None = field(default=None, compare=False)
     cls_name: str | None = field(default=None, compare=False)
+    #: The rule's SchemaVer (MODEL-REVISION-ADDITION): read from a plan file, 1-0-0 for code.
+    version: str = field(default="1-0-0", compare=False)
+    #: Keywords of the whole-message schema beyond the derived ones (Segment's ``labels``, ...), as a residual.
+    schema_extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: Segment writes some IDENTIFY and COMMON keys as null.
+    null_key: bool = field(default=False, compare=False)
 
     @property
     def body_key(self) -> str:
         """``traits`` for an identify, else ``properties``."""
         return "traits" if self.type == "IDENTIFY" else "properties"
+
+    @property
+    def model(self) -> int:
+        """The MODEL part of the version: Segment's rule ``version``."""
+        return int(self.version.split("-")[0])
 
     @property
     def scope(self) -> str | None:
@@ -72,7 +116,7 @@ class Rule:
         }
         if self.doc:
             schema["description"] = self.doc
-        return schema
+        return apply_residual(schema, self.schema_extra, ("properties",))
 
     def label(self) -> str:
         """How people name the rule: the event name, or ``identify <ClassName>``."""
@@ -85,6 +129,8 @@ class Plan:
 
     rules: tuple[Rule, ...]
     origin: str
+    #: Facts of the plan document itself, by format (``typewriter``, ``iglu``, ``rudder``), kept for export.
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def find(self, rule_type: RuleType, key: str) -> Rule | None:
         """The rule of that type and key, or None."""
@@ -141,16 +187,45 @@ def is_planned_class(obj: object) -> bool:
     return issubclass(obj, Identify) or getattr(obj, "_event", None) is not None
 
 
-def classes_of(module_name: str) -> list[type]:
-    """Every planned class reachable from the module and its submodules, each once, in a stable order."""
-    seen: dict[int, type] = {}
+def is_catalog(obj: object) -> bool:
+    """An event catalog with members (an EventName subclass), not the base itself."""
+    return isinstance(obj, type) and issubclass(obj, EventName) and obj is not EventName and len(obj) > 0
+
+
+@dataclass(frozen=True)
+class Declarations:
+    """What a module and its submodules declare: planned classes and event catalogs, each once."""
+
+    classes: list[type]
+    catalogs: list[type[EventName]]
+
+
+def declarations_of(module_name: str) -> Declarations:
+    """The planned classes and catalogs reachable from the module and its submodules, in a stable order.
+
+    Raises PlanError when the module fails to import or declares neither."""
+    classes: dict[int, type] = {}
+    catalogs: dict[int, type[EventName]] = {}
     for module in walk_modules(import_module(module_name)):
         for obj in vars(module).values():
-            if is_planned_class(obj) and id(obj) not in seen:
-                seen[id(obj)] = obj
-    if not seen:
-        raise PlanError(f"module {module_name!r} (with its submodules) declares no Track or Identify classes")
-    return sorted(seen.values(), key=lambda c: (c.__module__, c.__qualname__))
+            if is_planned_class(obj):
+                classes.setdefault(id(obj), obj)
+            elif is_catalog(obj):
+                catalogs.setdefault(id(obj), obj)
+    if not classes and not catalogs:
+        raise PlanError(
+            f"module {module_name!r} (with its submodules) declares no Track or Identify classes and no event catalog"
+        )
+    return Declarations(sorted(classes.values(), key=_order), sorted(catalogs.values(), key=_order))
+
+
+def _order(cls: type) -> tuple[str, str]:
+    return cls.__module__, cls.__qualname__
+
+
+def classes_of(module_name: str) -> list[type]:
+    """Every planned class reachable from the module and its submodules, each once, in a stable order."""
+    return declarations_of(module_name).classes
 
 
 def describe_class(cls: type) -> EventSchema:
@@ -165,12 +240,8 @@ def describe_class(cls: type) -> EventSchema:
 
 
 def _location(cls: type) -> str:
-    try:
-        file = inspect.getsourcefile(cls)
-        line = inspect.getsourcelines(cls)[1]
-    except (OSError, TypeError):
-        return cls.__module__
-    return f"{file}:{line}"
+    source = source_of(cls)
+    return f"{source[0]}:{source[1]}" if source else cls.__module__
 
 
 def _where(cls: type) -> str:
@@ -206,19 +277,73 @@ def rule_of(desc: EventSchema) -> Rule:
     body: Schema = {"type": "object", "properties": properties, "required": required, SCOPE_KEYWORD: desc.scope}
     if not desc.free_form:
         body["additionalProperties"] = False
+    kept = kept_facts(desc.cls)
+    body = apply_residual(body, kept.get("body"), ("properties",))
+    facts: dict[str, Any] = {
+        "version": str(kept.get("version", "1-0-0")),
+        "schema_extra": dict(kept.get("schema", {})),
+        "null_key": "key" in kept and kept["key"] is None,
+    }
+    doc = kept.get("doc", desc.doc)
     if desc.kind == "track":
-        return Rule("TRACK", str(desc.event), body, desc.doc, desc.source, cls_name)
-    return Rule("IDENTIFY", desc.cls.__name__, body, desc.doc, desc.source, cls_name)
+        return Rule("TRACK", str(desc.event), body, doc, desc.source, cls_name, **facts)
+    key = kept.get("key", desc.cls.__name__)
+    return Rule("IDENTIFY", key if isinstance(key, str) else "", body, doc, desc.source, cls_name, **facts)
+
+
+def _tracks_uses(event: str) -> list[type[Track]]:
+    """The ad-hoc Track classes ``@tracks(event, scope=...)`` made for ``event`` in this process."""
+    return [cls for (name, _scope, _renames), cls in sorted(_records._adhoc.items()) if name == event]
+
+
+def _catalog_rule(catalog: type[EventName], member: EventName) -> Rule:
+    """The rule of a catalog event no Track class declares: from its ``@tracks`` use (its scope's fields,
+    any other property) when an imported module decorates with it, else from the entry alone (any property)."""
+    event = str(member)
+    uses = _tracks_uses(event)
+    scopes = sorted({describe(cls).scope for cls in uses})
+    if len(scopes) > 1:
+        raise PlanError(f"{catalog.__qualname__}.{member.name}: @tracks sends {event!r} with scopes {scopes}")
+    if uses:
+        return rule_of(describe(uses[0]))
+    body: Schema = {"type": "object", "properties": {}, "required": []}  # nothing is known of its properties
+    return Rule("TRACK", event, body, None, source_of(catalog), None)
+
+
+def source_of(cls: type) -> tuple[str, int] | None:
+    """(file, line) of a class's definition, when its source is known."""
+    try:
+        file = inspect.getsourcefile(cls)
+        return (file, inspect.getsourcelines(cls)[1]) if file else None
+    except (OSError, TypeError):
+        return None
+
+
+def kept_facts(cls: type) -> dict[str, Any]:
+    """A class's ``__plan__`` over its bases' (a base may keep what all its events share); ``body`` merges."""
+    kept: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        own = klass.__dict__.get(PLAN_ATTRIBUTE)
+        if not isinstance(own, dict):
+            continue
+        for key, value in own.items():
+            if key == "body" and isinstance(value, dict) and isinstance(kept.get("body"), dict):
+                kept["body"] = {**kept["body"], **value}
+            else:
+                kept[key] = value
+    return kept
 
 
 def plan_of_module(module_name: str) -> Plan:
-    """The plan of every planned class reachable from ``module_name``.
+    """The plan of every planned class reachable from ``module_name``, and of every event of its catalogs
+    that no class declares (from the event's ``@tracks`` use or its catalog entry).
 
-    Raises PlanError for an import failure, an inexpressible type, or two classes for one event that
-    disagree.
+    Raises PlanError for an import failure, an inexpressible type, or two classes (or ``@tracks`` uses)
+    for one event that disagree.
     """
+    found = declarations_of(module_name)
     rules: dict[tuple[str, str], Rule] = {}
-    for cls in classes_of(module_name):
+    for cls in found.classes:
         rule = rule_of(describe_class(cls))
         other = rules.get((rule.type, rule.key))
         if other is not None and other != rule:
@@ -226,19 +351,30 @@ def plan_of_module(module_name: str) -> Plan:
                 f"{_where(cls)}: {rule.label()!r} is also declared by {other.cls_name} with other properties"
             )
         rules.setdefault((rule.type, rule.key), rule)
-    return Plan(_sorted_rules(list(rules.values())), module_name)
+    for catalog in found.catalogs:
+        for member in catalog:
+            if ("TRACK", str(member)) not in rules:
+                rules[("TRACK", str(member))] = _catalog_rule(catalog, member)
+    meta = getattr(import_module(module_name), PLAN_META_ATTRIBUTE, None)
+    return Plan(_sorted_rules(list(rules.values())), module_name, dict(meta) if isinstance(meta, dict) else {})
 
 
 # -- from files ------------------------------------------------------------------------------------
 
 
 def load_plan(source: str) -> Plan:
-    """A plan from an exported file (segment or jsonschema format) or from an importable module name.
+    """A plan from a file (Segment rules, Typewriter's plan.json, rudder-cli YAML, an Iglu schema or the
+    jsonschema export), a directory of Iglu schemas, or an importable module name.
 
-    A source naming an existing file, or ending in ``.json``, is a file. Raises PlanError.
+    A source naming an existing file or directory, or ending in ``.json``, is a file. Raises PlanError.
     """
-    if source.endswith(".json") or Path(source).is_file():
-        return plan_of_file(Path(source))
+    path = Path(source)
+    if path.is_dir() or path.suffix in (".yaml", ".yml"):
+        from instrument.plan._import import read_foreign
+
+        return read_foreign(source)[1]
+    if source.endswith(".json") or path.is_file():
+        return plan_of_file(path)
     return plan_of_module(source)
 
 
@@ -257,11 +393,19 @@ def read_document(path: Path) -> tuple[str, Any]:
 def plan_of_file(path: Path) -> Plan:
     """Read an exported plan. Raises PlanError naming the file for anything that is not one."""
     _, data = read_document(path)
+    if isinstance(data, dict) and (isinstance(data.get("rules"), dict) or isinstance(data.get("self"), dict)):
+        from instrument.plan._import import read_foreign  # Typewriter's plan.json, an Iglu schema
+
+        return read_foreign(str(path))[1]
     return plan_of_document(data, str(path))
 
 
 def plan_of_document(data: Any, origin: str) -> Plan:
-    """A plan from parsed JSON (segment shape ``{"rules": [...]}`` or jsonschema shape). Raises PlanError."""
+    """A plan from parsed JSON (segment shape ``{"rules": [...]}``, also as the Public API's list answer
+    ``{"data": {"rules": [...]}}``, or jsonschema shape). Raises PlanError."""
+    wrapped = data.get("data") if isinstance(data, dict) else None
+    if isinstance(wrapped, dict) and isinstance(wrapped.get("rules"), list):
+        data = wrapped
     if isinstance(data, dict) and isinstance(data.get("rules"), list):
         rules = [_segment_rule(item, f"{origin}: rules[{i}]") for i, item in enumerate(data["rules"])]
     elif isinstance(data, dict) and isinstance(data.get("events"), dict):
@@ -302,13 +446,34 @@ def _segment_rule(item: Any, where: str) -> Rule:
     key = item.get("key")
     if rule_type not in _ORDER:
         raise PlanError(f"{where}: rule type {rule_type!r} is not TRACK, IDENTIFY or COMMON")
-    if not isinstance(key, str) or (rule_type == "TRACK" and not key):
+    null_key = key is None and rule_type != "TRACK"
+    if not (isinstance(key, str) or null_key) or (rule_type == "TRACK" and not key):
         raise PlanError(f"{where}: rule key must be a non-empty string")
+    version = item.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise PlanError(f"{where} ({key}): version must be a positive integer")
+    return rule_of_schema(rule_type, key or "", item.get("jsonSchema"), f"{version}-0-0", where, null_key=null_key)
+
+
+def rule_of_schema(
+    rule_type: RuleType,
+    key: str,
+    schema: Any,
+    version: str,
+    where: str,
+    *,
+    null_key: bool = False,
+    doc_inside: bool = True,
+) -> Rule:
+    """A rule from a Segment-shaped whole-message schema, keeping what it says beyond the derived shape."""
     body_key = "traits" if rule_type == "IDENTIFY" else "properties"
-    schema = item.get("jsonSchema")
     body = _body(schema, body_key, f"{where} ({key})")
-    doc = schema.get("description") if isinstance(schema, dict) else None
-    return Rule(rule_type, key, body, doc if isinstance(doc, str) else None)
+    doc = schema.get("description") if doc_inside and isinstance(schema, dict) else None
+    rule = Rule(rule_type, key, body, doc if isinstance(doc, str) else None, version=version, null_key=null_key)
+    if isinstance(schema, dict):
+        extra = residual(rule.message_schema(), schema, ("properties",))
+        rule = replace(rule, schema_extra=extra)
+    return rule
 
 
 def _plain_rule(key: str, schema: Any, where: str) -> Rule:

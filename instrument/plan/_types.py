@@ -1,5 +1,8 @@
 """Property annotations as JSON Schema (draft-07), mirroring what the encoder sends.
 
+A dict in ``Annotated`` metadata adds keywords no Python type says (``Annotated[str, {"format": "email"}]``,
+as ``instrument plan import`` writes them).
+
 The encoder (``instrument._encoding``) decides the wire form, so the schema says what arrives: a
 ``datetime`` is an ISO string (``format: date-time``), a ``timedelta`` and a ``Decimal`` are numbers,
 ``bytes`` are base64 text, a ``set`` is an array of unique items, an ``Enum`` is its values.
@@ -128,7 +131,12 @@ def annotation_schema(tp: Any) -> Schema:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Annotated:
-        return annotation_schema(args[0])
+        # A dict among the metadata is JSON Schema the type cannot say (``Annotated[str, {"format": "email"}]``).
+        schema = annotation_schema(args[0])
+        for extra in tp.__metadata__:
+            if isinstance(extra, dict):
+                schema = {**schema, **extra}
+        return schema
     if origin is typing.Union or origin is types.UnionType:
         real = [a for a in args if a is not type(None)]
         inner = annotation_schema(real[0]) if len(real) == 1 else _union([annotation_schema(a) for a in real])
@@ -148,19 +156,21 @@ def annotation_schema(tp: Any) -> Schema:
             "maxItems": len(args),
         }
     if origin in _SEQUENCES:
-        return {"type": "array", "items": annotation_schema(args[0])} if args else {"type": "array"}
+        items = annotation_schema(args[0]) if args else {}
+        return {"type": "array", "items": items} if items else {"type": "array"}
     if origin in _SETS:
-        schema: Schema = {"type": "array", "uniqueItems": True}
-        if args:
-            schema["items"] = annotation_schema(args[0])
-        return schema
+        unique: Schema = {"type": "array", "uniqueItems": True}
+        if args and annotation_schema(args[0]):
+            unique["items"] = annotation_schema(args[0])
+        return unique
     if origin in _MAPPINGS:
         if not args:
             return {"type": "object"}
         key = args[0]
         if not (key is str or (isinstance(key, type) and issubclass(key, str))):
             raise Inexpressible(f"mapping keys of type {getattr(key, '__name__', key)!s} (JSON object keys are str)")
-        return {"type": "object", "additionalProperties": annotation_schema(args[1])}
+        values = annotation_schema(args[1])
+        return {"type": "object", "additionalProperties": values} if values else {"type": "object"}
     supertype = getattr(tp, "__supertype__", None)  # typing.NewType
     if supertype is not None:
         return annotation_schema(supertype)

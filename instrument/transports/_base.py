@@ -12,10 +12,15 @@ A durable spool (:class:`Spool`) plugs in between the encoded batch and its firs
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
+from instrument._encoding import MAX_BATCH_BYTES
+
 Message = dict[str, Any]
+
+#: The bound of encoded bytes held in memory (the queue, a spool's sender) when ``max_queue_bytes`` is None.
+DEFAULT_MAX_QUEUE_BYTES = 32 << 20
 
 
 class EncodedBatch:
@@ -64,6 +69,23 @@ class EncodedBatch:
         return f"EncodedBatch({len(self)} messages, {self.size} bytes, recovered={self.recovered})"
 
 
+def batches_of(encoded: Iterable[tuple[bytes, str]], limit: int) -> Iterator[EncodedBatch]:
+    """Cut ``(message bytes, messageId)`` pairs into batches whose joined messages stay under ``limit``."""
+    data: list[bytes] = []
+    ids: list[str] = []
+    size = -1  # n messages take their bytes plus n - 1 commas
+    for message, mid in encoded:
+        grown = size + len(message) + 1
+        if data and grown > limit:
+            yield EncodedBatch(data, ids)
+            data, ids, grown = [], [], len(message)
+        data.append(message)
+        ids.append(mid)
+        size = grown
+    if data:
+        yield EncodedBatch(data, ids)
+
+
 class Spool(Protocol):
     """A durable store for encoded batches (see SPOOL-HOOK.md): written before the first send attempt,
     removed once the endpoint acknowledged the batch, replayed by the next process after a crash.
@@ -78,6 +100,13 @@ class Spool(Protocol):
     def ack(self, handle: object) -> None:
         """The batch of ``handle`` is finished for good (delivered, or refused by a non-retryable status)."""
 
+    def write(self, batch: Sequence[tuple[str, bytes]]) -> object:
+        """``append`` for ``(messageId, bytes)`` pairs, raising (SpoolFullError, SpoolError) instead of
+        reporting: for a batch that has nowhere else to go (spilled from a full queue)."""
+
+    def read(self, handle: object) -> EncodedBatch | None:
+        """The batch of ``handle`` read back from disk (spilled there, not kept in memory); None if gone."""
+
     def recover(self) -> Iterable[EncodedBatch]:
         """Batches left by processes that are gone (each with its ``handle`` set and ``recovered`` True)."""
 
@@ -89,7 +118,11 @@ class Spool(Protocol):
 
 
 class DeliveryReport(Protocol):
-    """Where a transport says what became of the messages it was given (called from any thread)."""
+    """Where a transport says what became of the messages it was given (called from any thread).
+
+    Every message a transport is handed ends in ``sent`` or ``failed`` (or stays undelivered when the
+    dispatcher stops it at shutdown, which the dispatcher counts itself).
+    """
 
     def sent(self, count: int) -> None:
         """``count`` messages were accepted by the endpoint."""
@@ -99,6 +132,12 @@ class DeliveryReport(Protocol):
 
     def failed(self, count: int, reason: str) -> None:
         """``count`` messages are lost for good, because of ``reason``."""
+
+    def recovered(self, count: int) -> None:
+        """``count`` messages a spool kept from a process that is gone were delivered by this one."""
+
+    def trouble(self, count: int, text: str) -> None:
+        """Delivery of ``count`` messages is failing but still retried; ``text`` says why (rate-limited)."""
 
 
 class _NullReport:
@@ -111,15 +150,28 @@ class _NullReport:
     def failed(self, count: int, reason: str) -> None:
         pass
 
+    def recovered(self, count: int) -> None:
+        pass
+
+    def trouble(self, count: int, text: str) -> None:
+        pass
+
 
 class Transport:
-    """Base of transports. ``send`` (or ``send_batch`` when ``accepts_bytes``) is called from the
-    background worker only, with messages that each fit Segment's 32 KB limit. It may block (bounded)
-    and may raise: the worker counts the batch as failed.
+    """Base of transports, called by the dispatcher's one worker thread (never a caller's).
+
+    ``send`` (or ``send_batch`` when ``accepts_bytes``) gets messages that each fit Segment's 32 KB
+    limit; it handles them to their end and tells the bound ``DeliveryReport`` what became of each
+    (``sent`` or ``failed``), like an httpx transport handles a request. It may block (bounded by its
+    own timeouts, and by ``stop_by`` at shutdown) and may raise: the worker counts the batch as failed.
     """
 
     #: True when the transport takes EncodedBatch objects (``send_batch``) instead of dicts (``send``).
     accepts_bytes = False
+    #: True when ``spill`` can keep what does not fit in the dispatcher's queue on disk (a spool).
+    spills = False
+    #: Bytes the joined messages of one EncodedBatch may take (room left for the body's envelope).
+    batch_limit = MAX_BATCH_BYTES - 1_000
 
     def __init__(self) -> None:
         self._report: DeliveryReport = _NullReport()
@@ -136,15 +188,31 @@ class Transport:
         """
 
     def send(self, messages: list[Message]) -> None:
-        """Deliver (or queue for delivery) ``messages``."""
+        """Deliver ``messages`` and report each one ``sent`` or ``failed``."""
         raise NotImplementedError
 
     def send_batch(self, batch: EncodedBatch) -> bool:
-        """Deliver (or queue for delivery) an encoded batch; False if it was refused (queue full).
+        """Deliver an encoded batch and report it; False if ``stop_by``'s deadline left it undelivered.
 
         Only called when ``accepts_bytes`` is True.
         """
         raise NotImplementedError
+
+    def spill(self, batch: EncodedBatch) -> bool:
+        """When the queue is full (``spills`` True): keep ``batch`` on disk only (a spool), to be
+        delivered and reported later; False when it does not fit (the spool is full)."""
+        return False
+
+    def poll(self) -> bool:
+        """Called by the worker when it is idle: deliver one batch of work of the transport's own
+        (a spool's leftovers); True if there was one."""
+        return False
+
+    def stop_by(self, deadline: float) -> None:
+        """From another thread (shutdown): give up waiting to retry past ``deadline`` (monotonic)."""
+
+    def abort(self) -> None:
+        """From another thread (shutdown gave up waiting): cut the request in flight, if any."""
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything given to ``send`` is delivered or failed; False on timeout."""

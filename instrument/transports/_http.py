@@ -94,10 +94,13 @@ class _Watchdog:
         self._seq = 0
         self._fired = -1
         self._idle = False
+        self._closed = False
         self._thread: threading.Thread | None = None
 
     def start(self) -> bool:
         """Start the thread (idempotent); False if no thread can be started (interpreter exit)."""
+        with self._cond:
+            self._closed = False
         thread = self._thread
         if thread is not None and thread.is_alive():
             return True
@@ -125,6 +128,12 @@ class _Watchdog:
                 self._armed = None
             return self._fired == token
 
+    def close(self) -> None:
+        """Let the thread end (it is started again by the next ``start``)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
     def cut_now(self) -> None:
         """Shut the watched attempt's socket down at once (close gave up waiting for it)."""
         with self._cond:
@@ -147,6 +156,9 @@ class _Watchdog:
         with cond:
             while True:
                 armed = self._armed
+                if armed is None and self._closed:
+                    self._thread = None
+                    return
                 if armed is None:
                     self._idle = True
                     cond.wait()
@@ -234,6 +246,11 @@ class Poster:
     def abort(self) -> None:
         """Cut the attempt in flight, if any (from another thread)."""
         self._watchdog.cut_now()
+
+    def close(self) -> None:
+        """Drop the connection and let the deadline thread end."""
+        self.reset()
+        self._watchdog.close()
 
     def reset(self) -> None:
         """Drop the connection (the next attempt opens a new one)."""

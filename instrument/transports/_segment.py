@@ -2,15 +2,14 @@
 
 segment-analytics-python is the wire reference: the body (``{"batch": [...], "sentAt", "writeKey"}``),
 Basic auth with the write key, ``User-Agent``, ``X-Retry-Count``, which statuses are retried, the
-backoff (at once, then 0.5 s doubling to 60 s, with jitter), ``Retry-After`` (its parser is used as
-is), gzip. Its Consumer and ``post()`` are replaced: the Consumer takes messages one by one from a
-locked queue and JSON-dumps each to measure it, ``post()`` dumps the batch again and has no
-whole-request deadline (a slow-drip response held it forever). Here the dispatcher's worker hands over
-batches whose messages are already JSON bytes; the sender thread joins them into a body and posts it
-with a deadline per attempt (``_http.Poster``).
+backoff (at once, then 0.5 s doubling to 60 s, with jitter), ``Retry-After``, gzip. Its Consumer and
+``post()`` are replaced: the Consumer takes messages one by one from a locked queue and JSON-dumps
+each to measure it, ``post()`` dumps the batch again and has no whole-request deadline (a slow-drip
+response held it forever). Here the dispatcher's worker hands over batches whose messages are already
+JSON bytes and the transport posts each one, with retries, on the worker's thread, with a deadline per
+attempt (``_http.Poster``): one thread encodes and sends, so nothing waits between two stages and the
+bytes in memory are the batch in hand.
 
-Bounds: the batches waiting here are bounded by count (the worker waits, so the recording side sees
-a full queue) and by bytes (a batch past ``max_queue_bytes`` is refused and counted as queue_full).
 A batch is retried for at most ``retry_window`` seconds after its first failure; a batch that starts
 while the endpoint has been failing for longer than the window gets one attempt, so a backlog behind
 a dead endpoint is reported lost promptly instead of one window per batch.
@@ -19,25 +18,25 @@ a dead endpoint is reported lost promptly instead of one window per batch.
 from __future__ import annotations
 
 import base64
-import collections
 import gzip as _gzip
 import json
 import logging
 import random
+import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
-
-from segment.analytics.request import parse_retry_after
-from segment.analytics.version import VERSION
 
 from instrument._encoding import MAX_BATCH_BYTES, dumps, format_timestamp
 from instrument._errors import ConfigurationError
 from instrument._settings import Settings
-from instrument.transports._base import EncodedBatch, Message, Spool, Transport
+from instrument._version import __version__
+from instrument.transports._backlog import SpoolSender
+from instrument.transports._base import DEFAULT_MAX_QUEUE_BYTES, EncodedBatch, Message, Spool, Transport, batches_of
 from instrument.transports._http import AttemptFailed, Poster, Response, Target
+from instrument.transports._retry import parse_retry_after
 
 _log = logging.getLogger("instrument")
 
@@ -49,8 +48,8 @@ _ENVELOPE_BYTES = 64
 #: reported (rate-limited, at WARNING) with its reason, while it is still being retried.
 TROUBLE_GRACE = 2.0
 
-#: The bound of encoded bytes waiting for the sender when ``Settings.max_queue_bytes`` is None.
-DEFAULT_MAX_QUEUE_BYTES = 32 << 20
+#: Seconds between two scans of the spool for batches that processes which are gone left behind.
+_RESCAN_INTERVAL = 1.5
 
 #: Longest wait a Retry-After can impose (Segment's client caps it the same way).
 _MAX_BACKOFF = 60.0
@@ -142,14 +141,17 @@ logging.getLogger("segment").addFilter(_scrubber)
 
 
 class SegmentTransport(Transport):
-    """Sends to Segment (or any Segment-compatible ``host``) from a sender thread of its own.
+    """Sends encoded batches to Segment (or any Segment-compatible ``host``), on the thread that calls it.
+
+    Like an httpx transport, ``send_batch`` handles one batch to its end (sent, or given up on and
+    reported) and returns; the dispatcher's worker is the only thread that calls it, so there is no
+    queue, lock or thread here besides the poster's deadline watchdog.
 
     Its options come from ``settings`` (keyword arguments are ``Settings`` fields applied over it):
     ``host``, ``gzip``, ``timeout`` bounds each HTTP attempt as a whole (connect, send, full response),
     ``max_retries`` and ``retry_window`` (seconds) bound how long a batch is retried (backoff, or
-    ``Retry-After`` for 429) before it is dropped and reported, ``max_queue_bytes`` (default 32 MiB)
-    bounds the encoded bytes waiting for the sender. ``spool`` (optional) keeps batches on disk
-    until acknowledged.
+    ``Retry-After`` for 429) before it is dropped and reported. ``spool`` (optional) keeps batches on
+    disk until acknowledged; batches that processes which are gone left in it are delivered too.
     Raises ConfigurationError for an empty write key or a host that is not an http(s) URL without
     credentials. The key is never logged, shown in a repr or put in an error text.
     """
@@ -176,7 +178,7 @@ class SegmentTransport(Transport):
         self.__secret = _scrubber.add(write_key)
         self.__headers = {
             "Content-Type": "application/json",
-            "User-Agent": f"analytics-python/{VERSION}",
+            "User-Agent": f"instrument/{__version__}",  # not the official client's: another sender
             "Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode(),
         }
         if settings.gzip:
@@ -186,28 +188,27 @@ class SegmentTransport(Transport):
         self._timeout = settings.timeout
         self._retries = settings.max_retries
         self._window = settings.retry_window
-        # What waits for the sender: room for two batches at least (the worker waits past it), and
-        # encoded bytes (a batch past them is refused: counted queue_full).
-        self._max_messages = max(10_000, 2 * settings.batch_size)
+        self.spool = spool
         self._max_bytes = settings.max_queue_bytes or DEFAULT_MAX_QUEUE_BYTES
-        self._spool = spool
         #: Bytes the messages of one batch may take (joined by commas) so the body stays under 500 KB.
         self.batch_limit = MAX_BATCH_BYTES - _ENVELOPE_BYTES - len(self.__key_json)
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: collections.deque[EncodedBatch] = collections.deque()  # head: being sent
-        self._queued_messages = 0
-        self._queued_bytes = 0
-        self._consumer: threading.Thread | None = None
-        self._poster: Poster | None = None
-        self._closed = False
-        self._stop_at: float | None = None  # set by close: no retry wait may end past it
-        self._inline = False  # no thread could be started: flush sends on its own thread
+        self._poster = Poster(self._target, self._timeout)
+        self._stop_at: float | None = None  # set by stop_by: no retry wait may end past it
+        self._stopping = threading.Event()  # wakes a retry wait when stop_by moves the deadline
         self._episode: float | None = None  # when the endpoint started failing (None: healthy)
-        self._recovered = False  # the spool's recover() was called (once per process, by the sender)
-        self._recovering = False  # recover() runs: flush waits for what it queues
+        self._leftovers: Iterator[EncodedBatch] | None = None  # batches of gone processes being delivered
+        self._scanned_at = -_RESCAN_INTERVAL
+        # With a spool, batches are written to disk at once and sent by a thread of their own, so an
+        # outage never leaves accepted events off disk while the worker waits for the endpoint.
+        self.spills = self.spool is not None
+        self._backlog = (
+            None
+            if self.spool is None
+            else SpoolSender(self.spool, self._max_bytes, self.batch_limit, self._send_now, self._lost)
+        )
 
     def __repr__(self) -> str:
         return f"SegmentTransport(host={self.host!r}, write_key='***')"
@@ -215,231 +216,164 @@ class SegmentTransport(Transport):
     # -- the worker's side ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the sender thread now (on the thread recording the first event)."""
-        with self._cond:
-            self._start_locked()
-
-    def _start_locked(self) -> None:
-        thread = self._consumer
-        if thread is not None and thread.is_alive():
-            return
-        if self._poster is None:
-            self._poster = Poster(self._target, self._timeout)
+        """Start the poster's deadline watchdog and the spool's sender (on the thread recording the
+        first event)."""
         self._poster.start()
-        thread = threading.Thread(target=self._run, name="instrument-segment-sender", daemon=True)
-        # Set before the thread runs, so a flush right after start waits for the recovered batches.
-        self._recovering = self._spool is not None and not self._recovered
-        try:
-            thread.start()
-        except RuntimeError:  # interpreter exit (Python 3.12+): flush sends on its own thread
-            self._inline = True
-            self._recovering = False
-            return
-        self._consumer = thread
+        if self._backlog is not None:
+            self._backlog.start()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until the spool's sender has finished what it was handed; False on timeout."""
+        return self._backlog is None or self._backlog.flush(timeout)
 
     def send(self, messages: list[Message]) -> None:
-        """Encode decoded messages (sync mode, direct use) and queue them as batches."""
-        batch: list[bytes] = []
-        ids: list[str] = []
-        size = 0
-        for message in messages:
-            data = dumps(message)
-            if batch and size + len(data) + 1 > self.batch_limit:
-                self.send_batch(EncodedBatch(batch, ids))
-                batch, ids, size = [], [], 0
-            size += len(data) + (1 if batch else 0)
-            batch.append(data)
-            ids.append(str(message.get("messageId", "")))
-        if batch:
-            self.send_batch(EncodedBatch(batch, ids))
+        """Encode decoded messages (sync mode, direct use) and deliver them in batches."""
+        for batch in batches_of(((dumps(m), str(m.get("messageId", ""))) for m in messages), self.batch_limit):
+            self.send_batch(batch)
 
     def send_batch(self, batch: EncodedBatch) -> bool:
-        """Queue an encoded batch for the sender; False (nothing queued) past ``max_queue_bytes``.
+        """Deliver one batch (with a spool: write it there first and hand it to the spool's sender).
 
-        Waits (the dispatcher's worker, never a caller) while the sender holds ``max_queue_size``
-        messages, so a slow endpoint shows as a full queue at the recording side. Not with a spool:
-        events waiting in the dispatcher's queue are not on disk yet, so the worker keeps writing
-        batches to the spool (bounded by ``max_queue_bytes`` in memory and the spool's own bound).
+        True when it is finished (sent, or given up on and reported through ``failed``) or handed to
+        the spool's sender; False when ``stop_by``'s deadline came first.
         """
-        with self._cond:
-            self._start_locked()
-            while (
-                self._queued_messages + len(batch) > self._max_messages
-                and self._spool is None
-                and self._queue
-                and not self._closed
-                and not self._inline
-            ):
-                self._cond.wait(0.1)
-            if self._closed:
-                return False
-            if self._queue and self._queued_bytes + batch.size > self._max_bytes:
-                return False
-        if self._spool is not None:
-            batch.handle = self._spooled(self._spool.append, batch)  # before the first attempt; I/O outside the lock
-        with self._cond:
-            self._enqueue_locked(batch)
+        backlog = self._backlog
+        if backlog is None:
+            return self._send_now(batch)
+        if batch.handle is None and not batch.recovered:
+            batch.handle = self._spooled(backlog.spool.append, batch)  # before the first attempt
+        return backlog.put(batch)  # one thread posts on the connection: the spool's sender
+
+    def _send_now(self, batch: EncodedBatch) -> bool:
+        """Send one batch with retries, report it, ack it in the spool; False if stopped first."""
+        outcome = self._deliver(batch)
+        if outcome is None:
+            return False
+        sent, reason, final = outcome
+        spool = self.spool
+        if spool is not None and batch.handle is not None and (sent or final):
+            for handle in batch.handle if isinstance(batch.handle, list) else [batch.handle]:
+                self._spooled(spool.ack, handle)
+        report = self._report
+        if batch.recovered:
+            if sent:
+                report.recovered(len(batch))
+        elif sent:
+            report.sent(len(batch))
+        else:
+            report.failed(len(batch), reason)
         return True
 
-    def _enqueue_locked(self, batch: EncodedBatch) -> None:
-        self._queue.append(batch)
-        self._queued_messages += len(batch)
-        self._queued_bytes += batch.size
-        self._cond.notify_all()
+    def spill(self, batch: EncodedBatch) -> bool:
+        """With a spool, the dispatcher's queue full: write ``batch`` there and leave it to the spool's
+        sender, which reads it back; False if the spool is full or unusable."""
+        backlog = self._backlog
+        if backlog is None:
+            return False
+        try:  # not append: a spool too full to take it means refused, not "sent without being kept"
+            handle = backlog.spool.write(list(zip(batch.ids, batch.messages, strict=True)))
+        except Exception:
+            return False
+        if not backlog.put_spilled(handle, len(batch)):
+            self._spooled(backlog.spool.ack, handle)  # no sender (interpreter exit): not kept
+            return False
+        return True
 
-    # -- the sender ---------------------------------------------------------------------------
+    def poll(self) -> bool:
+        """Deliver one batch a process that is gone left in the spool; True if there was one.
 
-    def _spooled(self, call: Callable[[Any], Any], arg: Any) -> Any:
+        The spool is re-scanned for such batches (dead owners, exited children) every couple of seconds.
+        """
+        spool = self.spool
+        if spool is None:
+            return False
+        if self._leftovers is None:
+            now = time.monotonic()
+            if now - self._scanned_at < _RESCAN_INTERVAL:
+                return False
+            self._scanned_at = now
+            self._leftovers = self._spooled(_leftovers_of, spool) or iter(())
+        batch = self._spooled(next, self._leftovers)  # reads the spool: never raises
+        if batch is None:
+            self._leftovers = None
+            return False
+        self.send_batch(batch)
+        return True
+
+    def _lost(self, count: int, reason: str) -> None:
+        self._report.failed(count, reason)
+
+    def _spooled(self, call: Callable[..., Any], arg: Any) -> Any:
         """Call the spool; its failure is reported and means "not spooled", never a lost batch."""
         try:
             return call(arg)
+        except StopIteration:
+            return None
         except Exception as error:
             _log.warning("analytics: the spool failed (%s); delivery goes on without it", type(error).__name__)
             return None
 
-    def _recover(self) -> None:
-        """Queue the batches a spool kept from processes that are gone (on the sender thread)."""
-        spool = self._spool
-        if spool is None or self._recovered:
-            return
-        self._recovered = True
-        batches = self._spooled(lambda _: list(spool.recover()), None) or []
-        with self._cond:
-            for batch in batches:
-                batch.recovered = True
-                self._enqueue_locked(batch)
-            self._recovering = False
-            self._cond.notify_all()
+    # -- one batch, with retries --------------------------------------------------------------------
 
-    def _run(self) -> None:
-        cond = self._cond
-        self._recover()
-        while True:
-            with cond:
-                while not self._queue:
-                    if self._closed:
-                        return
-                    cond.wait()
-                if self._stop_at is not None and time.monotonic() >= self._stop_at:
-                    return
-                batch = self._queue[0]
-            finished = self._deliver(batch)
-            with cond:
-                if not finished:  # close's deadline: leave it (and what follows) undelivered
-                    return
-                self._queue.popleft()
-                self._queued_messages -= len(batch)
-                self._queued_bytes -= batch.size
-                cond.notify_all()
+    def _body(self, batch: EncodedBatch) -> bytes:
+        body = b'{"batch":[' + batch.joined + b'],"sentAt":"' + format_timestamp(time.time()).encode()
+        body += b'","writeKey":' + self.__key_json + b"}"
+        return _gzip.compress(body, compresslevel=6) if self._gzip else body
 
-    def _wait(self, seconds: float) -> bool:
-        """Sleep before a retry; False (do not retry) when close's deadline comes first."""
-        end = time.monotonic() + seconds
-        with self._cond:
-            while True:
-                stop_at = self._stop_at
-                if stop_at is not None and end > stop_at:
-                    return False
-                left = end - time.monotonic()
-                if left <= 0:
-                    return True
-                self._cond.wait(left)
+    def _deliver(self, batch: EncodedBatch) -> tuple[bool, str, bool] | None:
+        """Send one batch with retries: (sent, reason, final); None when stopped by ``stop_by``.
 
-    def _deliver(self, batch: EncodedBatch) -> bool:
-        """Send one batch with retries; True when it is finished (sent or given up), False if stopped."""
-        poster = self._poster
-        if poster is None:  # pragma: no cover - start() made it
-            poster = self._poster = Poster(self._target, self._timeout)
-        joined = batch.joined
+        ``final`` means the endpoint refused the batch for good (not retryable): the spool drops it.
+        """
         count = len(batch)
-        started = time.monotonic()
-        first_failure = self._episode  # a batch starting in a long outage does not get a window of its own
-        retry_count = 0
-        backoffs = 0
-        rate_limited_since: float | None = None
-        reported = False
+        retry = _Retry(self._episode, self._retries, self._window)
         while True:
-            body = b'{"batch":[' + joined + b'],"sentAt":"' + format_timestamp(time.time()).encode()
-            body += b'","writeKey":' + self.__key_json + b"}"
             headers = self.__headers
-            if retry_count:
-                headers = {**headers, "X-Retry-Count": str(retry_count)}
-            if self._gzip:
-                body = _gzip.compress(body, compresslevel=6)
-            _log.debug("making request: %d message(s), %d bytes, retry %d", count, len(body), retry_count)
+            if retry.count:
+                headers = {**headers, "X-Retry-Count": str(retry.count)}
+            _log.debug("making request: %d message(s), retry %d", count, retry.count)
             try:
-                response: Response | None = poster.post(body, headers)
+                response: Response | None = self._poster.post(self._body(batch), headers)
             except AttemptFailed as error:
                 response, reason = None, error.reason
+            wait_as_asked = 0.0
             if response is not None:
-                status = response.status
-                if 200 <= status < 300:
+                if 200 <= response.status < 300:
                     self._episode = None
-                    self._finished(batch, sent=True)
-                    return True
+                    return True, "", False
                 reason = self._describe(response)
-                if not _retryable(status):
+                if not _retryable(response.status):
                     self._episode = None  # the endpoint answered: it is up, this batch is refused
-                    self._finished(batch, reason=reason, drop_from_spool=True)
-                    return True
-                delay = parse_retry_after(_Headers(response))
-                if delay:
-                    # Rate limited: wait as asked and send again as a new upload (X-Retry-Count 0),
-                    # bounded by the retry window counted from the first rate-limited answer.
-                    now = time.monotonic()
-                    rate_limited_since = rate_limited_since or now
-                    if now + delay - rate_limited_since > self._window:
-                        self._finished(batch, reason=f"{reason}; rate limited past the retry window")
-                        return True
-                    self._report.retried(count)
-                    if not self._wait(delay):
-                        return False
-                    retry_count = 0
-                    continue
+                    return False, reason, True
+                wait_as_asked = parse_retry_after(response.headers.get("retry-after")) or 0.0
             now = time.monotonic()
-            if first_failure is None:
-                first_failure = now
-            if self._episode is None:
-                self._episode = first_failure
-            if not reported and now - started >= TROUBLE_GRACE:
-                reported = True
-                self._trouble(count, now - started, reason)
-            backoffs += 1
-            delay = _backoff(backoffs)
-            if backoffs > self._retries or now + delay - first_failure > self._window:
-                self._finished(batch, reason=reason)
-                return True
+            if self._episode is None and not wait_as_asked:  # rate limited is not failing
+                self._episode = now
+            if retry.trouble_due(now):
+                self._trouble(count, now - retry.started, reason)
+            delay, reason = retry.next(now, wait_as_asked, reason)
+            if delay is None:
+                return False, self.__secret.scrub(reason), False
             self._report.retried(count)
             if not self._wait(delay):
-                return False
-            retry_count += 1
+                return None
 
-    def _finished(
-        self, batch: EncodedBatch, *, sent: bool = False, reason: str = "", drop_from_spool: bool = False
-    ) -> None:
-        spool = self._spool
-        if spool is not None and batch.handle is not None and (sent or drop_from_spool):
-            self._spooled(spool.ack, batch.handle)
-        report: Any = self._report
-        if sent:
-            if batch.recovered:
-                recovered: Callable[[int], None] | None = getattr(report, "recovered", None)
-                if recovered is not None:
-                    recovered(len(batch))
-            else:
-                report.sent(len(batch))
-        elif not batch.recovered:
-            report.failed(len(batch), self.__secret.scrub(reason))
+    def _wait(self, seconds: float) -> bool:
+        """Sleep before a retry; False (do not retry) when ``stop_by``'s deadline comes first."""
+        end = time.monotonic() + seconds
+        while True:
+            stop_at = self._stop_at
+            if stop_at is not None and end > stop_at:
+                return False
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            self._stopping.wait(left)
+            self._stopping.clear()
 
     def _trouble(self, count: int, seconds: float, reason: str) -> None:
-        trouble: Callable[[int, str], None] | None = getattr(self._report, "trouble", None)
-        text = self.__secret.scrub(
-            f"{count} message(s) not delivered after {seconds:.1f} s, still retrying: {reason} ({self._target})"
-        )
-        if trouble is not None:
-            trouble(count, text)
-        else:
-            _log.warning("analytics: delivery trouble: %s", text)
+        text = f"{count} message(s) not delivered after {seconds:.1f} s, still retrying: {reason} ({self._target})"
+        self._report.trouble(count, self.__secret.scrub(text))
 
     def _describe(self, response: Response) -> str:
         """A refused request in words: the status, its phrase and a JSON ``code``; never the body text
@@ -456,88 +390,92 @@ class SegmentTransport(Transport):
             text += f" ({code})"
         return self.__secret.scrub(text)
 
-    # -- flush, close, fork -----------------------------------------------------------------------
+    # -- stop, close, fork -------------------------------------------------------------------------
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until the sender has sent (or given up on) everything queued; False on timeout."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        if self._inline:
-            return self._drain_inline(deadline)
-        with self._cond:
-            while self._queue or self._recovering:
-                remaining = deadline - time.monotonic()
-                thread = self._consumer
-                if remaining <= 0 or thread is None or not thread.is_alive():
-                    return False
-                self._cond.wait(min(remaining, 0.1))
-        return True
+    def stop_by(self, deadline: float) -> None:
+        """From another thread: no retry wait may end past ``deadline`` (monotonic); the batch in hand
+        is then left undelivered (``send_batch`` returns False)."""
+        self._stop_at = deadline
+        self._stopping.set()
+        if self._backlog is not None:
+            self._backlog.stop()
 
-    def _drain_inline(self, deadline: float) -> bool:
-        saved = self._stop_at
-        self._stop_at = deadline if saved is None else min(saved, deadline)
-        try:
-            while self._queue and time.monotonic() < deadline:
-                batch = self._queue[0]
-                if not self._deliver(batch):
-                    break
-                with self._cond:
-                    self._queue.popleft()
-                    self._queued_messages -= len(batch)
-                    self._queued_bytes -= batch.size
-        finally:
-            self._stop_at = saved
-        return not self._queue
+    def abort(self) -> None:
+        """From another thread: cut the request in flight (close gave up waiting for it)."""
+        self._poster.abort()
 
     def close(self, timeout: float) -> int:
-        """Flush within ``timeout``, stop the sender, and return how many messages were not sent.
-
-        Bounded: a retry wait that would end after ``timeout`` stops the sender instead, and the
-        request in flight is cut at ``timeout``.
-        """
-        deadline = time.monotonic() + max(0.0, timeout)
-        with self._cond:
-            self._stop_at = deadline
-            self._cond.notify_all()
-        self.flush(timeout)
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        thread = self._consumer
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive() and self._poster is not None:
-                self._poster.abort()
-                thread.join(0.2)
-        with self._cond:
-            undelivered = self._queued_messages
-        if self._poster is not None and not (thread is not None and thread.is_alive()):
-            self._poster.reset()
-        if self._spool is not None:
-            self._spooled(lambda _: self._spool.close() if self._spool is not None else None, None)
-        return undelivered
+        """Stop the spool's sender, release the connection, its deadline thread and the spool (batches
+        not acked stay in it)."""
+        if self._backlog is not None and not self._backlog.join(timeout):
+            self._poster.abort()
+            self._backlog.join(0.2)
+        self._poster.close()
+        spool = self.spool
+        if spool is not None:
+            self._spooled(lambda s: s.close(), spool)
+        return 0
 
     def after_fork(self) -> None:
-        # The parent's sender thread does not exist here, its lock may be held and its socket is the
-        # parent's: start afresh, so the child sends its own events (never the parent's) on its own
-        # connection.
-        if self._spool is not None:
-            self._spooled(lambda _: self._spool.after_fork() if self._spool is not None else None, None)
+        # The parent's socket and watchdog are the parent's: start afresh, so the child sends its own
+        # events (never the parent's) on its own connection.
+        if self.spool is not None:
+            self._spooled(lambda s: s.after_fork(), self.spool)
         self._reset_runtime()
 
 
-class _Headers:
-    """What segment's ``parse_retry_after`` reads from a response: ``.headers.get(name)``."""
+class _Retry:
+    """The retry state of one batch: how many attempts, since when it fails, whether trouble was said.
 
-    def __init__(self, response: Response) -> None:
-        self.headers = _Caseless(response.headers)
+    A batch is retried for at most ``window`` seconds after its first failure (or, rate limited, after
+    its first 429), and at most ``retries`` backoffs; a batch that starts while the endpoint has been
+    failing for longer than the window (``episode``) gets one attempt, so a backlog behind a dead
+    endpoint is reported lost promptly instead of one window per batch.
+    """
+
+    __slots__ = ("backoffs", "count", "first_failure", "rate_limited_since", "reported", "retries", "started", "window")
+
+    def __init__(self, episode: float | None, retries: int, window: float) -> None:
+        self.started = time.monotonic()
+        self.first_failure = episode
+        self.retries = retries
+        self.window = window
+        self.count = 0  # X-Retry-Count of the next attempt
+        self.backoffs = 0
+        self.rate_limited_since: float | None = None
+        self.reported = False
+
+    def next(self, now: float, wait_as_asked: float, reason: str) -> tuple[float | None, str]:
+        """The delay before the next attempt (None: give up) and the reason to report."""
+        if wait_as_asked:
+            # Rate limited: wait as asked and send again as a new upload (X-Retry-Count 0).
+            since = self.rate_limited_since = self.rate_limited_since or now
+            if now + wait_as_asked - since > self.window:
+                return None, f"{reason}; rate limited past the retry window"
+            self.count = 0
+            return wait_as_asked, reason
+        if self.first_failure is None:
+            self.first_failure = now
+        self.backoffs += 1
+        delay = _backoff(self.backoffs)
+        if self.backoffs > self.retries or now + delay - self.first_failure > self.window:
+            return None, reason
+        self.count += 1
+        return delay, reason
+
+    def trouble_due(self, now: float) -> bool:
+        """True once per batch, when it is still not delivered ``TROUBLE_GRACE`` seconds after it started."""
+        if self.reported or now - self.started < TROUBLE_GRACE:
+            return False
+        self.reported = True
+        return True
 
 
-class _Caseless:
-    def __init__(self, headers: Any) -> None:
-        self._headers = headers
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._headers.get(name.lower(), default)
+def _leftovers_of(spool: Spool) -> Iterator[EncodedBatch]:
+    """The batches processes that are gone left in ``spool`` (``recover`` takes over their segments)."""
+    for batch in spool.recover():
+        batch.recovered = True  # never recorded by this process: counted in Stats.recovered
+        yield batch
 
 
 def reset_http_session_after_fork() -> None:
@@ -546,7 +484,11 @@ def reset_http_session_after_fork() -> None:
     Its module-level requests Session pools keep-alive sockets; in a child those are the parent's
     connections, and writing to them would interleave two processes' requests on one socket.
     """
+    # Only where the app imported the official client itself (it is no dependency of instrument):
+    # importing it here would load it and requests into every forked child.
+    segment_request = sys.modules.get("segment.analytics.request")
+    if segment_request is None:
+        return
     import requests
-    from segment.analytics import request as _segment_request
 
-    _segment_request._session = requests.Session()
+    segment_request._session = requests.Session()  # type: ignore[attr-defined]
