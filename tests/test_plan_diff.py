@@ -302,8 +302,8 @@ BAD_FILES: list[tuple[str, str, str]] = [
     ),
     (
         "bad rule type",
-        json.dumps({"rules": [{"key": "A B", "type": "PAGE", "jsonSchema": {}}]}),
-        "rule type 'PAGE' is not TRACK, IDENTIFY or COMMON",
+        json.dumps({"rules": [{"key": "A B", "type": "PAGEVIEW", "jsonSchema": {}}]}),
+        "rule type 'PAGEVIEW' is not one of TRACK, IDENTIFY, GROUP, PAGE, SCREEN, ALIAS, COMMON",
     ),
     ("rule not an object", json.dumps({"rules": [3]}), "rules[0]: a rule must be an object"),
 ]

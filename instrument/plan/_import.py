@@ -30,6 +30,8 @@ from instrument._spec import RESERVED
 from instrument.plan._export import property_label, segment_document
 from instrument.plan._lint import words
 from instrument.plan._model import (
+    RULE_ORDER,
+    RULE_TYPES,
     Plan,
     PlanError,
     Rule,
@@ -75,7 +77,8 @@ def _segment(data: Any, origin: str) -> Plan:
 
 
 def _typewriter(data: dict[str, Any], origin: str) -> Plan:
-    """Typewriter's plan.json: ``rules.events`` (name, description, version, rules) and ``rules.identify``."""
+    """Typewriter's plan.json: ``rules.events`` (name, description, version, rules), ``rules.identify`` and
+    ``rules.group``."""
     body = data["rules"]
     events = body.get("events", [])
     if not isinstance(events, list):
@@ -91,11 +94,12 @@ def _typewriter(data: dict[str, Any], origin: str) -> Plan:
         rule = rule_of_schema("TRACK", event["name"], event.get("rules", {}), f"{version}-0-0", where, doc_inside=False)
         description = event.get("description")
         rules.append(replace(rule, doc=description if isinstance(description, str) else None))
-    if isinstance(body.get("identify"), dict):
-        rules.append(rule_of_schema("IDENTIFY", "", body["identify"], "1-0-0", f"{origin}: rules.identify"))
+    for place in ("identify", "group"):
+        if isinstance(body.get(place), dict):
+            rules.append(rule_of_schema(RULE_TYPES[place], "", body[place], "1-0-0", f"{origin}: rules.{place}"))
     meta = {
         "document": {k: v for k, v in data.items() if k != "rules"},
-        "rules": {k: v for k, v in body.items() if k not in ("events", "identify")},
+        "rules": {k: v for k, v in body.items() if k not in ("events", "identify", "group")},
     }
     return _plan(rules, origin, {"typewriter": meta})
 
@@ -106,8 +110,7 @@ def _plan(rules: list[Rule], origin: str, meta: dict[str, Any]) -> Plan:
         if (rule.type, rule.key) in seen:
             raise PlanError(f"{origin}: duplicate rule {rule.type} {rule.key!r}")
         seen.add((rule.type, rule.key))
-    order = {"TRACK": 0, "IDENTIFY": 1, "COMMON": 2}
-    return Plan(tuple(sorted(rules, key=lambda r: (order[r.type], r.key))), origin, meta)
+    return Plan(tuple(sorted(rules, key=lambda r: (RULE_ORDER[r.type], r.key))), origin, meta)
 
 
 def _iglu_dir(path: Path) -> Plan:
@@ -205,8 +208,11 @@ def _rudder_plan(docs: dict[str, dict[str, Any]], origin: str) -> Plan:
         if event is None:
             raise PlanError(f"{where}: its event is not in the events document")
         name = event.get("name") or event.get("display_name")
-        if event.get("event_type", "track") != "track" or not isinstance(name, str):
-            raise PlanError(f"{where}: only named track events are imported")
+        kind = event.get("event_type", "track")
+        if kind in ("group", "page", "screen") and name is None:
+            name = ""  # a rule for every page (screen, group)
+        if kind not in ("track", "group", "page", "screen") or not isinstance(name, str):
+            raise PlanError(f"{where}: only named track events and group, page and screen rules are imported")
         properties: Schema = {}
         required: list[str] = []
         for ref in item.get("properties") or []:
@@ -221,8 +227,10 @@ def _rudder_plan(docs: dict[str, dict[str, Any]], origin: str) -> Plan:
         if not item.get("event", {}).get("allow_unplanned", False):
             body["additionalProperties"] = False
         description = event.get("description")
-        rules.append(Rule("TRACK", name, body, description if isinstance(description, str) else None))
-        ids["events"][name], ids["rules"][name] = event["id"], item.get("id", "")
+        rule = Rule(RULE_TYPES[kind], name, body, description if isinstance(description, str) else None)
+        rules.append(rule)
+        label = name if kind == "track" else rule.label()
+        ids["events"][label], ids["rules"][label] = event["id"], item.get("id", "")
     meta = {
         "version": docs["tp"].get("version"),
         "metadata": {kind: doc.get("metadata", {}).get("name") for kind, doc in docs.items()},
