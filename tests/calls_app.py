@@ -55,3 +55,12 @@ def send_all() -> None:
         instrument.page(Pricing(plan="pro"))
         instrument.screen(Home(tab="feed"))
         instrument.alias(Signup(previous_id="anon-1"))
+
+
+def sent_messages() -> list[dict[str, object]]:
+    """The wire messages ``send_all`` sends, captured."""
+    from instrument.testing import capture_events
+
+    with capture_events() as events:
+        send_all()
+    return [dict(m) for m in events.messages]

@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from calls_app import sent_messages
 from run_instrument import run_instrument
 
 from instrument.plan import plan_of_module, render
@@ -135,16 +136,6 @@ def test_the_iglu_export_names_each_schema_as_iglu_allows_and_validates_as_draft
 CALLS_APP = "calls_app"
 
 
-def _six_messages() -> list[dict[str, Any]]:
-    from calls_app import send_all
-
-    from instrument.testing import capture_events
-
-    with capture_events() as events:
-        send_all()
-    return [dict(m) for m in events.messages]
-
-
 def test_a_plan_of_all_six_calls_exports_draft_07_schemas_that_its_messages_satisfy() -> None:
     plan = plan_of_module(CALLS_APP)
     assert [(r.type, r.key) for r in plan.rules] == [
@@ -162,7 +153,7 @@ def test_a_plan_of_all_six_calls_exports_draft_07_schemas_that_its_messages_sati
     for schema in [r["jsonSchema"] for r in segment["rules"]] + list(plain.values()):
         jsonschema.Draft7Validator.check_schema(schema)  # against the draft-07 meta-schema
     by_type = {r.type.lower(): r for r in plan.rules}
-    for message in _six_messages():
+    for message in sent_messages():
         rule = by_type[message["type"]]
         jsonschema.validate(message, plain[rule.label()], cls=jsonschema.Draft7Validator)
         jsonschema.validate(message, rule.message_schema(), cls=jsonschema.Draft7Validator)

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import jsonschema
 import pytest
+from calls_app import sent_messages
 
 from instrument.plan import Checker, Plan, PlanError, Rule, plan_of_module, render
 from instrument.plan._model import plan_of_document
@@ -212,19 +213,9 @@ def test_a_value_of_the_wrong_type_is_reported_once_as_a_datatype_mismatch() -> 
 # -- every call ---------------------------------------------------------------------------------------
 
 
-def _six() -> Messages:
-    from calls_app import send_all
-
-    from instrument.testing import capture_events
-
-    with capture_events() as events:
-        send_all()
-    return [dict(m) for m in events.messages]
-
-
 def test_the_collector_checks_each_of_the_six_calls_against_its_rule() -> None:
     checker = Checker(plan_of_module("calls_app"))
-    messages = {m["type"]: m for m in _six()}
+    messages = {m["type"]: m for m in sent_messages()}
     assert sorted(messages) == ["alias", "group", "identify", "page", "screen", "track"]
     for message in messages.values():
         assert checker.check(message) == [], message["type"]
@@ -247,6 +238,6 @@ def test_the_collector_checks_each_of_the_six_calls_against_its_rule() -> None:
 
 
 def test_a_page_whose_name_the_plan_lacks_is_unplanned() -> None:
-    page = next(m for m in _six() if m["type"] == "page")
+    page = next(m for m in sent_messages() if m["type"] == "page")
     [violation] = Checker(plan_of_module("calls_app")).check({**page, "name": "Careers"})
     assert (violation.kind, violation.field) == (UNPLANNED, "/name")
