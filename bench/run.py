@@ -503,6 +503,14 @@ def main(argv: list[str] | None = None) -> int:
                 for key, (label, value, spread, note) in zip(keys, spool_table, strict=True)
             ]
             complete = complete and spool_complete
+            from bench import shortlived  # deliver_on_return's added handler latency (bench/shortlived.py)
+
+            short_table, short_complete = shortlived.shortlived_rows(endpoint.url, 200 if quick else 2_000)
+            rows += [
+                Row(f"shortlived_{i}", *cells[:3], None, "", None, None, cells[3])
+                for i, cells in enumerate(short_table)
+            ]
+            complete = complete and short_complete
         print()
         print_table(rows)
         print()

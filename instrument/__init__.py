@@ -53,6 +53,7 @@ from instrument._messages import to_message
 from instrument._propagation import (
     SCOPE_HEADER,
     PropagatingExecutor,
+    ScopedCall,
     ScopeSnapshot,
     extract_scope,
     inject_scope,
@@ -72,6 +73,7 @@ from instrument._scopes import (
     reset_scope,
 )
 from instrument._settings import Settings
+from instrument._shortlived import deliver_on_return
 from instrument._signals import install_sigterm_handler
 from instrument._spool import Spool
 from instrument._version import __version__
@@ -121,6 +123,7 @@ __all__ = [
     "ScopeId",
     "ScopeResolvers",
     "ScopeSnapshot",
+    "ScopedCall",
     "Screen",
     "SegmentTransport",
     "Settings",
@@ -141,6 +144,7 @@ __all__ = [
     "configure",
     "current_scope",
     "define_scope",
+    "deliver_on_return",
     "derived",
     "describe",
     "extract_scope",

@@ -4,7 +4,9 @@ A ``ContextVar`` is seen by asyncio tasks and ``asyncio.to_thread``, but not by
 ``ThreadPoolExecutor.submit``, ``loop.run_in_executor`` or ``threading.Thread``: work handed there runs
 with nothing bound. A snapshot captures the submitter's context and runs each piece of work in its own
 copy of it (one ``Context`` cannot be entered by two threads at once). A carrier moves the scope across
-a process boundary (a queue's headers, a service-to-service call) as a small versioned text value.
+a process boundary (a queue's headers, a service-to-service call, a process pool's task) as a small
+versioned text value. A process pool's worker never runs a task under the scope it inherited when it
+was forked: that is the pool creator's scope, not the task's.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import functools
 import json
 import threading
 from collections.abc import Callable, Mapping, MutableMapping
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar, cast
 
-from instrument import _client, _scopes, _state
+from instrument import _client, _forks, _hints, _scopes, _state
 from instrument._errors import AnalyticsError, ConfigurationError, PropagationError
 
 P = ParamSpec("P")
@@ -96,7 +98,8 @@ class PropagatingExecutor(Executor):
     ``PropagatingExecutor(ThreadPoolExecutor(8))``; ``submit``, ``map`` and ``shutdown`` as usual, and a
     ``with`` block shuts the wrapped executor down. Every task gets its own copy of its submitter's
     context, taken at ``submit``: a pool thread's own context (whoever started it) never shows through.
-    A process pool needs picklable work: use a carrier (``inject_scope``/``extract_scope``) there instead.
+    Over a ``ProcessPoolExecutor`` the scope travels with each task as a carrier (``ScopedCall``), since
+    a context cannot be pickled: ``fn`` and its arguments must be picklable, as for the pool itself.
     """
 
     def __init__(self, executor: Executor) -> None:
@@ -104,11 +107,65 @@ class PropagatingExecutor(Executor):
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Schedule ``fn(*args, **kwargs)`` under the caller's scope; returns the wrapped executor's Future."""
+        if isinstance(self.executor, ProcessPoolExecutor):
+            return self.executor.submit(ScopedCall(fn), *args, **kwargs)
         return self.executor.submit(_bind_snapshot(fn, args, kwargs))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Shut the wrapped executor down."""
         self.executor.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+class ScopedCall:
+    """A picklable callable: ``fn`` run under the scope bound where the ``ScopedCall`` was made.
+
+    The scope travels as a carrier value (ids only), so the call can cross into another process (a
+    process pool's task). Each call binds exactly that scope, whatever the process had bound, and
+    restores it after. A scope that cannot be carried (a value that is not an id) is reported when the
+    call is made and the work runs unbound, never under another scope.
+    """
+
+    __slots__ = ("carrier", "fn")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.carrier = encode_scope(_scopes.get_bound())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        fields: dict[str, object] = {}
+        if self.carrier is not None:
+            try:
+                fields = decode_scope(self.carrier, where="a process pool task")
+            except PropagationError as error:
+                report(error)
+        token = bind_exactly(fields)
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            reset_quietly(token, "a process pool task")
+
+    def __getstate__(self) -> tuple[Callable[..., Any], str | None]:
+        return self.fn, self.carrier
+
+    def __setstate__(self, state: tuple[Callable[..., Any], str | None]) -> None:
+        self.fn, self.carrier = state
+
+    def __repr__(self) -> str:
+        return f"ScopedCall({self.fn!r})"
+
+
+def _drop_inherited_scope() -> None:
+    # In a pool worker (started by multiprocessing.Pool or ProcessPoolExecutor) the scope bound when the
+    # worker was forked belongs to whoever created the pool, not to the tasks it will run: unless a task
+    # carries its scope (ScopedCall), it runs unbound, and its events are reported, never sent as that user.
+    if not _forks.is_pool_worker():
+        return
+    _hints.set_hint(_hints.POOL_WORKER)
+    if _scopes.get_bound():
+        bind_exactly({})
+
+
+_forks.at_child_start(_drop_inherited_scope)
 
 
 def run_in_executor(
@@ -149,12 +206,44 @@ def _submit_with_scope(self: ThreadPoolExecutor, fn: Callable[..., R], /, *args:
     return _original_submit(self, _bind_snapshot(fn, args, kwargs))
 
 
-def propagate_scope(enabled: bool = True) -> bool:
-    """Make every ``threading.Thread.start`` and ``ThreadPoolExecutor.submit`` carry the caller's scope.
+def _process_submit_with_scope(
+    self: ProcessPoolExecutor, fn: Callable[..., R], /, *args: Any, **kwargs: Any
+) -> Future[R]:
+    return _original_process_submit(self, ScopedCall(fn), *args, **kwargs)
 
-    Off by default; ``propagate_scope(False)`` restores the originals. Process-wide (it patches the two
-    methods, as sentry-sdk's ``propagate_scope`` does), so prefer ``PropagatingExecutor`` or a snapshot
-    where you can. Returns whether it was on before.
+
+_original_process_submit = ProcessPoolExecutor.submit
+# multiprocessing.Pool's methods that take the work as their first argument (apply and the rest call them).
+_POOL_METHODS = ("apply_async", "map", "map_async", "starmap", "starmap_async", "imap", "imap_unordered")
+_original_pool_methods: dict[str, Callable[..., Any]] = {}
+
+
+def _pool_method_with_scope(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def with_scope(self: Any, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return original(self, ScopedCall(func), *args, **kwargs)
+
+    return with_scope
+
+
+def _switch_pools(enabled: bool) -> None:
+    from multiprocessing.pool import Pool
+
+    if not _original_pool_methods:
+        _original_pool_methods.update((name, getattr(Pool, name)) for name in _POOL_METHODS)
+    for name, original in _original_pool_methods.items():
+        setattr(Pool, name, _pool_method_with_scope(original) if enabled else original)
+    ProcessPoolExecutor.submit = _process_submit_with_scope if enabled else _original_process_submit  # type: ignore[method-assign,assignment]
+
+
+def propagate_scope(enabled: bool = True) -> bool:
+    """Make threads, thread pools and process pools carry the caller's scope to the work they run.
+
+    Patches ``threading.Thread.start``, ``ThreadPoolExecutor.submit`` (a copy of the caller's context),
+    ``ProcessPoolExecutor.submit`` and ``multiprocessing.Pool``'s ``apply``/``map``/``starmap``/``imap``
+    families (a carrier, see ``ScopedCall``). Off by default; ``propagate_scope(False)`` restores the
+    originals. Process-wide, as sentry-sdk's ``propagate_scope`` is, so prefer ``PropagatingExecutor``
+    or a snapshot where you can. Returns whether it was on before.
     """
     with _switch_lock:
         was_on = threading.Thread.start is not _original_start
@@ -164,6 +253,8 @@ def propagate_scope(enabled: bool = True) -> bool:
         else:
             threading.Thread.start = _original_start  # type: ignore[method-assign]
             ThreadPoolExecutor.submit = _original_submit  # type: ignore[method-assign]
+        if enabled or was_on:
+            _switch_pools(enabled)
         return was_on
 
 

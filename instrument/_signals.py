@@ -1,9 +1,12 @@
 """Opt-in graceful SIGTERM handling for plain processes: flush, then do what the previous handler did.
 
 SIGTERM is how containers, systemd and supervisors stop a process. Its default action kills the
-process at once: atexit never runs, and whatever is still queued is lost. Servers that handle
-SIGTERM themselves (gunicorn, uvicorn, Celery) shut down gracefully and run atexit; they do not need
-this. For the others, ``install_sigterm_handler()`` delivers first, then never swallows the signal.
+process at once: atexit never runs, and whatever is still queued is lost. Some servers handle SIGTERM,
+shut down gracefully and exit normally (gunicorn's sync workers, Celery), running atexit; others
+(uvicorn, hypercorn) re-raise SIGTERM after their graceful shutdown, so atexit never runs: for them,
+and for plain processes, ``install_sigterm_handler()`` delivers first, then never swallows the signal.
+A ``multiprocessing.Pool`` terminates its workers with SIGTERM when its ``with`` block ends: each pool
+worker gets the same handler when it starts (``_forks``), so what its tasks recorded is delivered.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 from types import FrameType
 from typing import Any
 
+from instrument import _client, _forks
 from instrument._client import get_client
 from instrument._errors import ConfigurationError
 
@@ -93,3 +97,18 @@ def install_sigterm_handler(timeout: float | None = None) -> None:
         current.timeout = timeout
         return
     signal.signal(signal.SIGTERM, _FlushThenPrevious(current, timeout))
+
+
+def _flush_on_sigterm_in_pool_worker() -> None:
+    # A pool's workers are terminated, not asked to finish, when the pool is: `with Pool() as p:` ends
+    # with terminate(), a SIGTERM to each worker. The handler delivers first, then dies by the signal.
+    if not _forks.is_pool_worker() or threading.current_thread() is not threading.main_thread():
+        return
+    current = signal.getsignal(signal.SIGTERM)
+    if not isinstance(current, _FlushThenPrevious):
+        signal.signal(signal.SIGTERM, _FlushThenPrevious(current, None))
+
+
+_forks.at_child_start(_flush_on_sigterm_in_pool_worker)
+# Last: children that import instrument afresh (spawn, forkserver) need the callbacks registered above.
+_forks.watch_children(_client._at_exit)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from instrument import _scopes
+from instrument import _hints, _scopes
 from instrument._encoding import key_label
 from instrument._errors import AnalyticsError, PropertyError, ScopeError
 from instrument._fields import MISSING
@@ -218,4 +218,7 @@ def _missing_error(spec: Spec, missing: list[str], *, nothing_bound: bool) -> Sc
             "instrument.PropagatingExecutor, instrument.run_in_executor or scope_snapshot().wrap, or switch on "
             "instrument.propagate_scope())"
         )
+    hint = _hints.current()  # the fix of the framework running this work
+    if hint is not None:
+        text += "; " + hint
     return ScopeError(text, track=name, scope=scope, field=missing[0])

@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from examples.fastapi_service.app import (
+    SESSIONS,
     ProjectViewed,
     ReportEmailSent,
     ReportExportStarted,
@@ -24,6 +25,7 @@ from examples.fastapi_service.app import (
 from examples.fastapi_service.app import app as fastapi_app
 from examples.flask_app.app import ExportChunkSent
 from examples.flask_app.app import app as flask_app
+from instrument import ScopeError
 from instrument.testing import CapturedEvents
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,11 +52,14 @@ def uvicorn_url() -> Iterator[str]:
 def test_the_fastapi_example_under_uvicorn_tracks_every_hand_off_with_the_request_s_ids(
     uvicorn_url: str, analytics_events: CapturedEvents
 ) -> None:
+    # Users sign in: the service issued each a token (the example's stand-in for its authentication).
+    SESSIONS.update({f"token-{n}": 10_000 + n for n in range(100)})
+
     async def run_all() -> None:
         async with httpx.AsyncClient(base_url=uvicorn_url, timeout=30) as client:
 
             async def call(n: int) -> None:
-                headers = {"x-user-id": f"user-{n}"}
+                headers = {"authorization": f"Bearer token-{n}"}
                 if n % 2:
                     response = await client.get(f"/projects/{n}", headers=headers)
                 else:
@@ -71,10 +76,10 @@ def test_the_fastapi_example_under_uvicorn_tracks_every_hand_off_with_the_reques
     by_request: Counter[tuple[str, int, str]] = Counter()
     for event in analytics_events.tracks:
         project = event.properties["project_id"]
-        assert event.user_id == f"user-{project}", event
+        assert event.user_id == str(10_000 + project), event
         by_request[(event.user_id, project, event.event or "")] += 1
     for n in range(100):
-        user = f"user-{n}"
+        user = str(10_000 + n)
         if n % 2:
             assert by_request[(user, n, ProjectViewed._event or "")] == 1
         else:
@@ -86,8 +91,21 @@ def test_the_fastapi_example_under_uvicorn_tracks_every_hand_off_with_the_reques
 
 def test_the_flask_example_tracks_each_streamed_chunk_with_the_request_s_ids(analytics_events: CapturedEvents) -> None:
     client = flask_app.test_client()
-    response = client.get("/projects/7/export", headers={"X-User-Id": "42"})
+    client.set_cookie("session", "demo-session-42")
+    response = client.get("/projects/7/export")
     assert response.status_code == 200
     assert response.get_data(as_text=True).count("chunk") == 3
     events = analytics_events.assert_tracked(ExportChunkSent, count=3, user_id="42", project_id=7)
     assert [e.properties["chunk"] for e in events] == [0, 1, 2]
+
+
+def test_the_examples_never_take_a_user_id_from_a_header_the_client_fills_in(
+    uvicorn_url: str, analytics_events: CapturedEvents
+) -> None:
+    # A caller posing as user 42 through a plain header is anonymous to the example: nothing is sent.
+    with httpx.Client(base_url=uvicorn_url, timeout=30) as client:
+        response = client.get("/projects/7", headers={"x-user-id": "42", "authorization": "Bearer forged"})
+    assert response.status_code == 500  # strict mode (the testing kit): the unscoped event raised
+    with pytest.raises(ScopeError):  # strict mode: the unscoped event raises through Flask's test client
+        flask_app.test_client().get("/projects/7/export", headers={"X-User-Id": "42"}).get_data()
+    assert not [event for event in analytics_events.tracks if event.user_id == "42"]

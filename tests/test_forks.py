@@ -1,5 +1,6 @@
-"""Delivery from fork children that end through ``os._exit``: multiprocessing and billiard children
-(real forks, in a subprocess) deliver every event to a loopback Segment endpoint.
+"""Delivery from multiprocessing children: fork children that end through ``os._exit`` (multiprocessing and
+billiard), forkserver and spawn children, and pool workers terminated by SIGTERM when a ``with Pool()``
+block ends (real processes, in a subprocess) deliver every event to a loopback Segment endpoint.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from process_runner import run_case, wrong_user_messages
 
 from instrument.testing import SegmentEndpoint
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(180)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -66,3 +68,25 @@ def test_events_of_a_fork_child_ending_through_os_exit_are_delivered(
     users = Counter(m["userId"] for m in endpoint.messages)
     assert users == {"child-0": 5, "child-1": 5}
     assert endpoint.unique_message_ids == 10
+
+
+START_METHODS = ["fork", "forkserver", "spawn"]
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_pool_workers_terminated_at_the_end_of_a_with_pool_block_deliver_every_event(
+    method: str, endpoint: SegmentEndpoint
+) -> None:
+    # `with Pool(2)` ends with terminate(): a SIGTERM to each worker right after the last result.
+    done = run_case("with-pool", method, endpoint)
+    assert endpoint.wait_for(100, timeout=30), (len(endpoint.messages), done.stderr[-2000:])
+    assert endpoint.unique_message_ids == 100
+    assert not wrong_user_messages(endpoint)
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_process_children_of_every_start_method_deliver_every_event(method: str, endpoint: SegmentEndpoint) -> None:
+    run_case("processes", method, endpoint)
+    assert endpoint.wait_for(20, timeout=30)
+    assert endpoint.unique_message_ids == 20
+    assert not wrong_user_messages(endpoint)

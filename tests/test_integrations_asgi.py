@@ -17,7 +17,7 @@ import instrument
 from instrument import EventName, PropagationError, Track, analytics_scope, current_scope, inject_scope
 from instrument.integrations import header
 from instrument.integrations.asgi import AnalyticsMiddleware
-from instrument.testing import CapturedEvents
+from instrument.testing import CapturedEvents, SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -92,6 +92,42 @@ async def test_a_trusted_carrier_binds_the_calling_service_s_scope(analytics_eve
         assert (await client.get("/", headers=headers)).json() == {"project_id": 6, "user_id": 5}
     async with client_for(AnalyticsMiddleware(app)) as client:
         assert (await client.get("/", headers=headers)).json() == {}  # not trusted by default
+
+
+async def test_with_a_trusted_carrier_a_resolver_s_none_leaves_its_field_unbound_not_the_header_s_id(
+    analytics_events: CapturedEvents,
+) -> None:
+    # An anonymous request (the resolver finds no session) that sends a carrier naming user 5 is not user 5.
+    with analytics_scope(user_id=5, project_id=6):
+        headers = dict(inject_scope({}))
+    wrapped = AnalyticsMiddleware(app, resolvers={"user_id": lambda connection: None}, trust_carrier=True)
+    async with client_for(wrapped) as client:
+        assert (await client.get("/", headers=headers)).json() == {"project_id": 6}
+
+
+async def test_the_lifespan_s_shutdown_completes_only_after_what_is_queued_was_delivered(
+    endpoint: SegmentEndpoint,
+) -> None:
+    instrument.configure("wk", host=endpoint.url, flush_interval=30.0)
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    arrived_at_completion: list[int] = []
+
+    async def lifespan_app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        instrument.track(AsgiHitRecorded(user_id=1))  # recorded by the app's own shutdown
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "lifespan.shutdown.complete":
+            arrived_at_completion.append(len(endpoint.messages))
+
+    await AnalyticsMiddleware(lifespan_app)({"type": "lifespan"}, receive, send)
+    assert arrived_at_completion == [1]
 
 
 async def test_lifespan_passes_through_unbound() -> None:

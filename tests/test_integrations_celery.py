@@ -171,3 +171,11 @@ def test_the_example_s_prefork_worker_recycling_children_loses_nothing(
     assert Counter(by_id.values()) == Counter(range(30))
     assert {(m["userId"], m["properties"]["project_id"]) for m in messages} == {("42", 7)}
     assert len({m["properties"]["pid"] for m in messages}) >= 7  # really many recycled children
+
+
+def test_a_task_s_event_without_ids_names_the_celery_fix(analytics_events: CapturedEvents) -> None:
+    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, shutdown_timeout=10):
+        # Published by a producer without the integration: the task has no scope, its event no ids.
+        signals.before_task_publish.disconnect(dispatch_uid="instrument.integrations.celery.publish")
+        with pytest.raises(Exception, match=r"instrument\.integrations\.celery\.install\(\)"):
+            run.delay(1).get(timeout=30, interval=0.02)

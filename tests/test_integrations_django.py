@@ -1,5 +1,6 @@
 """Django's middleware with Django's own test clients (settings configured here): sync views under the
-WSGI-style client, async views under the ASGI-style AsyncClient, streamed content, raising resolvers.
+WSGI-style client, async views under the ASGI-style AsyncClient, streamed content (sync streams under
+Django's real ASGI handler too), raising resolvers.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import django
+import httpx
 import pytest
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
@@ -29,6 +31,7 @@ if not settings.configured:
     )
     django.setup()
 
+from django.core.asgi import get_asgi_application
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.test import AsyncClient, Client
 from django.urls import path
@@ -151,3 +154,26 @@ def test_the_middleware_is_sync_and_async_capable() -> None:
     # Django asks asgiref whether a middleware instance is async.
     assert iscoroutinefunction(AnalyticsMiddleware(get_response))
     assert not iscoroutinefunction(AnalyticsMiddleware(lambda request: HttpResponse()))
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
+async def test_under_django_s_asgi_handler_a_sync_stream_is_scoped_for_every_chunk(
+    analytics_events: CapturedEvents,
+) -> None:
+    # Django's real ASGI handler: a sync iterator is consumed in a worker thread after the middleware
+    # returned, so each chunk must run in the request's context.
+    application = get_asgi_application()
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        for user in ("dee", "eve"):
+            streamed = await client.get("/stream", params={"project": "p5"}, headers={"X-User-Id": user})
+            lines = [json.loads(line) for line in streamed.text.splitlines()]
+            assert lines == [{"user_id": user, "project_id": "p5"}] * 3
+    for user in ("dee", "eve"):
+        analytics_events.assert_tracked(PageServed, count=3, view="stream", user_id=user, project_id="p5")
+    assert current_scope() == {}
+
+
+def test_an_event_without_ids_in_a_django_request_names_the_resolver_setting(analytics_events: CapturedEvents) -> None:
+    with pytest.raises(instrument.ScopeError, match="INSTRUMENT_SCOPE_RESOLVERS"):
+        Client().get("/sync")  # no user header, no project: the view's event has no ids

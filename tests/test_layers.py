@@ -12,13 +12,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 # Lowest first (see the README's "Design" table).
 LAYERS: list[set[str]] = [
     {"_errors", "_codegen", "_version"},
-    {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields", "_reporting", "_forks", "_context"},
+    {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields", "_reporting", "_forks", "_context", "_hints"},
     {"_settings", "_spec", "_validate"},
     {"transports", "_records", "_dispatch", "_spool"},
     {"_calls"},
     {"_messages", "_describe"},
     {"_client"},
-    {"_decorator", "_signals", "_propagation"},
+    {"_decorator", "_signals", "_propagation", "_shortlived"},
     {"__init__", "testing", "pytest_plugin", "integrations"},
     {"plan", "__main__"},  # the command line and collector: never imported by the package itself
 ]

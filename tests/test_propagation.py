@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from process_runner import run_case, wrong_user_messages
 
 import instrument
 from instrument import (
@@ -21,6 +23,7 @@ from instrument import (
     EventName,
     PropagatingExecutor,
     PropagationError,
+    ScopedCall,
     ScopeError,
     Track,
     analytics_scope,
@@ -31,7 +34,8 @@ from instrument import (
     run_in_executor,
     scope_snapshot,
 )
-from instrument.testing import CapturedEvents, capture_events
+from instrument.testing import CapturedEvents, SegmentEndpoint, capture_events
+from instrument.transports import MemoryTransport
 
 pytestmark = pytest.mark.timeout(60)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -318,3 +322,65 @@ def test_any_bound_scope_of_ids_round_trips_through_a_carrier(fields: dict[str, 
         assert current_scope() == fields
     assert carrier[SCOPE_HEADER].isascii()  # fit for an HTTP header or a queue's headers
     assert extract_scope(carrier) == fields
+
+
+# -- process pools: real processes, a real loopback endpoint ----------------------------------------------
+
+
+def test_a_plain_process_pool_never_sends_an_event_under_the_user_its_worker_inherited(
+    endpoint: SegmentEndpoint,
+) -> None:
+    # 50 tasks submitted under users 1..50; the workers were forked under whichever user was bound when
+    # the pool started them. Without a helper the tasks carry no scope: nothing is sent, it is reported.
+    done = run_case("plain-executor", "fork", endpoint)
+    endpoint.wait_for(1, timeout=1)
+    assert endpoint.messages == []
+    assert "in a process pool worker" in done.stderr
+    assert "PropagatingExecutor(ProcessPoolExecutor())" in done.stderr
+
+
+def test_a_plain_multiprocessing_pool_never_sends_an_event_under_an_inherited_user(endpoint: SegmentEndpoint) -> None:
+    # The pool's workers are forked under the pool creator's scope; the tasks are submitted under others.
+    done = run_case("plain-pool", "fork", endpoint)
+    endpoint.wait_for(1, timeout=1)
+    assert [m["userId"] for m in endpoint.messages] == []
+    assert "PropagatingExecutor" in done.stderr, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("case", "method"),
+    [
+        ("propagating-executor", "fork"),
+        ("propagating-executor", "spawn"),
+        ("switch-executor", "fork"),
+        ("switch-pool", "fork"),
+        ("switch-pool", "forkserver"),
+    ],
+)
+def test_process_pool_tasks_run_under_the_scope_they_were_submitted_under(
+    case: str, method: str, endpoint: SegmentEndpoint
+) -> None:
+    done = run_case(case, method, endpoint)
+    assert endpoint.wait_for(50, timeout=30), (len(endpoint.messages), done.stderr[-3000:])
+    assert endpoint.unique_message_ids == 50
+    assert not wrong_user_messages(endpoint)
+    assert {m["userId"] for m in endpoint.messages} == {f"user-{n}" for n in range(1, 51)}
+
+
+def test_a_scoped_call_pickles_with_its_carrier_and_binds_exactly_that_scope(analytics_events: CapturedEvents) -> None:
+    with analytics_scope(user_id=7):
+        call = ScopedCall(current_scope)
+    with analytics_scope(user_id=99, project_id=3):
+        seen = pickle.loads(pickle.dumps(call))()
+        assert dict(current_scope()) == {"user_id": 99, "project_id": 3}
+    assert dict(seen) == {"user_id": 7}
+
+
+def test_a_scope_that_cannot_be_carried_runs_the_pool_task_unbound_not_under_another_scope() -> None:
+    errors: list[instrument.AnalyticsError] = []
+    instrument.configure(transport=MemoryTransport(), on_error=errors.append)
+    with analytics_scope(user_id=1.5):
+        call = ScopedCall(current_scope)
+    assert [type(error) for error in errors] == [PropagationError]
+    with analytics_scope(user_id=5):
+        assert dict(call()) == {}

@@ -36,9 +36,16 @@ class ReportEmailSent(Track, event=Events.REPORT_EMAIL_SENT, scope="project"):
     pass
 
 
-def user_id_of(connection: HTTPConnection) -> str | None:
-    """In a real service: the authenticated user (``connection.user``); here a header."""
-    return connection.headers.get("x-user-id")
+# A stand-in for the service's own authentication: tokens it issued, mapped to their users. The user id
+# is never read from a header the client fills in (anyone could send "X-User-Id: 1"); it comes from a
+# credential the server checks. Behind Starlette's AuthenticationMiddleware: ``connection.user``.
+SESSIONS = {"demo-token-42": 42}
+
+
+def user_id_of(connection: HTTPConnection) -> int | None:
+    """The user the request's bearer token was issued to; None (anonymous) for no or an unknown token."""
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    return SESSIONS.get(token) if scheme.lower() == "bearer" else None
 
 
 # Work handed to this pool runs under the scope of the request that submitted it.

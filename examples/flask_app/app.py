@@ -20,10 +20,14 @@ class ExportChunkSent(Track, event=Events.EXPORT_CHUNK_SENT, scope="project"):
     chunk: int
 
 
-def user_id_of(request: Any) -> str | None:
-    """In a real app: the session's user; here a header."""
-    value: str | None = request.headers.get("X-User-Id")
-    return value
+# A stand-in for the app's session store. The user id comes from a session the server created and
+# checks, never from a header the client fills in (anyone could send "X-User-Id: 1").
+SESSIONS = {"demo-session-42": 42}
+
+
+def user_id_of(request: Any) -> int | None:
+    """The user of the request's session cookie; None (anonymous) for no or an unknown session."""
+    return SESSIONS.get(request.cookies.get("session", ""))
 
 
 def project_id_of(request: Any) -> int | None:

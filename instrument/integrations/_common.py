@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Mapping
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, cast
 
-from instrument import _context
+from instrument import _client, _context
 from instrument._propagation import check_resolvers, extract_scope, resolve
 from instrument._scopes import ScopeFields, ScopeResolvers
+
+logger = logging.getLogger("instrument")
 
 #: A resolver: given the framework's request object, the id of one scope field (None: leave it unbound).
 Resolver = Callable[[Any], Any]
@@ -85,17 +88,21 @@ class RequestScope:
     def fields(self, request: object, headers: Mapping[str, Any] | None) -> ScopeFields:
         """The ids to bind for ``request``: the carrier's (if trusted), then the resolvers'.
 
-        A failing resolver (or a bad carrier) is reported (raised in strict mode) and gives no ids at all:
-        the request runs unbound rather than half-bound.
+        A resolver has the last word on its field: when it returns None (an anonymous request) the field
+        stays unbound even if a trusted carrier named it, so a caller cannot pose as a user the
+        resolver does not vouch for. A failing resolver (or a bad carrier) is reported (raised in
+        strict mode) and gives no ids at all: the request runs unbound rather than half-bound.
         """
-        found: ScopeFields = {}
+        found: dict[str, object] = {}
         if self.trust_carrier and headers is not None:
             found.update(extract_scope(headers))
         resolved = resolve(self.resolvers, request, where=self.where)
         if resolved is None:
             return {}
+        for name in self.resolvers:
+            found.pop(name, None)
         found.update(resolved)
-        return found
+        return cast(ScopeFields, found)
 
 
 def header(name: str) -> Resolver:
@@ -121,3 +128,43 @@ def cookie(name: str) -> Resolver:
         return value
 
     return from_cookie
+
+
+ASGIMessage = MutableMapping[str, Any]
+ASGIReceive = Callable[[], Awaitable[ASGIMessage]]
+ASGISend = Callable[[ASGIMessage], Awaitable[None]]
+ASGIApp = Callable[[ASGIMessage, ASGIReceive, ASGISend], Awaitable[None]]
+
+
+async def deliver_at_shutdown() -> None:
+    """Deliver what is queued within the client's ``exit_timeout``, off the event loop; say so if not all was.
+
+    For ASGI servers that re-raise SIGTERM after their graceful shutdown (uvicorn, hypercorn), so that
+    ``atexit`` never runs: called at the end of the lifespan, after the last request.
+    """
+    timeout = _client.get_client().exit_timeout
+    if not await _client.aflush(timeout):
+        logger.warning("analytics: ASGI shutdown: not everything was delivered within %.1f s", timeout)
+
+
+def answering_lifespan(app: ASGIApp) -> ASGIApp:
+    """``app`` with the ASGI lifespan answered here, for apps that do not speak it (Django's ASGI handler).
+
+    Startup is acknowledged; at shutdown what is queued is delivered before it is acknowledged. Every
+    other scope goes to ``app``.
+    """
+
+    async def with_lifespan(scope: ASGIMessage, receive: ASGIReceive, send: ASGISend) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await deliver_at_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return with_lifespan

@@ -12,13 +12,12 @@ it was.
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from typing import Any
 
 from celery import signals
 
-from instrument import _client
+from instrument import _client, _hints, _scopes
 from instrument._errors import PropagationError
 from instrument._propagation import bind_exactly, decode_scope, encode_scope, report, reset_quietly
 from instrument._scopes import get_bound
@@ -28,8 +27,8 @@ HEADER = "instrument_scope"
 
 _UID = "instrument.integrations.celery"
 _settings = {"require_scope": False, "flush_timeout": 5.0}
-# task id -> the token of its binding, for task_postrun (prerun and postrun run on the task's thread).
-_tokens: dict[str, contextvars.Token[dict[str, object]]] = {}
+# task id -> the tokens of its binding and hint, for task_postrun (prerun and postrun run on the task's thread).
+_tokens: dict[str, tuple[_scopes.ScopeToken, _hints.HintToken]] = {}
 _tokens_lock = threading.Lock()
 
 
@@ -89,18 +88,25 @@ def _fields_of(task: Any, request: Any) -> dict[str, object]:
 
 
 def _bind(task_id: str | None, fields: dict[str, object]) -> None:
-    token = bind_exactly(fields)
+    tokens = (bind_exactly(fields), _hints.set_hint(_hints.CELERY))
     if task_id is not None:
         with _tokens_lock:
-            _tokens[task_id] = token
+            _tokens[task_id] = tokens
 
 
 def _postrun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     if task_id is None:
         return
     with _tokens_lock:
-        token = _tokens.pop(task_id, None)
-    reset_quietly(token, "celery")
+        tokens = _tokens.pop(task_id, None)
+    if tokens is None:
+        return
+    scope_token, hint_token = tokens
+    try:
+        _hints.reset_hint(hint_token)
+    except (ValueError, RuntimeError):  # another context: reset_quietly reports the scope's own failure
+        pass
+    reset_quietly(scope_token, "celery")
 
 
 def _process_shutdown(**_: Any) -> None:

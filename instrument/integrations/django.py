@@ -5,6 +5,8 @@ Settings (all optional): ``INSTRUMENT_SCOPE_RESOLVERS`` maps a scope field to a 
 ``HttpRequest`` (or its dotted path), e.g. ``{"user_id": "myapp.analytics.user_id_of"}``;
 ``INSTRUMENT_TRUST_CARRIER`` binds the ``instrument-scope`` header of internal calls;
 ``INSTRUMENT_REQUEST_CONTEXT`` (default True) adds Segment's request context to the request's events.
+Under an ASGI server, serve ``asgi_application()`` (Django's ASGI handler answering the lifespan): it
+delivers at shutdown, which uvicorn and hypercorn need since they re-raise SIGTERM (atexit never runs).
 """
 
 from __future__ import annotations
@@ -17,12 +19,19 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.asgi import get_asgi_application
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
-from instrument import _scopes
+from instrument import _hints, _scopes
 from instrument._scopes import analytics_scope
-from instrument.integrations._common import REQUEST_CONTEXT, RequestScope, request_context
+from instrument.integrations._common import (
+    REQUEST_CONTEXT,
+    ASGIApp,
+    RequestScope,
+    answering_lifespan,
+    request_context,
+)
 
 GetResponse = Callable[[HttpRequest], Any]
 
@@ -51,6 +60,16 @@ def _configured() -> RequestScope:
         trust_carrier=bool(getattr(settings, "INSTRUMENT_TRUST_CARRIER", False)),
         with_request_context=bool(getattr(settings, "INSTRUMENT_REQUEST_CONTEXT", True)),
     )
+
+
+def asgi_application() -> ASGIApp:
+    """Django's ASGI application (``get_asgi_application()``) that also answers the ASGI lifespan.
+
+    Django's handler refuses the lifespan, so a server never tells it that it shuts down; uvicorn and
+    hypercorn then re-raise SIGTERM and ``atexit`` never delivers what the last requests recorded. This
+    one delivers at the lifespan's shutdown. In ``asgi.py``: ``application = asgi_application()``.
+    """
+    return answering_lifespan(get_asgi_application())
 
 
 class AnalyticsMiddleware:
@@ -87,6 +106,7 @@ class AnalyticsMiddleware:
         return response
 
     def _bind(self, fields: _scopes.ScopeFields, request: HttpRequest) -> None:
+        _hints.set_hint(_hints.DJANGO)  # in the request's own context, like the scope
         if fields:
             _scopes.attach(fields)
         if self.config.with_request_context:
@@ -95,16 +115,22 @@ class AnalyticsMiddleware:
     async def __acall__(self, request: HttpRequest) -> Any:
         fields = self.config.fields(request, request.META)
         token = REQUEST_CONTEXT.set(django_request_context(request)) if self.config.with_request_context else None
+        hint = _hints.set_hint(_hints.DJANGO)
         try:
             async with analytics_scope(**fields):
                 get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
                 response = await get_response(request)
                 if response.streaming:
                     content = response.streaming_content
-                    if hasattr(content, "__aiter__") and sys.version_info >= (3, 11):
+                    if not hasattr(content, "__aiter__"):
+                        # Django's ASGI handler consumes a sync iterator in a worker thread after this
+                        # returned: each step runs in the request's context.
+                        response.streaming_content = _in_context(contextvars.copy_context(), content)
+                    elif sys.version_info >= (3, 11):
                         response.streaming_content = _in_async_context(contextvars.copy_context(), content)
                 return response
         finally:
+            _hints.reset_hint(hint)
             if token is not None:
                 REQUEST_CONTEXT.reset(token)
 

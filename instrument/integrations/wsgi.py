@@ -16,7 +16,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
-from instrument import _scopes
+from instrument import _hints, _scopes
 from instrument.integrations._common import REQUEST_CONTEXT, RequestScope, request_context
 
 StartResponse = Callable[..., Any]
@@ -95,6 +95,7 @@ class AnalyticsWSGIMiddleware:
         return _ScopedResponse(context.run(self.app, environ, start_response), context)
 
     def _bind(self, fields: _scopes.ScopeFields, request: Request) -> None:
+        _hints.set_hint(_hints.WSGI)  # in the request's own context, like the scope
         if fields:
             _scopes.attach(fields)
         if self.config.with_request_context:
