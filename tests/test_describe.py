@@ -252,8 +252,8 @@ def test_tracks_of_a_module_lists_its_tracks_and_identifies_in_definition_order(
 
     listed = tracks_of(analytics)
     assert listed[0] is analytics.NewProject
-    assert listed[-1] is analytics.UserTraits
-    assert len(listed) == 10  # not the abstract _Provisioning base
+    assert listed[-2:] == (analytics.ProjectMembership, analytics.UserTraits)
+    assert len(listed) == 11  # not the abstract _Provisioning base
 
 
 def test_tracks_of_anything_else_is_a_configuration_error() -> None:

@@ -238,7 +238,7 @@ def test_the_collect_command_binds_loopback_and_serves_until_interrupted(tmp_pat
         assert proc.stdout is not None
         banner = proc.stdout.readline()
         assert banner.startswith("collecting on http://127.0.0.1:"), banner
-        assert "validating against 48 rules" in banner
+        assert "validating against 49 rules" in banner
         url = banner.split()[2].rstrip(",")
         answer = requests.post(
             url + "/v1/batch",
