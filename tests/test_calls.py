@@ -306,3 +306,25 @@ def test_capture_holds_every_call_in_emission_order() -> None:
     with capture_events() as events:
         _instrument_calls()
     assert [e.type for e in events] == ["group", "group", "page", "screen", "alias", "page"]
+
+
+class _TeamTrack(instrument.Track, defines_scope="calls_team"):
+    team_id: instrument.ScopeId | None = None
+
+
+class _TeamGroup(Group, group_by="team_id"):
+    team_id: instrument.ScopeId | None = None
+    group_id: None = None  # type: ignore[assignment]  # the team is the group
+
+
+class _TeamJoined(_TeamGroup):
+    seat: str
+
+
+def test_a_group_base_of_your_own_scope_takes_its_group_id_from_that_field() -> None:
+    with analytics_scope(user_id=1), _TeamTrack.analytics_scope(team_id="t-9"):
+        joined = _TeamJoined(seat="a")
+    assert _sent(joined) == {"type": "group", "userId": "1", "groupId": "t-9", "traits": {"seat": "a"}}
+    instrument.configure(transport=instrument.MemoryTransport(), strict=True, sync=True)
+    with analytics_scope(user_id=1), pytest.raises(ScopeError, match="team_id"):
+        _TeamJoined(seat="a")
