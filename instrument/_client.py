@@ -273,7 +273,8 @@ def configure(
     call. ``on_error`` receives every AnalyticsError instead of the ``instrument`` logger. ``wire_keys``
     renames scope fields on the wire for this client (``{"project_id": "proj_id"}``; deprecated: declare
     them once with the catalog, ``EventName(..., wire_keys=...)``, which they must agree with).
-    ``redact(event, properties)`` returns the properties to send. ``max_queue_size`` (events) and
+    ``redact(event, properties)`` returns the properties to send (of a track, page or screen).
+    ``max_queue_size`` (events) and
     ``max_queue_bytes`` (encoded bytes, optional) bound the queue; ``queue_policy`` is "drop_newest" or
     "drop_oldest" when it is full. ``flush_interval``, ``timeout``, ``exit_timeout`` (delivery at interpreter exit) and
     ``retry_window`` are finite seconds. Every argument is validated here (types, ranges, URL):

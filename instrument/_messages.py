@@ -134,16 +134,17 @@ def _build(rec: _Record, options: EncodeOptions) -> tuple[dict[str, Any], str, S
             value_type=type(value).__name__,
         ) from error
     ids = _scopes.message_ids(merged)  # userId and/or anonymousId
+    # A page's or screen's properties are a track's kind of data: the redact hook sees them too (with the name).
+    if options.redact is not None and spec.kind in ("track", "page", "screen"):
+        try:
+            redacted = options.redact(spec.event or "", props)
+        except Exception as error:  # a user hook: its failure is this event's, never the caller's
+            raise EncodingError(
+                f"{name}: the redact hook raised {type(error).__name__}", track=name, field="", value_type=None
+            ) from error
+        # What the hook returns goes through the same encoder: a bad value is this event's error.
+        props = encode_mapping(redacted, "", name)
     if spec.kind == "track":
-        if options.redact is not None:
-            try:
-                redacted = options.redact(spec.event or "", props)
-            except Exception as error:  # a user hook: its failure is this event's, never the caller's
-                raise EncodingError(
-                    f"{name}: the redact hook raised {type(error).__name__}", track=name, field="", value_type=None
-                ) from error
-            # What the hook returns goes through the same encoder: a bad value is this event's error.
-            props = encode_mapping(redacted, "", name)
         message: dict[str, Any] = {"type": "track", **ids, "event": spec.event, "properties": props}
         body_key = "properties"
     else:

@@ -328,3 +328,24 @@ def test_a_group_base_of_your_own_scope_takes_its_group_id_from_that_field() -> 
     instrument.configure(transport=instrument.MemoryTransport(), strict=True, sync=True)
     with analytics_scope(user_id=1), pytest.raises(ScopeError, match="team_id"):
         _TeamJoined(seat="a")
+
+
+def test_the_redact_hook_sees_page_and_screen_properties_with_the_name_and_not_traits(
+    memory: instrument.MemoryTransport,
+) -> None:
+    seen: list[str] = []
+
+    def redact(name: str, properties: dict[str, Any]) -> dict[str, Any]:
+        seen.append(name)
+        return {k: v for k, v in properties.items() if k not in ("plan", "name")}
+
+    instrument.configure(transport=memory, sync=True, redact=redact)
+    with analytics_scope(user_id=1):
+        instrument.page(Pricing(plan="pro", referrer="docs"))
+        instrument.screen(Home(tab="feed"))
+        instrument.group(Company(group_id="acme", name="Acme"))
+    assert seen == ["Pricing", "Home"]
+    page, screen, group = memory.messages
+    assert page["properties"] == {"referrer": "docs"}
+    assert screen["properties"] == {"tab": "feed"}
+    assert group["traits"] == {"name": "Acme", "employees": 0}  # traits, as an identify's, are not redacted
