@@ -24,25 +24,30 @@ from instrument._errors import ConfigurationError
 
 logger = logging.getLogger("instrument")
 
-#: Past the flush's own timeout, how long the handler waits for the flushing thread to return.
-_JOIN_MARGIN = 0.5
-
 
 class _FlushThenPrevious:
-    """The installed handler: flush within ``timeout``, then behave as ``previous`` would."""
+    """The installed handler: deliver within ``timeout``, then behave as ``previous`` would.
+
+    The delivery runs on a thread of its own and the handler returns at once. The handler interrupts
+    the main thread wherever it was, perhaps inside the pipeline holding a lock the delivery needs
+    (waking the worker, say): waiting for the delivery here would deadlock until the timeout and then
+    lose everything. When the delivery is done (or its time is up) that thread raises the signal
+    again at the main thread, and the handler then does what ``previous`` would have done.
+    """
 
     def __init__(self, previous: Any, timeout: float | None) -> None:
         self.previous = previous
         self.timeout = timeout
-        self._handling = False
+        self._delivering = False
+        self._delivered = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if not self._handling:  # a second SIGTERM while flushing goes straight on
-            self._handling = True
-            try:
-                self._flush()
-            finally:
-                self._handling = False
+        if not self._delivering and not self._delivered:
+            self._delivering = True
+            if self._deliver_then_resignal(signum):
+                return
+        # Our own signal once delivered, or a second SIGTERM while delivering: it goes straight on.
+        self._delivering = self._delivered = False
         previous = self.previous
         if callable(previous):
             previous(signum, frame)
@@ -54,18 +59,27 @@ class _FlushThenPrevious:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
-    def _flush(self) -> None:
+    def _deliver_then_resignal(self, signum: int) -> bool:
+        """Start delivering on a thread that raises ``signum`` again when done; False if it delivered here."""
         client = get_client()
         timeout = client.exit_timeout if self.timeout is None else self.timeout
-        # Flush on another thread: this handler interrupts the main thread wherever it was, perhaps
-        # holding a lock the flush needs; waiting on a thread instead stays bounded by the timeout.
-        flusher = threading.Thread(target=_flush_quietly, args=(client, timeout), name="instrument-sigterm")
+        main = threading.main_thread().ident
+
+        def deliver() -> None:
+            try:
+                _flush_quietly(client, timeout)
+            finally:
+                self._delivering, self._delivered = False, True
+                if main is not None:  # at the main thread: it wakes from a blocking call to run the handler
+                    signal.pthread_kill(main, signum)
+
         try:
-            flusher.start()
-        except RuntimeError:  # interpreter exit: flush here
+            threading.Thread(target=deliver, name="instrument-sigterm", daemon=True).start()
+        except RuntimeError:  # interpreter exit: no thread can start, deliver here
             _flush_quietly(client, timeout)
-            return
-        flusher.join(timeout + _JOIN_MARGIN)
+            self._delivering = False
+            return False
+        return True
 
 
 def _flush_quietly(client: Any, timeout: float) -> None:

@@ -90,6 +90,47 @@ def test_default_action_delivers_then_dies_by_sigterm(tmp_path: Path, endpoint: 
     assert sorted(m["properties"]["n"] for m in endpoint.messages) == list(range(EVENTS))
 
 
+def test_a_sigterm_that_interrupts_the_main_thread_holding_a_lock_the_delivery_needs_still_delivers(
+    tmp_path: Path, endpoint: SegmentEndpoint
+) -> None:
+    # The handler runs on the main thread wherever it was: inside the pipeline, holding a lock the
+    # delivery takes (waking the worker, say). A handler that waited for the delivery there would
+    # deadlock until its timeout and then die with nothing sent (a `with Pool()` worker lost 87 of 100
+    # this way). Here the main thread holds the transport's lock for 2 s after the signal.
+    body = f"""
+import threading
+from instrument import SegmentTransport
+held = threading.Lock()
+
+class Locked(SegmentTransport):
+    def send_batch(self, batch):
+        with held:
+            return super().send_batch(batch)
+
+instrument.configure(transport=Locked("wk-sigterm", host=URL), flush_interval=60.0, exit_timeout=3.0)
+instrument.install_sigterm_handler()
+with analytics_scope(user_id="term"):
+    for n in range({EVENTS}):
+        assert instrument.track(Beat(n=n)).ok
+with held:
+    print("ready", flush=True)
+    time.sleep(2.0)  # the signal arrives in here: its handler must not wait for the delivery
+time.sleep(60)
+print("survived", flush=True)
+"""
+    script = tmp_path / "script.py"
+    script.write_text(HEAD + body)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    env.pop("INSTRUMENT_STRICT", None)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), endpoint.url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out, err = terminate_when_ready(proc)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "survived" not in out
+    assert endpoint.unique_message_ids == EVENTS, err
+
+
 def test_without_the_handler_sigterm_loses_what_was_queued(tmp_path: Path, endpoint: SegmentEndpoint) -> None:
     # The baseline the handler exists for (and what makes the test above able to fail).
     proc = start(tmp_path, "", endpoint.url)
