@@ -58,6 +58,8 @@ REFERENCE = {
     "tracks_emit": "segment_track",
     "track_explicit": "segment_track",
     "segment_track": "segment_track",
+    "group_explicit": "segment_group",
+    "segment_group": "segment_group",
     "posthog_capture": "segment_track",
     "scope": "structlog",
     "structlog": "structlog",
@@ -68,6 +70,7 @@ REFERENCE = {
 TARGETS = {
     "tracks_emit": Target("<=", 0.10),
     "track_explicit": Target("<=", 0.10),
+    "group_explicit": Target("<=", 0.10),
     "scope": Target("<=", 0.25),
     "tracks_raise": Target("<=", 1.5),
     "e2e_instrument": Target(">=", 2.0),

@@ -1,4 +1,5 @@
-"""The client: ``configure``, ``track``/``identify``, flush and shutdown, and the client the module functions use.
+"""The client: ``configure``, the six calls (``track``, ``identify``, ``group``, ``page``, ``screen``, ``alias``),
+flush and shutdown, and the client the module functions use.
 
 Until ``configure`` is called the client is a no-op that still validates (like the OpenTelemetry API's
 default): events are dropped with NotConfiguredError, warned about once, and never raise. Which client
@@ -17,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from instrument import _context, _forks, _reporting, _scopes, _state
+from instrument._calls import Alias, Group, Page, Screen
 from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
 from instrument._errors import (
     AnalyticsError,
@@ -109,7 +111,23 @@ class Client:
         """Record an identify for delivery. See ``instrument.identify``."""
         return self._emit(traits, Identify)
 
-    def _emit(self, record: Any, kind: type[Track] | type[Identify]) -> EmitResult:
+    def group(self, group: Group) -> EmitResult:
+        """Record a group call for delivery. See ``instrument.group``."""
+        return self._emit(group, Group)
+
+    def page(self, page: Page) -> EmitResult:
+        """Record a page call for delivery. See ``instrument.page``."""
+        return self._emit(page, Page)
+
+    def screen(self, screen: Screen) -> EmitResult:
+        """Record a screen call for delivery. See ``instrument.screen``."""
+        return self._emit(screen, Screen)
+
+    def alias(self, alias: Alias) -> EmitResult:
+        """Record an alias call for delivery. See ``instrument.alias``."""
+        return self._emit(alias, Alias)
+
+    def _emit(self, record: Any, kind: type[Any]) -> EmitResult:
         try:
             right_kind = isinstance(record, kind)
         except Exception:  # a hostile object whose __class__ raises
@@ -255,7 +273,8 @@ def configure(
     call. ``on_error`` receives every AnalyticsError instead of the ``instrument`` logger. ``wire_keys``
     renames scope fields on the wire for this client (``{"project_id": "proj_id"}``; deprecated: declare
     them once with the catalog, ``EventName(..., wire_keys=...)``, which they must agree with).
-    ``redact(event, properties)`` returns the properties to send. ``max_queue_size`` (events) and
+    ``redact(event, properties)`` returns the properties to send (of a track, page or screen).
+    ``max_queue_size`` (events) and
     ``max_queue_bytes`` (encoded bytes, optional) bound the queue; ``queue_policy`` is "drop_newest" or
     "drop_oldest" when it is full. ``flush_interval``, ``timeout``, ``exit_timeout`` (delivery at interpreter exit) and
     ``retry_window`` are finite seconds. Every argument is validated here (types, ranges, URL):
@@ -351,6 +370,26 @@ def track(event: Track) -> EmitResult:
 def identify(traits: Identify) -> EmitResult:
     """Record an identify (traits for the bound or given user). Raises and returns as ``track`` does."""
     return _current.client._emit(traits, Identify)  # type: ignore[no-any-return]
+
+
+def group(group: Group) -> EmitResult:
+    """Record a group call (traits of the group its groupId names). Raises and returns as ``track`` does."""
+    return _current.client._emit(group, Group)  # type: ignore[no-any-return]
+
+
+def page(page: Page) -> EmitResult:
+    """Record a page call (its name, category and properties). Raises and returns as ``track`` does."""
+    return _current.client._emit(page, Page)  # type: ignore[no-any-return]
+
+
+def screen(screen: Screen) -> EmitResult:
+    """Record a screen call (its name, category and properties). Raises and returns as ``track`` does."""
+    return _current.client._emit(screen, Screen)  # type: ignore[no-any-return]
+
+
+def alias(alias: Alias) -> EmitResult:
+    """Record an alias call (the previous id becomes the user's). Raises and returns as ``track`` does."""
+    return _current.client._emit(alias, Alias)  # type: ignore[no-any-return]
 
 
 def flush(timeout: float = 5.0) -> bool:

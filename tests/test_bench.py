@@ -19,6 +19,8 @@ ROWS = [
     "@tracks call, emits in 3-level scope",
     "Track(...) + instrument.track()",
     "segment Client.track() (anchor)",
+    "Group(...) + instrument.group()",
+    "segment Client.group() (anchor)",
     "posthog capture in new_context (peer)",
     "analytics_scope enter/exit (3 fields)",
     "structlog bound_contextvars (3 keys)",
@@ -84,7 +86,7 @@ def test_quick_benchmark_prints_every_row_with_a_value(quick_run: subprocess.Com
 def test_quick_benchmark_marks_every_target_pass_or_miss(quick_run: subprocess.CompletedProcess[str]) -> None:
     rows = _table_rows(quick_run.stdout)
     verdicts = [cells[6] for cells in rows.values() if cells[5]]
-    assert len(verdicts) == 10
+    assert len(verdicts) == 11
     assert set(verdicts) <= {"PASS", "MISS"}
 
 

@@ -15,6 +15,7 @@ LAYERS: list[set[str]] = [
     {"_state", "_events", "_scopes", "_checks", "_encoding", "_fields", "_reporting", "_forks", "_context", "_hints"},
     {"_settings", "_spec", "_validate"},
     {"transports", "_records", "_dispatch", "_spool"},
+    {"_calls"},
     {"_messages", "_describe"},
     {"_client"},
     {"_decorator", "_signals", "_propagation", "_shortlived"},

@@ -94,6 +94,13 @@ def _short(values: dict[str, object]) -> str:
 
 def _describe(message: Message) -> str:
     who = f"userId={message['userId']}" if "userId" in message else f"anonymousId={message.get('anonymousId')}"
-    if message.get("type") == "identify":
+    kind = message.get("type")
+    if kind == "identify":
         return f"[analytics] identify {who} traits={_short(message['traits'])}"
+    if kind == "group":
+        return f"[analytics] group {message.get('groupId')!r} {who} traits={_short(message.get('traits', {}))}"
+    if kind == "alias":
+        return f"[analytics] alias {message.get('previousId')!r} -> {who}"
+    if kind in ("page", "screen"):
+        return f"[analytics] {kind} {message.get('name')!r} {who} properties={_short(message.get('properties', {}))}"
     return f"[analytics] track {message.get('event')!r} {who} properties={_short(message.get('properties', {}))}"
