@@ -12,7 +12,9 @@ from instrument._client import (
     aflush,
     ashutdown,
     configure,
+    describe_destinations,
     flush,
+    forget,
     get_client,
     identify,
     is_configured,
@@ -20,6 +22,7 @@ from instrument._client import (
     stats,
     track,
 )
+from instrument._consent import Consent, consent_scope
 from instrument._decorator import Call, tracks
 from instrument._describe import EventSchema, PropertySchema, ScopeFieldSchema, describe, tracks_of
 from instrument._dispatch import EmitResult, Stats
@@ -45,6 +48,7 @@ from instrument._errors import (
 from instrument._events import EventName, legacy
 from instrument._fields import MISSING, ScopeId, Truncatable, derived, field
 from instrument._messages import to_message
+from instrument._personal import Personal
 from instrument._propagation import (
     SCOPE_HEADER,
     PropagatingExecutor,
@@ -84,6 +88,7 @@ __all__ = [
     "ClosedError",
     "ClusterTrack",
     "ConfigurationError",
+    "Consent",
     "ConsoleTransport",
     "DeliveryError",
     "EmitResult",
@@ -95,6 +100,7 @@ __all__ = [
     "MemoryTransport",
     "NotConfiguredError",
     "OversizeError",
+    "Personal",
     "ProjectTrack",
     "PropagatingExecutor",
     "PropagationError",
@@ -126,13 +132,16 @@ __all__ = [
     "ashutdown",
     "bind_scope",
     "configure",
+    "consent_scope",
     "current_scope",
     "define_scope",
     "derived",
     "describe",
+    "describe_destinations",
     "extract_scope",
     "field",
     "flush",
+    "forget",
     "get_client",
     "identify",
     "inject_scope",

@@ -12,11 +12,12 @@ import atexit
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from instrument import _context, _forks, _reporting, _scopes, _state
+from instrument import _consent, _context, _forks, _reporting, _scopes, _state
 from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
 from instrument._errors import (
     AnalyticsError,
@@ -31,6 +32,8 @@ from instrument._records import Identify, Track
 from instrument._reporting import Reporter
 from instrument._settings import ErrorHandler, Redactor, Settings
 from instrument._spool import DEFAULT_MAX_BYTES, Spool
+from instrument.destinations._base import Destination
+from instrument.destinations._fanout import FanoutTransport, record_users
 from instrument.transports import SegmentTransport, Transport
 from instrument.transports._segment import reset_http_session_after_fork
 
@@ -131,11 +134,15 @@ class Client:
             return self.dispatcher.drop(error_)
         if _context.providers:  # integrations' context (trace ids, the request), read on this thread
             record.__dict__["_context"] = _context.collect(self.reporter.error)
+        consent = _consent.current()
+        if consent is not None:  # its stamp, in Segment's and RudderStack's shapes: destinations read it
+            record.__dict__["_context"] = {**(record.__dict__.get("_context") or {}), **consent.stamp()}
+        item: Any = record
         if self.strict:
             # Strict: every check, the encoder and the size limit run here, so errors raise at the call.
-            item: Any = to_message(record, self.options)
-        else:
-            item = record
+            message = to_message(record, self.options)
+            if not self.dispatcher.transport.accepts_records:  # destinations need the record itself
+                item = message
         if not self.configured:
             return self._not_configured()
         return self.dispatcher.put(item)
@@ -174,11 +181,32 @@ class Client:
         return lost
 
     def stats(self) -> Stats:
-        """The ledger: recorded, accepted, sent, lost and refused by reason, pending; the spool's counters."""
+        """The ledger: recorded, accepted, sent, lost and refused by reason, pending; the spool's counters;
+        with destinations, each destination's own ledger (``destinations``)."""
         stats = self.dispatcher.stats()
         if self.spool is not None:
             stats = dataclasses.replace(stats, spool=MappingProxyType(dataclasses.asdict(self.spool.stats)))
+        fanout = self.dispatcher.transport
+        if isinstance(fanout, FanoutTransport):
+            stats = dataclasses.replace(stats, destinations=MappingProxyType(fanout.stats()))
         return stats
+
+    def forget(self, user_id: str) -> int:
+        """Remove every event of ``user_id`` (user or anonymous id) still queued, in the client's queue and
+        each destination's; return how many copies were removed. See ``instrument.forget``."""
+        if not isinstance(user_id, str) or not user_id:
+            raise ConfigurationError("forget: user_id must be a non-empty str")
+        removed = self.dispatcher.forget(lambda record: user_id in record_users(record))
+        fanout = self.dispatcher.transport
+        if isinstance(fanout, FanoutTransport):
+            removed += fanout.forget(user_id)
+        return removed
+
+    @property
+    def destinations(self) -> tuple[Destination, ...]:
+        """The destinations ``configure(destinations=...)`` declared (empty without)."""
+        fanout = self.dispatcher.transport
+        return fanout.destinations if isinstance(fanout, FanoutTransport) else ()
 
     def ledger(self) -> str:
         """The ledger in one line (for exit and signal messages): accepted, delivered, lost, pending."""
@@ -245,6 +273,7 @@ def configure(
     sync: bool = False,
     spool: str | os.PathLike[str] | Spool | None = None,
     spool_max_bytes: int = DEFAULT_MAX_BYTES,
+    destinations: Sequence[Destination] | None = None,
 ) -> Client:
     """Set up delivery, replacing (and shutting down) the previous client.
 
@@ -265,6 +294,10 @@ def configure(
     the endpoint acknowledged it; the next process configured with the same spool sends what a crash,
     kill -9 or SIGTERM left, with the original messageIds (README, "Durable spool", says when an event
     can still be lost). ``spool_max_bytes`` bounds it (all processes together).
+
+    ``destinations`` (``instrument.destinations.Segment(...)``, ``PostHog(...)``, ...) sends every event
+    to each of them, each delivered on its own (own queue, retries, spool under ``spool/<name>``, ledger
+    in ``stats().destinations``); it replaces ``write_key``/``host``/``transport``.
     """
     if write_key is not None and (not isinstance(write_key, str) or not write_key):
         raise ConfigurationError(f"configure: write_key must be a non-empty str, got {type(write_key).__name__}")
@@ -295,7 +328,10 @@ def configure(
         gzip=gzip,
         sync=sync,
     )
-    if spool is not None and transport is not None:
+    if destinations is not None:
+        transport = _fanout(destinations, write_key, host, transport, spool, spool_max_bytes, settings)
+        spool = None
+    elif spool is not None and transport is not None:
         raise ConfigurationError("configure: spool applies to the Segment transport; give it to your transport")
     spool_ = _make_spool(spool, spool_max_bytes)
     intercepted = _current.interceptor is not None
@@ -325,6 +361,33 @@ def configure(
     return client
 
 
+def _fanout(
+    destinations: Sequence[Destination],
+    write_key: str | None,
+    host: str | None,
+    transport: Transport | None,
+    spool: str | os.PathLike[str] | Spool | None,
+    spool_max_bytes: int,
+    settings: Settings,
+) -> FanoutTransport:
+    """The transport of ``configure(destinations=...)``; ConfigurationError for a bad combination."""
+    if write_key is not None or host is not None or transport is not None:
+        raise ConfigurationError("configure: destinations replace write_key, host and transport; give one or the other")
+    if not isinstance(destinations, (list, tuple)):
+        raise ConfigurationError("configure: destinations must be a list of instrument.destinations.Destination")
+    if not destinations or not all(isinstance(d, Destination) for d in destinations):
+        raise ConfigurationError("configure: destinations must be a non-empty list of Destination objects")
+    names = [d.name for d in destinations]
+    if len(set(names)) != len(names):
+        raise ConfigurationError("configure: two destinations have the same name (give name=...)")
+    if spool is not None and not isinstance(spool, (str, os.PathLike)):
+        raise ConfigurationError("configure: with destinations, spool must be a directory path")
+    _make_spool(None, spool_max_bytes)  # the bound's checks
+    fanout = FanoutTransport(destinations, settings, spool=None if spool is None else Path(spool))
+    fanout._spool_max = spool_max_bytes
+    return fanout
+
+
 def _make_spool(spool: str | os.PathLike[str] | Spool | None, max_bytes: int) -> Spool | None:
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
         raise ConfigurationError(f"configure: spool_max_bytes must be a positive int, got {type(max_bytes).__name__}")
@@ -351,6 +414,21 @@ def track(event: Track) -> EmitResult:
 def identify(traits: Identify) -> EmitResult:
     """Record an identify (traits for the bound or given user). Raises and returns as ``track`` does."""
     return _current.client._emit(traits, Identify)  # type: ignore[no-any-return]
+
+
+def forget(user_id: str) -> int:
+    """Remove every event of ``user_id`` (as user id or anonymous id) that is still queued, in memory
+    and in each destination's queue; return how many were removed (counted "forgotten" in the ledgers).
+
+    Events already in a request, or already written to a spool, are not reached. Raises
+    ConfigurationError for an empty or non-str id.
+    """
+    return get_client().forget(user_id)
+
+
+def describe_destinations() -> list[dict[str, Any]]:
+    """The current client's destinations as plain data: routing, renames, consent, personal policy, mapping."""
+    return [d.describe() for d in get_client().destinations]
 
 
 def flush(timeout: float = 5.0) -> bool:

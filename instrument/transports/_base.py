@@ -168,6 +168,9 @@ class Transport:
 
     #: True when the transport takes EncodedBatch objects (``send_batch``) instead of dicts (``send``).
     accepts_bytes = False
+    #: True when the transport takes (record, message) pairs (``send_records``): it needs the record's
+    #: class beside the message built once (destinations: routing, personal properties).
+    accepts_records = False
     #: True when ``spill`` can keep what does not fit in the dispatcher's queue on disk (a spool).
     spills = False
     #: Bytes the joined messages of one EncodedBatch may take (room left for the body's envelope).
@@ -189,6 +192,10 @@ class Transport:
 
     def send(self, messages: list[Message]) -> None:
         """Deliver ``messages`` and report each one ``sent`` or ``failed``."""
+        raise NotImplementedError
+
+    def send_records(self, pairs: list[tuple[Any, Message]]) -> None:
+        """Deliver (record, message) pairs and report each one; only called when ``accepts_records``."""
         raise NotImplementedError
 
     def send_batch(self, batch: EncodedBatch) -> bool:

@@ -157,33 +157,36 @@ class SegmentTransport(Transport):
     """
 
     accepts_bytes = True
+    #: Where batches go when ``host`` is None, and the API path appended to the host.
+    default_host = "https://api.segment.io"
+    api_path = "/v1/batch"
 
     def __init__(
         self, write_key: str, settings: Settings | None = None, /, *, spool: Spool | None = None, **changes: Any
     ) -> None:
         super().__init__()
         if not isinstance(write_key, str) or not write_key:
-            raise ConfigurationError("SegmentTransport: write_key must be a non-empty str")
+            raise ConfigurationError(f"{type(self).__name__}: write_key must be a non-empty str")
         settings = settings or Settings()
         if changes:
             settings = settings.replace(**changes)
         self.settings = settings
         host = settings.host
         try:
-            self._target = Target.parse(host or "https://api.segment.io", "/v1/batch")
+            self._target = Target.parse(host or self.default_host, self.api_path)
         except ConfigurationError as error:
-            raise ConfigurationError(f"SegmentTransport: {error}") from None
+            raise ConfigurationError(f"{type(self).__name__}: {error}") from None
         self.host = host
         self.__write_key = write_key
         self.__secret = _scrubber.add(write_key)
         self.__headers = {
             "Content-Type": "application/json",
             "User-Agent": f"instrument/{__version__}",  # not the official client's: another sender
-            "Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode(),
+            **self._auth_headers(write_key),
         }
         if settings.gzip:
             self.__headers["Content-Encoding"] = "gzip"
-        self.__key_json = dumps({"k": write_key})[5:-1]  # the key as a JSON string, as the body holds it
+        self._key_json = dumps({"k": write_key})[5:-1]  # the key as a JSON string, as the body holds it
         self._gzip = settings.gzip
         self._timeout = settings.timeout
         self._retries = settings.max_retries
@@ -191,7 +194,7 @@ class SegmentTransport(Transport):
         self.spool = spool
         self._max_bytes = settings.max_queue_bytes or DEFAULT_MAX_QUEUE_BYTES
         #: Bytes the messages of one batch may take (joined by commas) so the body stays under 500 KB.
-        self.batch_limit = MAX_BATCH_BYTES - _ENVELOPE_BYTES - len(self.__key_json)
+        self.batch_limit = MAX_BATCH_BYTES - _ENVELOPE_BYTES - len(self._key_json)
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
@@ -211,7 +214,11 @@ class SegmentTransport(Transport):
         )
 
     def __repr__(self) -> str:
-        return f"SegmentTransport(host={self.host!r}, write_key='***')"
+        return f"{type(self).__name__}(host={self.host!r}, write_key='***')"
+
+    def _auth_headers(self, write_key: str) -> dict[str, str]:
+        """The headers that carry the key (Segment: Basic auth with the write key as the user)."""
+        return {"Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()}
 
     # -- the worker's side ----------------------------------------------------------------------
 
@@ -316,9 +323,13 @@ class SegmentTransport(Transport):
     # -- one batch, with retries --------------------------------------------------------------------
 
     def _body(self, batch: EncodedBatch) -> bytes:
-        body = b'{"batch":[' + batch.joined + b'],"sentAt":"' + format_timestamp(time.time()).encode()
-        body += b'","writeKey":' + self.__key_json + b"}"
+        body = self._envelope(batch)
         return _gzip.compress(body, compresslevel=6) if self._gzip else body
+
+    def _envelope(self, batch: EncodedBatch) -> bytes:
+        """The request body around the batch's messages (another wire overrides this)."""
+        body = b'{"batch":[' + batch.joined + b'],"sentAt":"' + format_timestamp(time.time()).encode()
+        return body + b'","writeKey":' + self._key_json + b"}"
 
     def _deliver(self, batch: EncodedBatch) -> tuple[bool, str, bool] | None:
         """Send one batch with retries: (sent, reason, final); None when stopped by ``stop_by``.

@@ -1,0 +1,200 @@
+"""The fan-out: one message built once, encoded once per wire, queued for each destination on its own.
+
+``FanoutTransport`` is the client's transport with ``configure(destinations=...)``. The dispatcher's
+worker builds each message once and hands it here with its record; for each destination it decides
+routing and consent, applies that destination's renames and personal policy, encodes the vendor's JSON
+once per distinct encoding (Segment and RudderStack share one) and appends it to that destination's
+lane: a ``Dispatcher`` of its own (bounded queue, worker thread, transport with retries, backoff,
+deadlines, spool and ledger). Nothing here waits for a destination: a destination that is down, slow
+or refusing fills its own queue (and spool) while the others go on.
+
+The client's ledger counts an event ``sent`` once it was handed to every destination it goes to; each
+destination's ledger (``stats().destinations[name]``) says what that destination took, lost (by reason:
+``consent_denied`` among them) or still holds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from instrument import _consent
+from instrument._dispatch import Dispatcher, Stats
+from instrument._encoding import dumps
+from instrument._reporting import Reporter
+from instrument._scopes import message_ids
+from instrument._settings import Settings
+from instrument._spool import Spool
+from instrument._validate import merge_scope
+from instrument.destinations._base import Destination, personal_keys
+from instrument.transports._base import DeliveryReport, Message, Transport
+
+
+class Routed:
+    """One destination's copy of an event in its lane: the vendor's JSON bytes, the messageId, the user."""
+
+    __slots__ = ("data", "error", "mid", "user")
+
+    def __init__(self, data: bytes | None, mid: str, user: tuple[str, ...], error: Exception | None = None) -> None:
+        self.data = data
+        self.mid = mid
+        self.user = user
+        self.error = error
+
+
+def _wire_of(item: Routed) -> tuple[bytes, str]:
+    if item.error is not None:  # the destination's encoding failed: this destination loses the event
+        raise item.error
+    assert item.data is not None
+    return item.data, item.mid
+
+
+def _never(item: Any) -> Message:  # pragma: no cover - lanes take encoded bytes only
+    raise TypeError("a lane takes Routed items")
+
+
+class Lane:
+    """One destination's own pipeline: a dispatcher (queue, worker, ledger) in front of its transport."""
+
+    def __init__(self, destination: Destination, settings: Settings, reporter: Reporter, spool: Spool | None) -> None:
+        self.destination = destination
+        transport = destination.transport(settings, spool=spool)
+        self.dispatcher = Dispatcher(transport, settings, encode=_never, reporter=reporter, wire=_wire_of)
+
+
+class FanoutTransport(Transport):
+    """The transport of a client with destinations (see the module docstring). ``spool`` (a directory):
+    each destination keeps its own spool under it (``<spool>/<name>``), its own cursor."""
+
+    accepts_records = True
+
+    def __init__(self, destinations: Sequence[Destination], settings: Settings, *, spool: Path | None = None) -> None:
+        super().__init__()
+        self.destinations = tuple(destinations)
+        self.settings = settings
+        self.spool_dir = spool
+        self.lanes: tuple[Lane, ...] = ()
+        self._spool_max: int | None = None
+
+    def bind(self, report: DeliveryReport) -> None:
+        """Attach the client's ledger; the lanes are made once, on the client's error channel."""
+        super().bind(report)
+        if not self.lanes:
+            reporter = getattr(report, "reporter", None) or Reporter(self.settings.on_error)
+            self.lanes = tuple(Lane(d, self.settings, reporter, self._spool_of(d)) for d in self.destinations)
+
+    def _spool_of(self, destination: Destination) -> Spool | None:
+        if self.spool_dir is None:
+            return None
+        if self._spool_max is None:
+            return Spool(self.spool_dir / destination.name)
+        return Spool(self.spool_dir / destination.name, max_bytes=self._spool_max)
+
+    # -- the fan-out worker's side ----------------------------------------------------------------
+
+    def send_records(self, pairs: list[tuple[Any, Message]]) -> None:
+        """Route, gate, transform and encode each message for each destination; queue it on its lane."""
+        lanes = self.lanes
+        for record, message in pairs:
+            cls = type(record)
+            personal = personal_keys(cls) if cls is not dict else frozenset()
+            granted = _consent.granted_in(message)
+            user = (str(message.get("userId") or ""), str(message.get("anonymousId") or ""))
+            ts = getattr(record, "_ts", None) or time.time()
+            encoded: dict[tuple[Any, ...], Routed] = {}
+            for lane in lanes:
+                destination = lane.destination
+                if cls is not dict and not destination.routes(cls):
+                    continue
+                if not destination.consent <= granted:
+                    lane.dispatcher.ledger.deny(1)
+                    continue
+                key = destination.encoding
+                routed = encoded.get(key)
+                if routed is None:
+                    routed = encoded[key] = _encode(destination, message, personal, ts, user)
+                lane.dispatcher.put(Routed(routed.data, routed.mid, user, routed.error))
+        self._report.sent(len(pairs))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every destination's worker (on the recording thread)."""
+        for lane in self.lanes:
+            lane.dispatcher.start()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every destination delivered what it was given; False on timeout or a loss."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        done = True
+        for lane in self.lanes:
+            done = lane.dispatcher.flush(max(0.0, deadline - time.monotonic())) and done
+        return done
+
+    def abort(self) -> None:
+        """Cut every destination's request in flight."""
+        for lane in self.lanes:
+            lane.dispatcher.transport.abort()
+
+    def close(self, timeout: float) -> int:
+        """Close every destination at once (one stuck destination does not use the others' time)."""
+        lost = [0] * len(self.lanes)
+
+        def close(i: int, lane: Lane) -> None:
+            lost[i] = lane.dispatcher.close(timeout)
+
+        _each(self.lanes, close, timeout)
+        return sum(lost)
+
+    def after_fork(self) -> None:
+        """In a forked child: every destination starts afresh."""
+        for lane in self.lanes:
+            lane.dispatcher.after_fork()
+
+    # -- the client's side ------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Stats]:
+        """Each destination's ledger, by name."""
+        return {lane.destination.name: lane.dispatcher.stats() for lane in self.lanes}
+
+    def forget(self, user_id: str) -> int:
+        """Remove ``user_id``'s events from every destination's queue; how many were removed."""
+        return sum(lane.dispatcher.forget(lambda r: user_id in r.user) for lane in self.lanes)
+
+
+def _encode(
+    destination: Destination, message: Message, personal: frozenset[str], ts: float, user: tuple[str, ...]
+) -> Routed:
+    mid = str(message.get("messageId", ""))
+    try:
+        data = dumps(destination.encode(destination.transform(message, personal), ts))
+    except Exception as error:
+        return Routed(None, mid, user, error)
+    return Routed(data, mid, user)
+
+
+def record_users(record: Any) -> tuple[str, ...]:
+    """The user id and anonymous id of a queued record (or message), as text."""
+    if record.__class__ is dict:
+        return (str(record.get("userId") or ""), str(record.get("anonymousId") or ""))
+    ids = message_ids(merge_scope(record._ctx, record._over))
+    return (str(ids.get("userId") or ""), str(ids.get("anonymousId") or ""))
+
+
+def _each(lanes: Sequence[Lane], step: Callable[[int, Lane], None], timeout: float) -> None:
+    """Run ``step`` for every lane at once, each on a thread; wait at most ``timeout`` (plus a little)."""
+    started = []
+    for i, lane in enumerate(lanes):
+        thread = threading.Thread(target=step, args=(i, lane), name="instrument-close", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter exit: no thread, close on this one
+            step(i, lane)
+        else:
+            started.append(thread)
+    deadline = time.monotonic() + max(0.0, timeout) + 0.5
+    for thread in started:
+        thread.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,257 @@
+"""The fan-out: each destination delivered on its own; consent, routing and personal properties enforced
+before anything leaves; forget() reaching every queue; a ledger per destination."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+import pytest
+from kit_catalog import ItemsExported, UserTraits
+from vendor_server import VendorServer
+
+import instrument
+from instrument import Consent, Personal, Track, analytics_scope, consent_scope
+from instrument.destinations import Amplitude, Destination, Mixpanel, OpenTelemetry, PostHog, RudderStack, Segment
+from instrument.destinations._base import hashed
+
+
+class Signup(Track, event="Signed Up"):
+    email: Annotated[str, Personal]
+    plan: str
+
+
+@pytest.fixture
+def servers() -> Iterator[list[VendorServer]]:
+    started = [VendorServer() for _ in range(4)]
+    try:
+        yield started
+    finally:
+        for server in started:
+            server.close()
+
+
+def _counts(server: VendorServer) -> dict[int, float]:
+    """The ``count`` property of every ItemsExported received, with when it was first received, any wire."""
+    seen: dict[int, float] = {}
+    for path, _, body, at in server.requests:
+        for count in _counts_in(path, body):
+            seen.setdefault(count, at)
+    return seen
+
+
+def _counts_in(path: str, body: bytes) -> list[int]:
+    import json
+
+    data = json.loads(body)
+    if path == "/v1/batch":
+        return [m["properties"]["count"] for m in data["batch"] if m["type"] == "track"]
+    if path == "/batch/":
+        return [m["properties"]["count"] for m in data["batch"] if m["event"] != "$identify"]
+    if path == "/2/httpapi":
+        return [m["event_properties"]["count"] for m in data["events"] if "event_properties" in m]
+    return [m["properties"]["count"] for m in data if "properties" in m]  # mixpanel /track
+
+
+def _steady_load(n: int, rate: float) -> dict[int, float]:
+    sent: dict[int, float] = {}
+    with analytics_scope(user_id="u1"):
+        for i in range(n):
+            sent[i] = time.monotonic()
+            assert instrument.track(ItemsExported(count=i))
+            time.sleep(1 / rate)
+    return sent
+
+
+def _p99(servers: list[VendorServer], sent: dict[int, float]) -> float:
+    latencies = sorted(at - sent[i] for s in servers for i, at in _counts(s).items())
+    return latencies[int(len(latencies) * 0.99) - 1]
+
+
+def _configure(servers: list[VendorServer]) -> None:
+    instrument.configure(
+        destinations=[
+            Segment("k1", host=servers[0].url),
+            PostHog("k2", host=servers[1].url),
+            Amplitude("k3", host=servers[2].url),
+            Mixpanel("k4", host=servers[3].url),
+        ],
+        flush_interval=0.05,
+        timeout=0.5,
+        retry_window=120,
+    )
+
+
+def test_a_black_holed_destination_delays_no_other_and_catches_up_fully_after_it_recovers(
+    servers: list[VendorServer],
+) -> None:
+    n, rate = 150, 100.0
+    _configure(servers)
+    baseline = _p99(servers[:3], _steady_load(n, rate))
+    assert instrument.flush(20)
+    instrument.shutdown(5)
+    for s in servers:
+        s.close()
+    servers[:] = [VendorServer() for _ in range(4)]
+    servers[3].black_hole.set()
+    _configure(servers)
+    sent = _steady_load(n, rate)
+    healthy = servers[:3]
+    assert all(s.wait_for(lambda s: len(_counts(s)) == n) for s in healthy)
+    holed = _p99(healthy, sent)
+    # A shared pipeline would hold every destination for the black hole's 0.5 s deadline per attempt.
+    assert holed < max(3 * baseline, baseline + 0.25), (baseline, holed)
+    assert len(_counts(servers[3])) == 0
+    servers[3].black_hole.clear()
+    assert servers[3].wait_for(lambda s: len(_counts(s)) == n, timeout=60)
+    assert instrument.flush(30)
+    stats = instrument.stats()
+    assert stats.lost_total == 0
+    for name, ledger in stats.destinations.items():
+        assert (ledger.sent, ledger.lost_total, ledger.pending) == (n, 0, 0), name
+    assert stats.destinations["mixpanel"].retried > 0
+
+
+def test_the_message_is_encoded_once_per_encoding_and_routing_decides_who_gets_it(
+    servers: list[VendorServer],
+) -> None:
+    instrument.configure(
+        destinations=[
+            Segment("a", host=servers[0].url),
+            RudderStack("b", host=servers[1].url),
+            PostHog("c", host=servers[2].url, events=["Signed Up"], identifies=False),
+        ]
+    )
+    with analytics_scope(user_id="u1"):
+        instrument.track(ItemsExported(count=1))
+        instrument.track(Signup(email="a@example.com", plan="pro"))
+        instrument.identify(UserTraits(email="a@example.com"))
+    assert instrument.flush(10)
+    assert servers[0].requests[0][2].split(b'"sentAt"')[0] == servers[1].requests[0][2].split(b'"sentAt"')[0]
+    (posthog,) = servers[2].json_bodies("/batch/")
+    assert [m["event"] for m in posthog["batch"]] == ["Signed Up"]
+    stats = instrument.stats().destinations
+    assert stats["segment"].sent == 3
+    assert stats["posthog"].sent == 1
+
+
+DESTINATIONS: list[Callable[[str, frozenset[str], str], Destination]] = [
+    lambda url, consent, personal: Segment("k", host=url, consent=consent, personal=personal),
+    lambda url, consent, personal: PostHog("k", host=url, consent=consent, personal=personal),
+    lambda url, consent, personal: Amplitude("k", host=url, consent=consent, personal=personal),
+    lambda url, consent, personal: OpenTelemetry(host=url, consent=consent, personal=personal),
+]
+CATEGORIES = ["analytics", "advertising", "functional"]
+
+
+def test_ten_thousand_random_consent_cases_deliver_nothing_consent_denies_and_no_personal_text(
+    servers: list[VendorServer],
+) -> None:
+    rng = random.Random(19)
+    needs = [frozenset(rng.sample(CATEGORIES, rng.randint(0, 2))) for _ in DESTINATIONS]
+    policies = ["hash", "omit", "hash", "omit"]
+    instrument.configure(
+        destinations=[
+            make(s.url, need, p) for make, s, need, p in zip(DESTINATIONS, servers, needs, policies, strict=True)
+        ],
+        max_queue_size=20_000,
+    )
+    expected = [0] * len(DESTINATIONS)
+    first_allowed: list[int | None] = [None] * len(DESTINATIONS)
+    cases = 10_000 // len(DESTINATIONS)
+    for i in range(cases):
+        granted = {c for c in CATEGORIES if rng.random() < 0.5}
+        consent = Consent(granted=granted, denied=set(CATEGORIES) - granted)
+        with analytics_scope(user_id=f"user-{i}"), consent_scope(consent):
+            assert instrument.track(Signup(email=f"person{i}@example.com", plan="pro"))
+        for d, need in enumerate(needs):
+            if need <= granted:
+                expected[d] += 1
+                first_allowed[d] = i if first_allowed[d] is None else first_allowed[d]
+    assert instrument.flush(60)
+    stats = instrument.stats().destinations
+    for d, server in enumerate(servers):
+        name = ["segment", "posthog", "amplitude", "opentelemetry"][d]
+        received = b"".join(body for _, _, body, _ in server.requests)
+        assert stats[name].sent == expected[d]
+        assert stats[name].refused["consent_denied"] == cases - expected[d]
+        assert b"@example.com" not in received  # hashed or omitted: never in the clear
+        first = first_allowed[d]
+        if policies[d] == "hash" and first is not None:
+            assert hashed(f"person{first}@example.com").encode() in received
+    assert sum(expected) not in (0, 10_000)  # the cases mixed allowed and denied
+
+
+def test_no_consent_bound_means_only_destinations_that_need_none_get_the_event(servers: list[VendorServer]) -> None:
+    instrument.configure(
+        destinations=[Segment("k", host=servers[0].url), PostHog("k", host=servers[1].url, consent="analytics")]
+    )
+    with analytics_scope(user_id="u1"):
+        instrument.track(ItemsExported(count=1))
+    assert instrument.flush(10)
+    assert len(servers[0].requests) == 1
+    assert servers[1].requests == []
+    assert instrument.stats().destinations["posthog"].refused["consent_denied"] == 1
+
+
+def test_forget_removes_that_users_queued_events_from_every_queue_and_nothing_of_theirs_is_sent(
+    servers: list[VendorServer],
+) -> None:
+    servers[0].black_hole.set()  # the Segment destination holds a queue
+    instrument.configure(
+        destinations=[Segment("k", host=servers[0].url), PostHog("k", host=servers[1].url)],
+        timeout=0.5,
+        flush_interval=60,  # the client's worker waits: events stay in its queue until a flush
+        batch_size=1000,
+    )
+    with analytics_scope(user_id="leaver"):
+        for i in range(50):
+            instrument.track(ItemsExported(count=i))
+    with analytics_scope(user_id="stayer"):
+        for i in range(50, 60):
+            instrument.track(ItemsExported(count=i))
+    removed = instrument.forget("leaver")
+    assert removed == 50
+    servers[0].black_hole.clear()
+    assert instrument.flush(20)
+    for server in servers[:2]:
+        assert sorted(_counts(server)) == list(range(50, 60))
+    stats = instrument.stats()
+    assert stats.lost["forgotten"] == 50
+    assert stats.pending == 0
+
+
+def test_forget_reaches_a_destinations_own_queue_behind_a_black_hole(servers: list[VendorServer]) -> None:
+    servers[0].black_hole.set()
+    instrument.configure(
+        destinations=[Segment("k", host=servers[0].url), PostHog("k", host=servers[1].url)],
+        timeout=0.5,
+        flush_interval=0.02,
+        batch_size=10,
+    )
+    with analytics_scope(user_id="leaver"):
+        for i in range(100):
+            instrument.track(ItemsExported(count=i))
+    assert servers[1].wait_for(lambda s: len(_counts(s)) == 100)
+    removed = instrument.forget("leaver")
+    segment = instrument.stats().destinations["segment"]
+    assert removed == segment.lost["forgotten"] >= 80  # all but the batch in the black hole's hands
+    servers[0].black_hole.clear()
+    assert instrument.flush(20)
+    assert len(_counts(servers[0])) == 100 - removed
+
+
+def test_configure_refuses_destinations_with_a_write_key_or_two_of_one_name() -> None:
+    with pytest.raises(instrument.ConfigurationError, match="replace write_key"):
+        instrument.configure("wk", destinations=[Segment("k")])
+    with pytest.raises(instrument.ConfigurationError, match="same name"):
+        instrument.configure(destinations=[Segment("k"), Segment("k2")])
+
+
+def test_describe_destinations_lists_what_was_declared(servers: list[VendorServer]) -> None:
+    instrument.configure(destinations=[PostHog("k", host=servers[0].url, consent=["analytics"])])
+    (described,) = instrument.describe_destinations()
+    assert described["name"] == "posthog"
+    assert described["consent"] == ["analytics"]

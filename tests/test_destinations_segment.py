@@ -1,0 +1,41 @@
+"""Segment and RudderStack: the Segment wire, encoded once and shared, each with its own host and key."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from kit_catalog import ItemsExported
+from vendor_server import vendor_server
+
+import instrument
+from instrument import ConfigurationError, Consent, analytics_scope, consent_scope
+from instrument.destinations import RudderStack, Segment
+
+
+def test_segment_and_rudderstack_get_the_same_bytes_with_their_own_keys_and_both_consent_stamps() -> None:
+    with vendor_server() as segment, vendor_server() as rudder:
+        instrument.configure(
+            destinations=[Segment("seg-key", host=segment.url), RudderStack("rs-key", host=rudder.url)]
+        )
+        with analytics_scope(user_id="u1"), consent_scope(Consent(granted={"analytics"}, denied={"ads"})):
+            assert instrument.track(ItemsExported(count=1))
+        assert instrument.flush(10)
+        (s_path, s_headers, _s_body, _), (r_path, r_headers, _r_body, _) = segment.requests[0], rudder.requests[0]
+        assert s_path == r_path == "/v1/batch"
+        assert s_headers["Authorization"] == "Basic " + base64.b64encode(b"seg-key:").decode()
+        assert r_headers["Authorization"] == "Basic " + base64.b64encode(b"rs-key:").decode()
+        s_message, r_message = segment.json_bodies()[0]["batch"][0], rudder.json_bodies()[0]["batch"][0]
+        assert s_message == r_message
+        assert s_message["context"]["consent"] == {"categoryPreferences": {"analytics": True, "ads": False}}
+        assert s_message["context"]["consentManagement"]["allowedConsentIds"] == ["analytics"]
+        assert s_message["context"]["consentManagement"]["deniedConsentIds"] == ["ads"]
+
+
+def test_rudderstack_needs_its_data_plane_url() -> None:
+    with pytest.raises(ConfigurationError, match="host is required"):
+        RudderStack("rs-key")
+
+
+def test_the_key_is_never_in_the_repr() -> None:
+    assert "seg-secret" not in repr(Segment("seg-secret"))
