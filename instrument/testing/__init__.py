@@ -12,16 +12,18 @@ and redaction applied): exactly what the Segment transport would send, without `
 ``timestamp`` (``.messages`` keeps them). Capture is process-wide: events from every thread and
 asyncio task are captured while it is active. Imports no pytest; the pytest plugin (the
 ``analytics_events`` fixture) is built on it. ``reset()`` restores a fresh import's state between
-tests. ``SegmentEndpoint`` (a Segment-compatible HTTP endpoint on loopback) is imported on first use,
-so importing this module does not import ``http.server``.
+tests. ``SegmentEndpoint`` (a Segment-compatible HTTP endpoint on loopback) and ``VendorEndpoint``
+(PostHog's, Mixpanel's or Amplitude's ingestion API on loopback) are imported on first use, so importing
+this module does not import ``http.server``.
 
 The modules: ``_capture`` (capture_events, reset), ``_assertions`` (CapturedEvents and its
 ``assert_*``), ``_matching`` (ANY, matching and failure diffs), ``_event`` (CapturedEvent),
-``_endpoint`` (SegmentEndpoint).
+``_endpoint`` (SegmentEndpoint), ``_vendors`` (VendorEndpoint).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from instrument.testing._assertions import CapturedEvents
@@ -31,6 +33,7 @@ from instrument.testing._matching import ANY, AnalyticsAssertionError
 
 if TYPE_CHECKING:
     from instrument.testing._endpoint import ReceivedBatch, SegmentEndpoint
+    from instrument.testing._vendors import Vendor, VendorEndpoint, VendorItem, VendorRequest
 
 __all__ = [
     "ANY",
@@ -39,19 +42,31 @@ __all__ = [
     "CapturedEvents",
     "ReceivedBatch",
     "SegmentEndpoint",
+    "Vendor",
+    "VendorEndpoint",
+    "VendorItem",
+    "VendorRequest",
     "capture_events",
     "reset",
 ]
 
-_LAZY = {"ReceivedBatch", "SegmentEndpoint"}
+# Name -> private module: the endpoints need http.server and socketserver, loaded only for the tests
+# that use them.
+_LAZY_MODULES = {
+    "ReceivedBatch": "_endpoint",
+    "SegmentEndpoint": "_endpoint",
+    "Vendor": "_vendors",
+    "VendorEndpoint": "_vendors",
+    "VendorItem": "_vendors",
+    "VendorRequest": "_vendors",
+}
+_LAZY = set(_LAZY_MODULES)
 
 
 def __getattr__(name: str) -> Any:
-    # The endpoint needs http.server and socketserver: load them only for the tests that use it.
     if name in _LAZY:
-        from instrument.testing import _endpoint
-
-        value = getattr(_endpoint, name)
+        module = importlib.import_module(f"instrument.testing.{_LAZY_MODULES[name]}")
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'instrument.testing' has no attribute {name!r}")

@@ -20,7 +20,17 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from instrument.testing._ingest import PATHS, Ingested, IngestHandler, IngestServer, Refused, basic_auth_user, parse
+from instrument.testing._ingest import (
+    PATHS,
+    Ingested,
+    IngestHandler,
+    IngestServer,
+    Refused,
+    basic_auth_user,
+    parse,
+    serve_in_thread,
+    stop_serving,
+)
 
 __all__ = ["ReceivedBatch", "SegmentEndpoint"]
 
@@ -150,9 +160,9 @@ def _loopback_address(host: str) -> tuple[str, int]:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        raise ValueError(f"SegmentEndpoint only binds loopback addresses, got {host!r}") from None
+        raise ValueError(f"the endpoint only binds loopback addresses, got {host!r}") from None
     if not address.is_loopback:
-        raise ValueError(f"SegmentEndpoint only binds loopback addresses, got {host!r}")
+        raise ValueError(f"the endpoint only binds loopback addresses, got {host!r}")
     return str(address), socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
@@ -193,13 +203,7 @@ class SegmentEndpoint:
             server_class = _Server6 if self._family == socket.AF_INET6 else _Server
             server = server_class((self._host, self._port), self)
             self._port = int(server.server_address[1])
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": _POLL_INTERVAL},
-                name=f"segment-endpoint-{self._port}",
-                daemon=True,
-            )
-            thread.start()
+            thread = serve_in_thread(server, f"segment-endpoint-{self._port}", _POLL_INTERVAL)
             self._server, self._thread = server, thread
 
     def stop(self) -> None:
@@ -209,12 +213,7 @@ class SegmentEndpoint:
             self._server = self._thread = None
             if server is None:
                 return
-            server.stopping.set()  # wakes hang_next sleepers, refuses late connections
-            server.shutdown()  # serve_forever returns within one poll interval
-            server.close_connections()
-            server.server_close()
-            if thread is not None:
-                thread.join(_STOP_JOIN_TIMEOUT)
+            stop_serving(server, thread, _STOP_JOIN_TIMEOUT)  # also wakes hang_next sleepers
 
     def __enter__(self) -> SegmentEndpoint:
         self.start()

@@ -263,6 +263,26 @@ class IngestServer(ThreadingHTTPServer):
                     connection.shutdown(socket.SHUT_RDWR)
 
 
+def serve_in_thread(server: IngestServer, name: str, poll_interval: float = 0.05) -> threading.Thread:
+    """Run ``server.serve_forever`` in a started daemon thread called ``name`` (the kit's endpoints)."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": poll_interval}, name=name, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def stop_serving(server: IngestServer, thread: threading.Thread | None, join_timeout: float = 5.0) -> None:
+    """Stop a server started by ``serve_in_thread``: wake waiting handlers, refuse late connections, end
+    the kept-alive ones, close the socket and join the thread (bounded)."""
+    server.stopping.set()
+    server.shutdown()  # serve_forever returns within one poll interval
+    server.close_connections()
+    server.server_close()
+    if thread is not None:
+        thread.join(join_timeout)
+
+
 class IngestHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive: one write per answer (headers and body), TCP_NODELAY, CORS, and every
     error answered. Subclasses implement ``get(path, query_string)`` and ``post(path)``."""
