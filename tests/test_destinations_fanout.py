@@ -14,7 +14,7 @@ from vendor_server import VendorServer
 
 import instrument
 from instrument import Consent, Personal, Track, analytics_scope, consent_scope
-from instrument.destinations import Amplitude, Destination, Mixpanel, OpenTelemetry, PostHog, RudderStack, Segment
+from instrument.destinations import Amplitude, Destination, Mixpanel, OpenTelemetry, PostHog, Segment
 from instrument.destinations._base import hashed
 
 
@@ -120,7 +120,7 @@ def test_the_message_is_encoded_once_per_encoding_and_routing_decides_who_gets_i
     instrument.configure(
         destinations=[
             Segment("a", host=servers[0].url),
-            RudderStack("b", host=servers[1].url),
+            Segment("b", host=servers[1].url, name="second_account"),
             PostHog("c", host=servers[2].url, events=["Signed Up"], identifies=False),
         ]
     )

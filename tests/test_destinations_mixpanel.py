@@ -16,11 +16,11 @@ def test_tracks_go_to_track_and_identifies_to_engage_each_with_the_token() -> No
     props = event["properties"]
     assert props["token"] == "mp_token"
     assert props["distinct_id"] == "u1"
-    assert props["$user_id"] == "u1"
+    assert "$user_id" not in props
     assert props["count"] == 3
     assert isinstance(props["time"], int)
     assert props["time"] > 1_700_000_000_000
-    assert len(props["$insert_id"]) == 36
+    assert len(props["$insert_id"]) == 32
     assert profile == {
         "$token": "mp_token",
         "$distinct_id": "u1",
@@ -29,10 +29,10 @@ def test_tracks_go_to_track_and_identifies_to_engage_each_with_the_token() -> No
     }
 
 
-def test_an_anonymous_visitor_is_the_distinct_and_device_id() -> None:
+def test_an_anonymous_visitor_is_the_distinct_id() -> None:
     server = send_through(lambda url: Mixpanel("t", host=url), anonymous_id="anon-1")
     props = server.json_bodies("/track")[0][0]["properties"]
-    assert props["distinct_id"] == props["$device_id"] == "anon-1"
+    assert props["distinct_id"] == "anon-1"
     assert "$user_id" not in props
 
 

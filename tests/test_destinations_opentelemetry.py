@@ -24,7 +24,7 @@ def test_each_event_is_a_log_record_with_its_event_name_attributes_and_user() ->
     assert identify["eventName"] == "identify"
     attributes = _attributes(track)
     assert attributes["count"] == {"intValue": "3"}
-    assert attributes["user.id"] == {"stringValue": "u1"}
+    assert attributes["enduser.id"] == {"stringValue": "u1"}
     assert len(attributes["log.record.uid"]["stringValue"]) == 36  # type: ignore[index]
     assert int(track["timeUnixNano"]) > 1_700_000_000 * 10**9
     assert _attributes(identify)["email"] == {"stringValue": "a@example.com"}

@@ -21,8 +21,8 @@ def test_a_track_and_an_identify_reach_the_batch_api_with_the_key_ids_and_librar
     assert track["properties"]["$lib"] == "instrument"
     assert uuid.UUID(track["uuid"]).version == 4
     assert track["timestamp"].endswith("Z")
-    assert identify["event"] == "$identify"
-    assert identify["$set"] == identify["properties"]["$set"] == {"email": "a@example.com", "gh": False}
+    assert identify["event"] == "$set"
+    assert identify["$set"] == {"email": "a@example.com", "gh": False}
     assert identify["uuid"] != track["uuid"]
 
 

@@ -51,7 +51,9 @@ class Amplitude(Destination):
         if message.get("type") == "identify":
             event["user_properties"] = {"$set": message.get("traits") or {}}
         else:
-            event["event_properties"] = message.get("properties") or {}
+            # As amplitude-analytics does: a property whose value is null is left out.
+            props = message.get("properties") or {}
+            event["event_properties"] = {k: v for k, v in props.items() if v is not None}
         event["insert_id"] = message["messageId"]
         event["library"] = _LIBRARY
         return event

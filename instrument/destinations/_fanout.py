@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ class FanoutTransport(Transport):
             personal = personal_keys(cls) if cls is not dict else frozenset()
             granted = _consent.granted_in(message)
             user = (str(message.get("userId") or ""), str(message.get("anonymousId") or ""))
-            ts = getattr(record, "_ts", None) or time.time()
+            ts = getattr(record, "_ts", None) or _epoch(message.get("timestamp"))
             encoded: dict[tuple[Any, ...], Routed] = {}
             for lane in lanes:
                 destination = lane.destination
@@ -174,6 +175,14 @@ def _encode(
     except Exception as error:
         return Routed(None, mid, user, error)
     return Routed(data, mid, user)
+
+
+def _epoch(timestamp: object) -> float:
+    """A message's ``timestamp`` text as epoch seconds (a message handed in already built); now if unreadable."""
+    try:
+        return datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
 
 
 def record_users(record: Any) -> tuple[str, ...]:

@@ -1,9 +1,10 @@
 """Mixpanel: tracks to the ingestion API's ``/track``, identifies to ``/engage`` (``$set``), no SDK.
 
 A track is an event whose properties carry ``token``, ``distinct_id`` (the user id, else the anonymous
-id), ``time`` (epoch milliseconds), ``$insert_id`` (the messageId, which Mixpanel deduplicates on) and
-``$device_id``/``$user_id`` for ID merge; an identify is a profile update ``{"$token", "$distinct_id",
-"$time", "$set": traits}``. A batch holding both is sent as two requests, each retried on its own.
+id), ``time`` (epoch milliseconds) and ``$insert_id`` (the messageId's 32 hex digits, the SDK's form,
+which Mixpanel deduplicates on), as the mixpanel SDK sends them (tests/golden/mixpanel.json); an
+identify is a profile update ``{"$token", "$distinct_id", "$time", "$set": traits}``. A batch holding
+both is sent as two requests, each retried on its own.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from instrument.transports._wire import WireTransport
 
 MAPPING = {
     "event": "event",
-    "userId": "properties.distinct_id, properties.$user_id ($distinct_id of a profile update)",
-    "anonymousId": "properties.distinct_id (no userId), properties.$device_id",
+    "userId": "properties.distinct_id ($distinct_id of a profile update)",
+    "anonymousId": "properties.distinct_id (no userId)",
     "properties": "properties",
     "traits": "$set (to /engage)",
     "timestamp": "properties.time (epoch ms), $time",
-    "messageId": "properties.$insert_id",
+    "messageId": "properties.$insert_id (its hex digits)",
     "library": "properties.mp_lib, properties.$lib_version",
 }
 
@@ -110,14 +111,10 @@ class Mixpanel(Destination):
             "token": self.key,
             "distinct_id": user_of(message),
             "time": ms,
-            "$insert_id": message["messageId"],
+            "$insert_id": message["messageId"].replace("-", ""),
             "mp_lib": "instrument",
             "$lib_version": __version__,
         }
-        if message.get("anonymousId") is not None:
-            props["$device_id"] = message["anonymousId"]
-        if message.get("userId") is not None:
-            props["$user_id"] = message["userId"]
         props.update(message.get("properties") or {})
         return {"event": message["event"], "properties": props}
 

@@ -1,8 +1,8 @@
 """OpenTelemetry: each event an OTLP log record (OTLP/HTTP JSON to ``/v1/logs``), no SDK.
 
 As the event semantic conventions say: the record's ``eventName`` is the event (``identify`` for an
-identify), its attributes are the properties (traits), plus ``user.id``, ``instrument.anonymous_id``
-and ``log.record.uid`` (the messageId); ``traceId``/``spanId`` are those the event was recorded in
+identify), its attributes are the properties (traits), plus ``enduser.id``, ``enduser.pseudo.id`` (the
+anonymous id) and ``log.record.uid`` (the messageId); ``traceId``/``spanId`` are those the event was recorded in
 (``capture_trace_context()`` of the opentelemetry integration). Same names as the integration's
 ``OpenTelemetryLogTransport`` gives the values, sent to a collector without the OpenTelemetry SDK.
 """
@@ -22,8 +22,8 @@ from instrument.transports._wire import WireTransport
 
 MAPPING = {
     "event": "eventName (identify for an identify)",
-    "userId": "attributes[user.id]",
-    "anonymousId": "attributes[instrument.anonymous_id]",
+    "userId": "attributes[enduser.id]",
+    "anonymousId": "attributes[enduser.pseudo.id]",
     "properties": "attributes",
     "traits": "attributes",
     "timestamp": "timeUnixNano",
@@ -87,17 +87,17 @@ class OpenTelemetry(Destination):
         """One OTLP log record."""
         kind = message.get("type", "track")
         body = message.get("properties" if kind == "track" else "traits") or {}
-        extra: dict[str, Any] = {"log.record.uid": message["messageId"], "instrument.type": kind}
+        extra: dict[str, Any] = {}
         if message.get("userId") is not None:
-            extra["user.id"] = message["userId"]
+            extra["enduser.id"] = message["userId"]
         if message.get("anonymousId") is not None:
-            extra["instrument.anonymous_id"] = message["anonymousId"]
+            extra["enduser.pseudo.id"] = message["anonymousId"]
+        extra["log.record.uid"] = message["messageId"]
         nanos = str(millis(ts) * 1_000_000)
         record: Message = {
             "timeUnixNano": nanos,
             "observedTimeUnixNano": nanos,
             "severityNumber": 9,
-            "severityText": "INFO",
             "eventName": message.get("event") or kind,
             "attributes": attributes(body) + attributes(extra),
         }
@@ -106,6 +106,7 @@ class OpenTelemetry(Destination):
             record["traceId"] = context["traceId"]
             if isinstance(context.get("spanId"), str):
                 record["spanId"] = context["spanId"]
+            record["flags"] = 1  # sampled: recorded inside a span
         return record
 
     def transport(self, settings: Settings, spool: Spool | None = None) -> Transport:

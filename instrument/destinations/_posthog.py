@@ -1,8 +1,9 @@
 """PostHog: the capture batch API (``/batch/``), no SDK.
 
 A track is an event (``distinct_id`` the user id, else the anonymous id; ``uuid`` the messageId, which
-PostHog deduplicates on); an identify is ``$identify`` with the traits in ``$set`` (and the anonymous id
-as ``$anon_distinct_id``, so PostHog merges the two).
+PostHog deduplicates on); an identify is a ``$set`` event with the traits in ``$set``, as posthog-python
+sends it (tests/golden/posthog.json). Like that SDK, GeoIP is off (``$geoip_disable``: a server's
+address is not the user's) and ``$is_server`` is set.
 """
 
 from __future__ import annotations
@@ -16,19 +17,22 @@ from instrument.transports._base import Message, Spool, Transport
 from instrument.transports._wire import WireTransport
 
 MAPPING = {
-    "event": "event ($identify for an identify)",
+    "event": "event ($set for an identify)",
     "userId": "distinct_id",
-    "anonymousId": "distinct_id (no userId), else properties.$anon_distinct_id",
+    "anonymousId": "distinct_id (no userId)",
     "properties": "properties",
-    "traits": "$set and properties.$set",
+    "traits": "$set",
     "timestamp": "timestamp",
     "messageId": "uuid",
     "library": "properties.$lib, properties.$lib_version",
 }
 
 
+_LIBRARY = {"$geoip_disable": True, "$is_server": True, "$lib": "instrument", "$lib_version": __version__}
+
+
 def _envelope(joined: bytes, key: bytes) -> bytes:
-    return b'{"api_key":' + key + b',"batch":[' + joined + b"]}"
+    return b'{"api_key":' + key + b',"historical_migration":false,"batch":[' + joined + b"]}"
 
 
 class PostHog(Destination):
@@ -40,26 +44,18 @@ class PostHog(Destination):
 
     def encode(self, message: Message, ts: float) -> Message:
         """One PostHog event."""
-        props: dict[str, object]
-        anon = message.get("anonymousId")
-        if message.get("type") == "identify":
-            traits = message.get("traits") or {}
-            props = {"$set": traits}
-            if anon is not None and message.get("userId") is not None:
-                props["$anon_distinct_id"] = anon
-        else:
-            props = dict(message.get("properties") or {})
-        props["$lib"] = "instrument"
-        props["$lib_version"] = __version__
+        identify = message.get("type") == "identify"
+        props: dict[str, object] = {} if identify else dict(message.get("properties") or {})
+        props.update(_LIBRARY)
         event: Message = {
-            "event": message.get("event") or "$identify",
+            "event": "$set" if identify else message.get("event"),
             "distinct_id": user_of(message),
             "properties": props,
             "timestamp": message["timestamp"],
             "uuid": message["messageId"],
         }
-        if message.get("type") == "identify":
-            event["$set"] = props["$set"]
+        if identify:
+            event["$set"] = message.get("traits") or {}
         return event
 
     def transport(self, settings: Settings, spool: Spool | None = None) -> Transport:
