@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from instrument import _consent, _context, _forks, _reporting, _scopes, _state
-from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
+from instrument._dispatch import Dispatcher, EmitResult, Prebuilt, Stats, SyncDispatcher
 from instrument._errors import (
     AnalyticsError,
     ConfigurationError,
@@ -141,8 +141,8 @@ class Client:
         if self.strict:
             # Strict: every check, the encoder and the size limit run here, so errors raise at the call.
             message = to_message(record, self.options)
-            if not self.dispatcher.transport.accepts_records:  # destinations need the record itself
-                item = message
+            # Destinations (and the testing kit) need the record's class beside its message.
+            item = Prebuilt(record, message) if self.dispatcher.transport.accepts_records else message
         if not self.configured:
             return self._not_configured()
         return self.dispatcher.put(item)

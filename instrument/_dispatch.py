@@ -157,6 +157,17 @@ def drop_reason(error: BaseException) -> str:
     return "invalid"
 
 
+class Prebuilt:
+    """A record whose message was built on the caller's thread (strict mode), for a transport that takes
+    (record, message) pairs (``accepts_records``): the message is not built again."""
+
+    __slots__ = ("message", "record")
+
+    def __init__(self, record: Any, message: Message) -> None:
+        self.record = record
+        self.message = message
+
+
 class Ledger:
     """The counters of every outcome, under the dispatcher's one lock; the transport's DeliveryReport.
 
@@ -470,6 +481,9 @@ class Dispatcher:
         """Build each message once; hand the messages (or, ``with_records``, (record, message) pairs)."""
         batch: list[Any] = []
         for item in items:
+            if item.__class__ is Prebuilt:
+                batch.append((item.record, item.message) if with_records else item.message)
+                continue
             try:
                 message = item if item.__class__ is dict else self._encode(item)
             except Exception as error:
@@ -657,6 +671,8 @@ def _encoding_failed(item: Any, error: Exception) -> EncodingError:
 
 def _name(item: Any) -> str:
     """What to call a record in an error: its Track/Identify class, or the event of a message."""
+    if item.__class__ is Prebuilt:
+        item = item.record
     if item.__class__ is dict:
         return str(item.get("event") or item.get("type") or "message")
     return type(item).__qualname__
@@ -676,10 +692,13 @@ class SyncDispatcher(Dispatcher):
     def put(self, item: Any) -> EmitResult:
         if self._closed:
             return self._refuse(item)
-        try:
-            message = item if item.__class__ is dict else self._encode(item)
-        except Exception as error:  # a user hook (redact) failing too: reported, never raised into the caller
-            return self.drop(_as_analytics_error(item, error))
+        if item.__class__ is Prebuilt:
+            item, message = item.record, item.message
+        else:
+            try:
+                message = item if item.__class__ is dict else self._encode(item)
+            except Exception as error:  # a user hook (redact) failing too: reported, never raised into the caller
+                return self.drop(_as_analytics_error(item, error))
         with self._order:
             with self._lock:
                 self._taken += 1

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from instrument._consent import categories
+from instrument._consent import categories, granted_in
 from instrument._errors import ConfigurationError
 from instrument._events import EventName
 from instrument._personal import is_personal
@@ -108,6 +108,15 @@ class Destination:
         event = getattr(cls, "_event", None)
         event = getattr(event, "value", event)  # a catalog member: its name on the wire
         return (event is not None and str(event) in names) or any(issubclass(cls, c) for c in classes)
+
+    def accepts(self, cls: type, message: Message) -> bool:
+        """True when an event of record class ``cls`` with this ``message`` goes here (routing and consent)."""
+        return (cls is dict or self.routes(cls)) and self.consent <= granted_in(message)
+
+    def view(self, cls: type, message: Message) -> Message:
+        """The message as this destination gets it before its wire's encoding (renamed, personal
+        properties hashed or omitted): what ``assert_tracked(..., destination=...)`` compares."""
+        return self.transform(message, personal_keys(cls) if cls is not dict else frozenset())
 
     @property
     def encoding(self) -> tuple[Any, ...]:

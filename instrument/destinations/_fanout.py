@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from instrument import _consent
-from instrument._dispatch import Dispatcher, Stats
+from instrument._dispatch import Dispatcher, Prebuilt, Stats
 from instrument._encoding import dumps
 from instrument._reporting import Reporter
 from instrument._scopes import message_ids
@@ -110,7 +110,7 @@ class FanoutTransport(Transport):
                 destination = lane.destination
                 if cls is not dict and not destination.routes(cls):
                     continue
-                if not destination.consent <= granted:
+                if not destination.consent <= granted:  # Destination.accepts, with the stamp read once
                     lane.dispatcher.ledger.deny(1)
                     continue
                 key = destination.encoding
@@ -187,6 +187,8 @@ def _epoch(timestamp: object) -> float:
 
 def record_users(record: Any) -> tuple[str, ...]:
     """The user id and anonymous id of a queued record (or message), as text."""
+    if record.__class__ is Prebuilt:
+        record = record.message
     if record.__class__ is dict:
         return (str(record.get("userId") or ""), str(record.get("anonymousId") or ""))
     ids = message_ids(merge_scope(record._ctx, record._over))
