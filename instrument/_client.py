@@ -356,7 +356,7 @@ def configure(
         interceptor(client)
         return client
     previous.shutdown(previous.exit_timeout)
-    if client.spool is not None:
+    if client.spool is not None or (isinstance(transport, FanoutTransport) and transport.spool_dir is not None):
         client.dispatcher.start()  # deliver now what dead processes left in the spool, without waiting for an event
     return client
 

@@ -230,6 +230,11 @@ class Ledger:
     def trouble(self, count: int, text: str) -> None:
         self.reporter.trouble(text)
 
+    def forgotten(self, count: int) -> None:
+        with self.lock:
+            if not self.settled:
+                self.lost["forgotten"] += count
+
 
 class Dispatcher:
     """Bounded queue plus one background worker in front of one transport."""

@@ -3,14 +3,19 @@ before anything leaves; forget() reaching every queue; a ledger per destination.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated
 
 import pytest
 from kit_catalog import ItemsExported, UserTraits
-from vendor_server import VendorServer
+from vendor_server import VendorServer, received
 
 import instrument
 from instrument import Consent, Personal, Track, analytics_scope, consent_scope
@@ -255,3 +260,60 @@ def test_describe_destinations_lists_what_was_declared(servers: list[VendorServe
     (described,) = instrument.describe_destinations()
     assert described["name"] == "posthog"
     assert described["consent"] == ["analytics"]
+
+
+CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[4])
+import instrument
+from kit_catalog import ItemsExported
+from instrument.destinations import PostHog, Segment
+
+holed, healthy, spool = sys.argv[1], sys.argv[2], sys.argv[3]
+instrument.configure(
+    destinations=[Segment("k", host=holed), PostHog("k", host=healthy)],
+    spool=spool, timeout=0.5, flush_interval=0.05, on_error=lambda e: None,
+)
+for user, counts in (("leaver", range(0, 30)), ("stayer", range(30, 60))):
+    with instrument.analytics_scope(user_id=user):
+        for i in counts:
+            assert instrument.track(ItemsExported(count=i))
+instrument.flush(2)  # the healthy one delivers; the black-holed one keeps them in its spool
+instrument.forget("leaver")
+print("ready", flush=True)
+time.sleep(120)  # until killed
+"""
+
+
+def test_after_kill_9_the_black_holed_destination_catches_up_from_its_spool_without_a_forgotten_users_events(
+    tmp_path: Path, servers: list[VendorServer]
+) -> None:
+    holed, healthy, recovered = servers[0], servers[1], servers[2]
+    holed.black_hole.set()
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    spool = tmp_path / "spool"
+    tests = str(Path(__file__).resolve().parent)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), holed.url, healthy.url, str(spool), tests],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
+        assert healthy.wait_for(lambda s: len(received(s)) == 60)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=20)
+    assert proc.returncode == -signal.SIGKILL
+    assert received(holed) == {}
+    # The next process on the same spool, the destination back (here at another address).
+    instrument.configure(destinations=[Segment("k", host=recovered.url), PostHog("k", host=healthy.url)], spool=spool)
+    assert recovered.wait_for(lambda s: len(received(s)) >= 30, timeout=30)
+    time.sleep(2 * 1.5)  # another rescan of the spool: nothing more comes
+    assert sorted(received(recovered)) == list(range(30, 60))
+    assert len(received(healthy)) == 60  # the healthy destination's spool had nothing left to send

@@ -58,6 +58,10 @@ class Amplitude(Destination):
         event["library"] = _LIBRARY
         return event
 
+    def users_in(self, item: Message) -> tuple[object, ...]:
+        """Amplitude's ``user_id`` and ``device_id``."""
+        return (item.get("user_id"), item.get("device_id"))
+
     def transport(self, settings: Settings, spool: Spool | None = None) -> Transport:
         """POSTs to ``/2/httpapi`` with the key in the body."""
         return WireTransport(

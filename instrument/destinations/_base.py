@@ -146,6 +146,10 @@ class Destination:
         """The vendor's JSON object for one message (``ts``: the event's time, epoch seconds)."""
         return message
 
+    def users_in(self, item: Message) -> tuple[object, ...]:
+        """The user and anonymous ids an encoded item of this wire carries (``forget`` reads them)."""
+        return (item.get("userId"), item.get("anonymousId"))
+
     def transport(self, settings: Settings, spool: Spool | None = None) -> Transport:
         """The transport that sends this destination's batches (each destination has its own)."""
         raise NotImplementedError

@@ -15,6 +15,9 @@ destination's ledger (``stats().destinations[name]``) says what that destination
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,8 +33,11 @@ from instrument._scopes import message_ids
 from instrument._settings import Settings
 from instrument._spool import Spool
 from instrument._validate import merge_scope
-from instrument.destinations._base import Destination, personal_keys
+from instrument.destinations._base import Destination, hashed, personal_keys
 from instrument.transports._base import DeliveryReport, Message, Transport
+from instrument.transports._segment import SegmentTransport
+
+_log = logging.getLogger("instrument")
 
 
 class Routed:
@@ -79,6 +85,8 @@ class FanoutTransport(Transport):
         self.spool_dir = spool
         self.lanes: tuple[Lane, ...] = ()
         self._spool_max: int | None = None
+        #: SHA-256 of every id ``forget()`` was given (with a spool: also those in ``<spool>/forgotten``).
+        self._forgotten: set[str] = set()
 
     def bind(self, report: DeliveryReport) -> None:
         """Attach the client's ledger; the lanes are made once, on the client's error channel."""
@@ -86,6 +94,9 @@ class FanoutTransport(Transport):
         if not self.lanes:
             reporter = getattr(report, "reporter", None) or Reporter(self.settings.on_error)
             self.lanes = tuple(Lane(d, self.settings, reporter, self._spool_of(d)) for d in self.destinations)
+            self._forgotten |= self._read_forgotten()
+            if self._forgotten:
+                self._install_filters()
 
     def _spool_of(self, destination: Destination) -> Spool | None:
         if self.spool_dir is None:
@@ -162,8 +173,61 @@ class FanoutTransport(Transport):
         return {lane.destination.name: lane.dispatcher.stats() for lane in self.lanes}
 
     def forget(self, user_id: str) -> int:
-        """Remove ``user_id``'s events from every destination's queue; how many were removed."""
+        """Remove ``user_id``'s events from every destination's queue; how many were removed. From now on
+        (and, with a spool, in every later process using it) each destination also leaves that user's
+        messages out of every batch it sends: those already handed to its sender, spilled to or kept
+        in the spool (counted "forgotten" in its ledger)."""
+        digest = hashed(user_id)
+        if digest not in self._forgotten:
+            self._forgotten.add(digest)
+            self._write_forgotten(digest)
+            self._install_filters()
         return sum(lane.dispatcher.forget(lambda r: user_id in r.user) for lane in self.lanes)
+
+    def _install_filters(self) -> None:
+        for lane in self.lanes:
+            transport = lane.dispatcher.transport
+            if isinstance(transport, SegmentTransport):
+                transport.forget_filter = self._filter_for(lane.destination)
+
+    def _filter_for(self, destination: Destination) -> Callable[[bytes], bool]:
+        forgotten = self._forgotten
+
+        def is_forgotten(message: bytes) -> bool:
+            try:
+                item = json.loads(message)
+                users = destination.users_in(item) if isinstance(item, dict) else ()
+            except Exception:  # not this wire's JSON: not a forgotten user's, as far as we can tell
+                return False
+            return any(isinstance(u, str) and u and hashed(u) in forgotten for u in users)
+
+        return is_forgotten
+
+    def _forgotten_file(self) -> Path | None:
+        return None if self.spool_dir is None else self.spool_dir / "forgotten"
+
+    def _read_forgotten(self) -> set[str]:
+        path = self._forgotten_file()
+        try:
+            text = path.read_text("ascii") if path is not None else ""
+        except (OSError, UnicodeDecodeError):
+            return set()
+        return {line for line in text.split() if len(line) == 64}
+
+    def _write_forgotten(self, digest: str) -> None:
+        """Keep the digest (never the id) beside the spools, so a later process leaves those events out too."""
+        path = self._forgotten_file()
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            try:
+                os.write(fd, digest.encode() + b"\n")
+            finally:
+                os.close(fd)
+        except OSError:
+            _log.warning("analytics: could not record a forgotten user beside the spool; it holds for this process")
 
 
 def _encode(

@@ -9,6 +9,7 @@ both is sent as two requests, each retried on its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from instrument._settings import Settings
@@ -42,6 +43,17 @@ class _MixpanelTransport(WireTransport):
     def __init__(self, key: str, settings: Settings, spool: Spool | None) -> None:
         super().__init__(key, settings, api_path="/track?ip=0", envelope=_array, spool=spool)
         self._profiles = WireTransport(key, settings, api_path="/engage", envelope=_array)
+
+    @property
+    def forget_filter(self) -> Callable[[bytes], bool] | None:
+        return self._forget_filter
+
+    @forget_filter.setter
+    def forget_filter(self, value: Callable[[bytes], bool] | None) -> None:
+        self._forget_filter = value
+        profiles = getattr(self, "_profiles", None)
+        if profiles is not None:
+            profiles.forget_filter = value
 
     def bind(self, report: object) -> None:
         super().bind(report)  # type: ignore[arg-type]
@@ -117,6 +129,11 @@ class Mixpanel(Destination):
         }
         props.update(message.get("properties") or {})
         return {"event": message["event"], "properties": props}
+
+    def users_in(self, item: Message) -> tuple[object, ...]:
+        """An event's ``properties.distinct_id``, a profile update's ``$distinct_id``."""
+        props = item.get("properties")
+        return (props.get("distinct_id") if isinstance(props, dict) else None, item.get("$distinct_id"))
 
     def transport(self, settings: Settings, spool: Spool | None = None) -> Transport:
         """Events to ``/track``, profile updates to ``/engage``."""

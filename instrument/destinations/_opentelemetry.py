@@ -109,6 +109,11 @@ class OpenTelemetry(Destination):
             record["flags"] = 1  # sampled: recorded inside a span
         return record
 
+    def users_in(self, item: Message) -> tuple[object, ...]:
+        """The ``enduser.id`` and ``enduser.pseudo.id`` attributes."""
+        wanted = ("enduser.id", "enduser.pseudo.id")
+        return tuple(a["value"].get("stringValue") for a in item.get("attributes", ()) if a.get("key") in wanted)
+
     def transport(self, settings: Settings, spool: Spool | None = None) -> Transport:
         """POSTs OTLP/HTTP JSON to ``/v1/logs``."""
         prefix = self._prefix

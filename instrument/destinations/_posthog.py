@@ -58,6 +58,10 @@ class PostHog(Destination):
             event["$set"] = message.get("traits") or {}
         return event
 
+    def users_in(self, item: Message) -> tuple[object, ...]:
+        """PostHog keys an item by ``distinct_id``."""
+        return (item.get("distinct_id"),)
+
     def transport(self, settings: Settings, spool: Spool | None = None) -> Transport:
         """POSTs to ``/batch/`` with the key in the body."""
         return WireTransport(

@@ -139,6 +139,9 @@ class DeliveryReport(Protocol):
     def trouble(self, count: int, text: str) -> None:
         """Delivery of ``count`` messages is failing but still retried; ``text`` says why (rate-limited)."""
 
+    def forgotten(self, count: int) -> None:
+        """``count`` messages were removed before sending (``instrument.forget``): not delivered, not lost."""
+
 
 class _NullReport:
     def sent(self, count: int) -> None:
@@ -154,6 +157,9 @@ class _NullReport:
         pass
 
     def trouble(self, count: int, text: str) -> None:
+        pass
+
+    def forgotten(self, count: int) -> None:
         pass
 
 

@@ -192,6 +192,9 @@ class SegmentTransport(Transport):
         self._retries = settings.max_retries
         self._window = settings.retry_window
         self.spool = spool
+        #: Set by the destinations' fan-out once ``forget()`` was called: the messages of a batch to
+        #: leave out (forgotten users), checked just before each send, spooled and recovered ones too.
+        self.forget_filter: Callable[[bytes], bool] | None = None
         self._max_bytes = settings.max_queue_bytes or DEFAULT_MAX_QUEUE_BYTES
         #: Bytes the messages of one batch may take (joined by commas) so the body stays under 500 KB.
         self.batch_limit = MAX_BATCH_BYTES - _ENVELOPE_BYTES - len(self._key_json)
@@ -253,14 +256,17 @@ class SegmentTransport(Transport):
 
     def _send_now(self, batch: EncodedBatch) -> bool:
         """Send one batch with retries, report it, ack it in the spool; False if stopped first."""
+        if self.forget_filter is not None:
+            batch = self._without_forgotten(batch, self.forget_filter)
+            if not len(batch):
+                self._ack(batch)
+                return True
         outcome = self._deliver(batch)
         if outcome is None:
             return False
         sent, reason, final = outcome
-        spool = self.spool
-        if spool is not None and batch.handle is not None and (sent or final):
-            for handle in batch.handle if isinstance(batch.handle, list) else [batch.handle]:
-                self._spooled(spool.ack, handle)
+        if sent or final:
+            self._ack(batch)
         report = self._report
         if batch.recovered:
             if sent:
@@ -270,6 +276,24 @@ class SegmentTransport(Transport):
         else:
             report.failed(len(batch), reason)
         return True
+
+    def _ack(self, batch: EncodedBatch) -> None:
+        spool = self.spool
+        if spool is not None and batch.handle is not None:
+            for handle in batch.handle if isinstance(batch.handle, list) else [batch.handle]:
+                self._spooled(spool.ack, handle)
+
+    def _without_forgotten(self, batch: EncodedBatch, forgotten: Callable[[bytes], bool]) -> EncodedBatch:
+        """``batch`` without the messages ``forgotten`` selects (counted as forgotten, not lost)."""
+        messages = batch.messages
+        keep = [i for i, message in enumerate(messages) if not forgotten(message)]
+        if len(keep) == len(messages):
+            return batch
+        kept = EncodedBatch([messages[i] for i in keep], [batch.ids[i] for i in keep], recovered=batch.recovered)
+        kept.handle = batch.handle  # acked as the whole: the forgotten messages leave the spool with it
+        if not batch.recovered:  # a recovered batch was never counted here
+            self._report.forgotten(len(messages) - len(keep))
+        return kept
 
     def spill(self, batch: EncodedBatch) -> bool:
         """With a spool, the dispatcher's queue full: write ``batch`` there and leave it to the spool's
