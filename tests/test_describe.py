@@ -14,6 +14,7 @@ from instrument import (
     EventName,
     EventSchema,
     Identify,
+    Personal,
     PropertySchema,
     ScopeFieldSchema,
     ScopeId,
@@ -258,3 +259,13 @@ def test_tracks_of_a_module_lists_its_tracks_and_identifies_in_definition_order(
 def test_tracks_of_anything_else_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="catalog or a module"):
         tracks_of("examples.porter.analytics")  # type: ignore[arg-type]
+
+
+class UserRegistered(Track, event="User Registered"):
+    email: Annotated[str, Personal]
+    plan: str
+
+
+def test_a_property_annotated_personal_is_described_as_personal() -> None:
+    personal = {p.name: p.personal for p in describe(UserRegistered).properties}
+    assert personal == {"email": True, "plan": False}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from instrument.plan._model import DRAFT_07, Plan, PlanError, Rule
+from instrument.plan._model import DRAFT_07, PERSONAL_KEYWORD, Plan, PlanError, Rule
 from instrument.plan._types import Schema, type_text
 
 FORMATS = ("segment", "jsonschema", "markdown")
@@ -89,9 +89,10 @@ def _property_table(rule: Rule) -> list[str]:
     rows = [f"| {rule.body_key[:-1] if rule.type == 'IDENTIFY' else 'property'} | type | required | description |"]
     rows.append("|---|---|---|---|")
     for key, schema in props.items():
+        described = ("personal. " if schema.get(PERSONAL_KEYWORD) else "") + schema.get("description", "")
         rows.append(
             f"| `{key}` | {_cell(type_text({k: v for k, v in schema.items() if k != 'description'}))} | "
-            f"{'yes' if key in required else 'no'} | {_cell(schema.get('description', ''))} |"
+            f"{'yes' if key in required else 'no'} | {_cell(described.strip())} |"
         )
     return [*rows, ""]
 

@@ -31,6 +31,8 @@ KNOWN_DRAFTS = frozenset(
 )
 #: The extension keyword carrying a rule's scope, so that a diff can tell a scope change.
 SCOPE_KEYWORD = "x-scope"
+#: The extension keyword flagging a property marked ``Personal`` (hashed or omitted per destination).
+PERSONAL_KEYWORD = "x-personal"
 
 
 class PlanError(AnalyticsError):
@@ -189,6 +191,8 @@ def rule_of(desc: EventSchema) -> Rule:
             raise PlanError(f"{_where(desc.cls)}: field {prop.name!r}: type cannot be expressed: {error}") from None
         if prop.doc:
             schema = {**schema, "description": prop.doc}
+        if prop.personal:  # personal data: destinations hash or omit it
+            schema = {**schema, PERSONAL_KEYWORD: True}
         properties[prop.key] = schema
         if prop.required and not prop.nullable:
             required.append(prop.key)
