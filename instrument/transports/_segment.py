@@ -526,4 +526,4 @@ def reset_http_session_after_fork() -> None:
         return
     import requests
 
-    segment_request._session = requests.Session()
+    vars(segment_request)["_session"] = requests.Session()  # typed or not, depending on its version
