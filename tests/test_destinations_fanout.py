@@ -317,3 +317,30 @@ def test_after_kill_9_the_black_holed_destination_catches_up_from_its_spool_with
     time.sleep(2 * 1.5)  # another rescan of the spool: nothing more comes
     assert sorted(received(recovered)) == list(range(30, 60))
     assert len(received(healthy)) == 60  # the healthy destination's spool had nothing left to send
+
+
+def test_what_a_stuck_destination_cannot_keep_is_counted_and_reported_as_its_own(
+    servers: list[VendorServer],
+) -> None:
+    servers[0].black_hole.set()
+    errors: list[instrument.AnalyticsError] = []
+    instrument.configure(
+        destinations=[Segment("k", host=servers[0].url), PostHog("k", host=servers[1].url)],
+        timeout=0.5,
+        flush_interval=0.02,
+        max_queue_size=100,
+        batch_size=10,
+        on_error=errors.append,
+    )
+    with analytics_scope(user_id="u1"):
+        for i in range(300):
+            assert instrument.track(ItemsExported(count=i))
+            time.sleep(0.002)
+    assert servers[1].wait_for(lambda s: len(received(s)) == 300)
+    stats = instrument.stats().destinations
+    assert stats["segment"].dropped["queue_full"] > 0  # refused by its full queue
+    assert stats["posthog"].dropped_total == 0
+    assert errors
+    assert {getattr(e, "destination", None) for e in errors} == {"segment"}
+    assert all(str(e).startswith("destination 'segment': ") for e in errors)
+    servers[0].black_hole.clear()

@@ -15,6 +15,7 @@ destination's ledger (``stats().destinations[name]``) says what that destination
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from typing import Any
 from instrument import _consent
 from instrument._dispatch import Dispatcher, Prebuilt, Stats
 from instrument._encoding import dumps
+from instrument._errors import AnalyticsError
 from instrument._reporting import Reporter
 from instrument._scopes import message_ids
 from instrument._settings import Settings
@@ -63,13 +65,33 @@ def _never(item: Any) -> Message:  # pragma: no cover - lanes take encoded bytes
     raise TypeError("a lane takes Routed items")
 
 
+class _DestinationReporter(Reporter):
+    """The client's one error channel (its ``on_error``, its rate-limited log), each report naming the
+    destination: the error's ``destination`` attribute and its text."""
+
+    def __init__(self, client: Reporter, name: str) -> None:
+        self.handler = client.handler
+        self.log = client.log
+        self.name = name
+
+    def error(self, error: AnalyticsError) -> None:
+        named = copy.copy(error)  # one encoding's error may reach several destinations
+        named.message = f"destination {self.name!r}: {error.message}"
+        named.destination = self.name  # type: ignore[attr-defined]
+        super().error(named)
+
+    def trouble(self, text: str) -> None:
+        super().trouble(f"destination {self.name!r}: {text}")
+
+
 class Lane:
     """One destination's own pipeline: a dispatcher (queue, worker, ledger) in front of its transport."""
 
     def __init__(self, destination: Destination, settings: Settings, reporter: Reporter, spool: Spool | None) -> None:
         self.destination = destination
         transport = destination.transport(settings, spool=spool)
-        self.dispatcher = Dispatcher(transport, settings, encode=_never, reporter=reporter, wire=_wire_of)
+        named = _DestinationReporter(reporter, destination.name)
+        self.dispatcher = Dispatcher(transport, settings, encode=_never, reporter=named, wire=_wire_of)
 
 
 class FanoutTransport(Transport):
