@@ -171,6 +171,9 @@ class Client:
         The summary of errors the log suppressed (rate limiting) is printed here, so none stays unsaid.
         """
         lost = self.dispatcher.close(timeout)
+        fanout = self.dispatcher.transport
+        if isinstance(fanout, FanoutTransport):  # what the destinations could not deliver in time
+            lost += fanout.lost_at_close
         if lost:
             kept = " (kept in the spool for the next process)" if self.spool is not None else ""
             text = f"{lost} event(s) could not be delivered before shutdown{kept}: {self.stats().summary()}"

@@ -117,6 +117,10 @@ class Stats:
         refused = sum(self.refused.values())
         if refused:
             text += f"; {refused} refused at the call"
+        for name, own in self.destinations.items():
+            text += f"; {name}: {own.sent} delivered, {own.lost_total + sum(own.refused.values())} not"
+            if own.pending:
+                text += f", {own.pending} pending"
         return text
 
     def __repr__(self) -> str:

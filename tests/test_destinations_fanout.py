@@ -344,3 +344,25 @@ def test_what_a_stuck_destination_cannot_keep_is_counted_and_reported_as_its_own
     assert {getattr(e, "destination", None) for e in errors} == {"segment"}
     assert all(str(e).startswith("destination 'segment': ") for e in errors)
     servers[0].black_hole.clear()
+
+
+def test_shutdown_counts_what_a_stuck_destination_still_holds_and_the_summary_names_it(
+    servers: list[VendorServer],
+) -> None:
+    servers[0].black_hole.set()
+    instrument.configure(
+        destinations=[Segment("k", host=servers[0].url), PostHog("k", host=servers[1].url)],
+        timeout=0.5,
+        flush_interval=0.02,
+        on_error=lambda error: None,
+    )
+    with analytics_scope(user_id="u1"):
+        for i in range(20):
+            assert instrument.track(ItemsExported(count=i))
+    assert servers[1].wait_for(lambda s: len(received(s)) == 20)
+    assert instrument.shutdown(1.0) == 20
+    stats = instrument.stats()
+    assert stats.destinations["segment"].lost["shutdown"] == 20
+    assert "segment: 0 delivered, 20 not" in stats.summary()
+    assert "posthog: 20 delivered, 0 not" in stats.summary()
+    servers[0].black_hole.clear()

@@ -106,6 +106,8 @@ class FanoutTransport(Transport):
         self.settings = settings
         self.spool_dir = spool
         self.lanes: tuple[Lane, ...] = ()
+        #: Copies of events the destinations still held when they were closed (each destination counts its own).
+        self.lost_at_close = 0
         self._spool_max: int | None = None
         #: SHA-256 of every id ``forget()`` was given (with a spool: also those in ``<spool>/forgotten``).
         self._forgotten: set[str] = set()
@@ -181,7 +183,8 @@ class FanoutTransport(Transport):
             lost[i] = lane.dispatcher.close(timeout)
 
         _each(self.lanes, close, timeout)
-        return sum(lost)
+        self.lost_at_close = sum(lost)
+        return self.lost_at_close
 
     def after_fork(self) -> None:
         """In a forked child: every destination starts afresh."""
