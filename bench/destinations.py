@@ -160,7 +160,12 @@ def latency(black_hole: bool, events: int = 600, rate: float = 200.0) -> tuple[f
     servers = [VendorServer() for _ in range(4)]
     try:
         servers[3].black_hole.set() if black_hole else None
-        instrument.configure(destinations=_destinations([s.url for s in servers]), flush_interval=0.05, timeout=0.5)
+        instrument.configure(
+            destinations=_destinations([s.url for s in servers]),
+            flush_interval=0.05,
+            timeout=0.5,
+            max_queue_size=events + 1,  # the black-holed one keeps everything until it recovers
+        )
         event = _event_class()
         sent: dict[int, float] = {}
         with instrument.analytics_scope(user_id="bench"):

@@ -58,3 +58,17 @@ def test_the_stamp_reads_back_as_the_granted_categories(preferences: dict[str, b
 def test_a_message_without_a_stamp_grants_nothing() -> None:
     assert granted_in({}) == frozenset()
     assert granted_in({"context": {"consent": "x"}}) == frozenset()
+
+
+def test_consent_follows_work_handed_to_a_propagating_executor() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from instrument import PropagatingExecutor
+
+    consent = Consent(granted={"analytics"})
+    with ThreadPoolExecutor(max_workers=1) as threads:
+        pool = PropagatingExecutor(threads)
+        with consent_scope(consent):
+            seen = pool.submit(current).result(timeout=10)
+        assert threads.submit(current).result(timeout=10) is None  # a plain pool: not propagated
+    assert seen is consent
