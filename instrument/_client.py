@@ -386,9 +386,9 @@ def _fanout(
     if spool is not None and not isinstance(spool, (str, os.PathLike)):
         raise ConfigurationError("configure: with destinations, spool must be a directory path")
     _make_spool(None, spool_max_bytes)  # the bound's checks
-    fanout = FanoutTransport(destinations, settings, spool=None if spool is None else Path(spool))
-    fanout._spool_max = spool_max_bytes
-    return fanout
+    return FanoutTransport(
+        destinations, settings, spool=None if spool is None else Path(spool), spool_max_bytes=spool_max_bytes
+    )
 
 
 def _make_spool(spool: str | os.PathLike[str] | Spool | None, max_bytes: int) -> Spool | None:

@@ -366,3 +366,10 @@ def test_shutdown_counts_what_a_stuck_destination_still_holds_and_the_summary_na
     assert "segment: 0 delivered, 20 not" in stats.summary()
     assert "posthog: 20 delivered, 0 not" in stats.summary()
     servers[0].black_hole.clear()
+
+
+def test_a_spool_directory_that_cannot_be_used_is_a_configuration_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(instrument.ConfigurationError, match="spool of destination 'segment'"):
+        instrument.configure(destinations=[Segment("k", host="http://127.0.0.1:9")], spool=blocker)

@@ -29,7 +29,7 @@ from typing import Any
 from instrument import _consent
 from instrument._dispatch import Dispatcher, Prebuilt, Stats
 from instrument._encoding import dumps
-from instrument._errors import AnalyticsError
+from instrument._errors import AnalyticsError, ConfigurationError, SpoolError
 from instrument._reporting import Reporter
 from instrument._scopes import message_ids
 from instrument._settings import Settings
@@ -100,7 +100,14 @@ class FanoutTransport(Transport):
 
     accepts_records = True
 
-    def __init__(self, destinations: Sequence[Destination], settings: Settings, *, spool: Path | None = None) -> None:
+    def __init__(
+        self,
+        destinations: Sequence[Destination],
+        settings: Settings,
+        *,
+        spool: Path | None = None,
+        spool_max_bytes: int | None = None,
+    ) -> None:
         super().__init__()
         self.destinations = tuple(destinations)
         self.settings = settings
@@ -108,7 +115,7 @@ class FanoutTransport(Transport):
         self.lanes: tuple[Lane, ...] = ()
         #: Copies of events the destinations still held when they were closed (each destination counts its own).
         self.lost_at_close = 0
-        self._spool_max: int | None = None
+        self._spool_max = spool_max_bytes
         #: SHA-256 of every id ``forget()`` was given (with a spool: also those in ``<spool>/forgotten``).
         self._forgotten: set[str] = set()
 
@@ -125,9 +132,12 @@ class FanoutTransport(Transport):
     def _spool_of(self, destination: Destination) -> Spool | None:
         if self.spool_dir is None:
             return None
-        if self._spool_max is None:
-            return Spool(self.spool_dir / destination.name)
-        return Spool(self.spool_dir / destination.name, max_bytes=self._spool_max)
+        try:
+            if self._spool_max is None:
+                return Spool(self.spool_dir / destination.name)
+            return Spool(self.spool_dir / destination.name, max_bytes=self._spool_max)
+        except SpoolError as error:
+            raise ConfigurationError(f"configure: spool of destination {destination.name!r}: {error}") from None
 
     # -- the fan-out worker's side ----------------------------------------------------------------
 
