@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -152,14 +153,25 @@ def _event_class() -> Any:
     return _Event.cls
 
 
-def latency(black_hole: bool, events: int = 600, rate: float = 200.0) -> tuple[float, bool]:
-    """p99 seconds from track() to receipt at 3 healthy destinations (a 4th black-holed or not), and
-    whether everything arrived everywhere (the black-holed one after it recovered)."""
+@dataclass(frozen=True)
+class LatencyRun:
+    """One ``latency`` run: the p99, whether everything arrived where and when it should, the ledger."""
+
+    p99: float
+    complete: bool
+    stats: Any
+
+
+def latency(black_hole: bool, events: int = 600, rate: float = 200.0) -> LatencyRun:
+    """p99 seconds from track() to receipt at 3 healthy destinations (a 4th black-holed or not);
+    ``complete``: everything arrived at the healthy ones, nothing at the black-holed one while it was
+    one, then everything after it recovered; ``stats``: the client's ledger before shutdown."""
     import instrument
 
     servers = [VendorServer() for _ in range(4)]
     try:
-        servers[3].black_hole.set() if black_hole else None
+        if black_hole:
+            servers[3].black_hole.set()
         instrument.configure(
             destinations=_destinations([s.url for s in servers]),
             flush_interval=0.05,
@@ -174,11 +186,14 @@ def latency(black_hole: bool, events: int = 600, rate: float = 200.0) -> tuple[f
                 instrument.track(event(count=i))
                 time.sleep(1 / rate)
         complete = all(s.wait_for(lambda s: len(received(s)) == events, 60) for s in servers[:3])
+        complete = complete and (not black_hole or not received(servers[3]))
         servers[3].black_hole.clear()
         complete = servers[3].wait_for(lambda s: len(received(s)) == events, 120) and complete
+        complete = instrument.flush(30) and complete
         latencies = sorted(at - sent[i] for s in servers[:3] for i, at in received(s).items())
+        stats = instrument.stats()
         instrument.shutdown(5)
-        return latencies[max(0, int(len(latencies) * 0.99) - 1)], complete
+        return LatencyRun(latencies[max(0, int(len(latencies) * 0.99) - 1)], complete, stats)
     finally:
         for server in servers:
             server.close()

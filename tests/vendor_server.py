@@ -8,9 +8,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.destinations import VendorServer, received, vendor_server
+from bench.destinations import VendorServer, latency, received, vendor_server
 
-__all__ = ["VendorServer", "received", "send_through", "vendor_server"]
+__all__ = ["VendorServer", "latency", "received", "send_through", "vendor_server"]
 
 
 def send_through(destination_factory: Any, *, user_id: str = "u1", anonymous_id: str | None = None) -> VendorServer:
