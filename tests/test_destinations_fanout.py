@@ -3,6 +3,7 @@ before anything leaves; forget() reaching every queue; a ledger per destination.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -11,16 +12,19 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kit_catalog import ItemsExported, UserTraits
 from vendor_server import VendorServer, latency, received
 
 import instrument
 from instrument import Consent, Personal, Track, analytics_scope, consent_scope
-from instrument.destinations import Amplitude, Destination, OpenTelemetry, PostHog, Segment
+from instrument.destinations import Amplitude, Destination, Mixpanel, OpenTelemetry, PostHog, RudderStack, Segment
 from instrument.destinations._base import hashed
+from instrument.destinations._fanout import _encode
 
 
 class Signup(Track, event="Signed Up"):
@@ -306,3 +310,55 @@ def test_a_spool_directory_that_cannot_be_used_is_a_configuration_error(tmp_path
     blocker.write_text("not a directory")
     with pytest.raises(instrument.ConfigurationError, match="spool of destination 'segment'"):
         instrument.configure(destinations=[Segment("k", host="http://127.0.0.1:9")], spool=blocker)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+#: Keys a wire puts among the properties itself (a property of that name replaces it, as the SDKs do).
+_OWN_KEYS = {"token", "distinct_id", "time", "$insert_id", "mp_lib", "$lib_version", "$lib", "$geoip_disable"}
+PROPERTY_KEYS = st.text(min_size=1, max_size=12).filter(lambda key: key not in _OWN_KEYS and key != "$is_server")
+PROPERTY_PATHS = {
+    "segment": ("properties",),
+    "rudderstack": ("properties",),
+    "posthog": ("properties",),
+    "mixpanel": ("properties",),
+    "amplitude": ("event_properties",),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(properties=st.dictionaries(PROPERTY_KEYS, JSON_VALUES, max_size=6), user=st.text(min_size=1))
+def test_every_wire_encodes_any_json_properties_once_and_keeps_the_user(properties: dict[str, Any], user: str) -> None:
+    message = {
+        "type": "track",
+        "userId": user,
+        "event": "Items Exported",
+        "properties": properties,
+        "timestamp": "2026-01-02T03:04:05.678Z",
+        "messageId": "0b6f9d5e-2f7a-4c1e-9a4b-3d2c1b0a9f8e",
+    }
+    for destination in (
+        Segment("k"),
+        RudderStack("k", host="http://127.0.0.1:9"),
+        PostHog("k"),
+        Mixpanel("k"),
+        Amplitude("k"),
+    ):
+        routed = _encode(destination, message, frozenset(), 1767323045.678, (user, ""))
+        assert routed.error is None
+        assert routed.data is not None
+        item = json.loads(routed.data)
+        assert user in destination.users_in(item)
+        body = item[PROPERTY_PATHS[destination.name][0]]
+        for key, value in properties.items():
+            if value is None and destination.name == "amplitude":
+                assert key not in body  # as the SDK does
+            else:
+                assert body[key] == value
