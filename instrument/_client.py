@@ -244,11 +244,12 @@ def get_client() -> Client:
 
 def reset() -> None:
     """Back to the state at import: the default no-op client (INSTRUMENT_STRICT honoured), no capture
-    hook, nothing bound in the current context. The client it replaces is shut down at once."""
+    hook, nothing bound in the current context (scope or consent). The client it replaces is shut down at once."""
     with _state.lock:
         _current.interceptor = None
         previous: Client = _state.install(default_client())
     _scopes.attach({}, replace=True)
+    _consent.clear()
     _reporting.reset_all()
     if previous.configured:
         previous.shutdown(0)

@@ -72,3 +72,12 @@ def test_consent_follows_work_handed_to_a_propagating_executor() -> None:
             seen = pool.submit(current).result(timeout=10)
         assert threads.submit(current).result(timeout=10) is None  # a plain pool: not propagated
     assert seen is consent
+
+
+def test_the_testing_kits_reset_unbinds_consent() -> None:
+    from instrument._consent import _CONSENT
+    from instrument.testing import reset
+
+    _CONSENT.set(Consent(granted={"a"}))  # a consent left bound, as a test that never exits its scope would
+    reset()
+    assert current() is None
