@@ -10,7 +10,7 @@ from vendor_server import vendor_server
 
 import instrument
 from instrument import ConfigurationError, Consent, analytics_scope, consent_scope
-from instrument.destinations import RudderStack, Segment
+from instrument.destinations import PostHog, RudderStack, Segment
 
 
 def test_segment_and_rudderstack_get_their_own_keys_and_both_consent_stamps() -> None:
@@ -44,3 +44,29 @@ def test_rudderstack_needs_its_data_plane_url() -> None:
 
 def test_the_key_is_never_in_the_repr() -> None:
     assert "seg-secret" not in repr(Segment("seg-secret"))
+
+
+def test_a_call_only_the_segment_wire_maps_goes_to_segment_and_rudderstack_only() -> None:
+    page = {
+        "type": "page",
+        "userId": "u1",
+        "name": "Pricing",
+        "properties": {"path": "/pricing"},
+        "timestamp": "2026-01-02T03:04:05.678Z",
+        "messageId": "0b6f9d5e-2f7a-4c1e-9a4b-3d2c1b0a9f8e",
+    }
+    with vendor_server() as segment, vendor_server() as rudder, vendor_server() as posthog:
+        instrument.configure(
+            destinations=[
+                Segment("k", host=segment.url),
+                RudderStack("k", host=rudder.url),
+                PostHog("k", host=posthog.url),
+            ]
+        )
+        assert instrument.get_client().dispatcher.put(page)  # a built message, as a page() call hands over
+        assert instrument.flush(10)
+        assert segment.json_bodies()[0]["batch"] == [page]
+        (sent,) = rudder.json_bodies()[0]["batch"]
+        assert sent == {**page, "channel": "server", "integrations": {"All": True}}
+        assert posthog.requests == []
+        assert instrument.stats().destinations["posthog"].dropped_total == 0

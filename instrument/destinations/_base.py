@@ -45,6 +45,9 @@ class Destination:
     default_name: ClassVar[str | None] = None
     #: Where batches go when ``host`` is None (None: a host is required).
     default_host: ClassVar[str | None] = None
+    #: The message types this wire maps (None: every type, as the Segment wire carries them all); a
+    #: page, screen, group or alias goes only where its type is mapped.
+    calls: ClassVar[frozenset[str] | None] = frozenset({"track", "identify"})
     #: Mapping of Segment message fields to this wire's fields (declared, shown, tested).
     mapping: ClassVar[Mapping[str, str]] = {}
 
@@ -110,7 +113,10 @@ class Destination:
         return (event is not None and str(event) in names) or any(issubclass(cls, c) for c in classes)
 
     def accepts(self, cls: type, message: Message) -> bool:
-        """True when an event of record class ``cls`` with this ``message`` goes here (routing and consent)."""
+        """True when an event of record class ``cls`` with this ``message`` goes here (its type, routing
+        and consent)."""
+        if self.calls is not None and message.get("type") not in self.calls:
+            return False
         return (cls is dict or self.routes(cls)) and self.consent <= granted_in(message)
 
     def view(self, cls: type, message: Message) -> Message:

@@ -148,11 +148,14 @@ class FanoutTransport(Transport):
             cls = type(record)
             personal = personal_keys(cls) if cls is not dict else frozenset()
             granted = _consent.granted_in(message)
+            kind = message.get("type")
             user = (str(message.get("userId") or ""), str(message.get("anonymousId") or ""))
             ts = getattr(record, "_ts", None) or _epoch(message.get("timestamp"))
             encoded: dict[tuple[Any, ...], Routed] = {}
             for lane in lanes:
                 destination = lane.destination
+                if destination.calls is not None and kind not in destination.calls:
+                    continue  # a call this wire does not map (a page to Amplitude)
                 if cls is not dict and not destination.routes(cls):
                     continue
                 if not destination.consent <= granted:  # Destination.accepts, with the stamp read once

@@ -32,6 +32,7 @@ class Segment(Destination):
     """Segment's batch API (``key``: the write key; ``host``: another Segment-compatible endpoint)."""
 
     wire = "segment"
+    calls = None  # every call: page, screen, group and alias too
     default_host: ClassVar[str | None] = "https://api.segment.io"
     mapping: ClassVar[dict[str, str]] = _SEGMENT_MAPPING
 
@@ -59,6 +60,8 @@ class RudderStack(Segment):
 
     def encode(self, message: Message, ts: float) -> Message:
         """The message with the fields rudder-sdk-python adds."""
+        if message["type"] not in ("track", "identify"):  # page, screen, group, alias: as Segment's
+            return {**message, "channel": "server", "integrations": {"All": True}}
         out: Message = {
             "type": message["type"],
             "userId": message.get("userId"),
