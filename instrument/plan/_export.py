@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from instrument.plan._model import DRAFT_07, RULE_TYPES, Plan, PlanError, Rule
+from instrument.plan._model import DRAFT_07, PERSONAL_KEYWORD, RULE_TYPES, Plan, PlanError, Rule
 from instrument.plan._types import Schema, type_text
 
 FORMATS = ("segment", "jsonschema", "markdown", "typewriter", "iglu", "rudder")
@@ -269,9 +269,10 @@ def _property_table(rule: Rule) -> list[str]:
     rows = [f"| {'trait' if rule.body_key == 'traits' else 'property'} | type | required | description |"]
     rows.append("|---|---|---|---|")
     for key, schema in props.items():
+        described = ("personal. " if schema.get(PERSONAL_KEYWORD) else "") + schema.get("description", "")
         rows.append(
             f"| `{key}` | {_cell(type_text({k: v for k, v in schema.items() if k != 'description'}))} | "
-            f"{'yes' if key in required else 'no'} | {_cell(schema.get('description', ''))} |"
+            f"{'yes' if key in required else 'no'} | {_cell(described.strip())} |"
         )
     return [*rows, ""]
 

@@ -56,6 +56,8 @@ KNOWN_DRAFTS = frozenset(
 )
 #: The extension keyword carrying a rule's scope, so that a diff can tell a scope change.
 SCOPE_KEYWORD = "x-scope"
+#: The extension keyword flagging a property marked ``Personal`` (hashed or omitted per destination).
+PERSONAL_KEYWORD = "x-personal"
 #: The class attribute keeping what an imported plan says that the class does not imply (``plan import``
 #: writes it): ``{"version": "1-0-2", "key": None, "doc": "...", "body": {...}, "schema": {...}}``.
 PLAN_ATTRIBUTE = "__plan__"
@@ -291,6 +293,8 @@ def rule_of(desc: EventSchema) -> Rule:
             raise PlanError(f"{_where(desc.cls)}: field {prop.name!r}: type cannot be expressed: {error}") from None
         if prop.doc:
             schema = {**schema, "description": prop.doc}
+        if prop.personal:  # personal data: destinations hash or omit it
+            schema = {**schema, PERSONAL_KEYWORD: True}
         properties[prop.key] = schema
         if prop.required and not prop.nullable:
             required.append(prop.key)

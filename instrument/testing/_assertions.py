@@ -11,6 +11,7 @@ from instrument._calls import Group, Page, Screen
 from instrument._errors import AnalyticsError
 from instrument._messages import EncodeOptions
 from instrument._records import Identify, _Record, scope_wire_key, spec_of
+from instrument.destinations import Destination
 from instrument.testing._event import _IDS, CapturedEvent, Message
 from instrument.testing._matching import (
     ANY,
@@ -56,6 +57,24 @@ class CapturedEvents:
         self._transport = transport
         self._options = options or EncodeOptions()
         self.errors: list[AnalyticsError] = []
+        #: The destinations configured (before or while capturing), by name: ``destination=`` looks here.
+        self.destinations: dict[str, Destination] = {}
+
+    def _tracks_at(self, destination: str | None) -> list[CapturedEvent]:
+        """The captured tracks, or those ``destination`` gets, as it gets them (routing, consent,
+        renames, personal properties hashed or omitted)."""
+        if destination is None:
+            return self.tracks
+        found = self.destinations.get(destination)
+        if found is None:
+            known = ", ".join(sorted(self.destinations)) or "none configured"
+            raise AnalyticsAssertionError(f"no destination named {destination!r} (destinations: {known})")
+        pairs = zip(self._transport.messages, self._transport.record_classes, strict=False)
+        return [
+            CapturedEvent._from(found.view(cls, m), i)
+            for i, (m, cls) in enumerate(pairs)
+            if m.get("type") == "track" and found.accepts(cls, m)
+        ]
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -141,9 +160,13 @@ class CapturedEvents:
         exact: bool = False,
         *,
         props: Mapping[str, Any] | None = None,
+        destination: str | None = None,
         **expected: Any,
     ) -> list[CapturedEvent]:
         """Assert ``event_or_track`` was tracked with ``expected`` fields; return the matching tracks.
+
+        ``destination`` (a configured destination's name): only the tracks that destination gets,
+        compared as it gets them (its renames, personal properties hashed or omitted).
 
         Fields are properties by their declared name (or wire key) and scope fields by name, whatever
         wire key they are sent under; ``user_id`` is compared with the message's userId. Expected values
@@ -157,7 +180,9 @@ class CapturedEvents:
         wanted = {**(props or {}), **expected}
         fields = self._expected_fields(event_or_track, wanted)
         unknown = self._unknown_fields(event_or_track, wanted)
-        tracks = self.tracks
+        tracks = self._tracks_at(destination)
+        if destination is not None:
+            name = self.destinations[destination].renames.get(name, name)
         matches = [e for e in tracks if e.event == name and _all_match(e, fields, exact)]
         if (count is None and matches) or (count is not None and len(matches) == count):
             return matches
