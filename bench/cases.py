@@ -43,6 +43,13 @@ class ClusterProvisioningSuccess(Track, event=Events.CLUSTER_PROVISIONING_SUCCES
     infra_id: int
 
 
+class ProjectMembership(instrument.ProjectGroup):
+    role: str
+
+
+ROLE = "admin"
+
+
 def provision(cluster_type: str, infra_id: int) -> None:
     """The business function of every call-path case: does nothing, so only the wrapping is timed."""
 
@@ -257,6 +264,22 @@ def build(url: str) -> tuple[list[Case], Clients]:
             "segment Client.track() (anchor)",
             "t(user_id=U, event=E, properties={'cluster_type': CT, 'infra_id': ID, 'project_id': P, 'cluster_id': K})",
             {"t": seg.track, "U": USER_ID, "E": EVENT, "P": PROJECT_ID, "K": CLUSTER_ID, **args},
+            drain=drain_segment,
+        ),
+        Case(
+            "group_explicit",
+            "Group(...) + instrument.group()",
+            "group(G(role=R))",
+            {"group": instrument.group, "G": ProjectMembership, "R": ROLE},
+            enter=scoped_explicit.enter,
+            leave=scoped_explicit.leave,
+            drain=drain_instrument,
+        ),
+        Case(
+            "segment_group",
+            "segment Client.group() (anchor)",
+            "g(user_id=U, group_id=P, traits={'role': R})",
+            {"g": seg.group, "U": USER_ID, "P": str(PROJECT_ID), "R": ROLE},
             drain=drain_segment,
         ),
         Case(

@@ -1,4 +1,7 @@
-"""``@tracks``: send one event each time a business function succeeds (or fails, with ``on_error``)."""
+"""``@tracks``: send one event each time a business function succeeds (or fails, with ``on_error``).
+
+The event is a Track, or any other call declared as a class (Identify, Group, Page, Screen, Alias).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +12,22 @@ from typing import Any, ParamSpec, TypeVar, Union
 
 import wrapt
 
+from instrument._calls import Alias, Group, Page, Screen
 from instrument._codegen import make_function
 from instrument._errors import AnalyticsError, ConfigurationError, PropsError
 from instrument._events import EventName
 from instrument._fields import MISSING
-from instrument._records import Track, adhoc_track, spec_of
+from instrument._records import Identify, Track, _Record, adhoc_track, spec_of
 from instrument._scopes import scopes
 from instrument._state import current as _state
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-EventOrTrack = Union[type[Track], EventName, str]  # noqa: UP007 - a runtime alias, so no `|` on 3.10
+# A runtime alias, so no `|` on 3.10.
+EventOrTrack = Union[  # noqa: UP007
+    type[Track], type[Identify], type[Group], type[Page], type[Screen], type[Alias], EventName, str
+]
 
 
 class Call:
@@ -62,8 +69,8 @@ class Call:
 PropsFunc = Callable[[Call], Mapping[str, Any]]
 
 
-def _resolve(target: EventOrTrack, scope: str | None, role: str) -> type[Track]:
-    if isinstance(target, type) and issubclass(target, Track):
+def _resolve(target: EventOrTrack, scope: str | None, role: str) -> type[_Record]:
+    if isinstance(target, type) and issubclass(target, _Record):
         spec = spec_of(target)
         if scope is not None and scope != spec.scope.name:
             raise ConfigurationError(
@@ -74,7 +81,9 @@ def _resolve(target: EventOrTrack, scope: str | None, role: str) -> type[Track]:
         if scope is not None and (not isinstance(scope, str) or scope not in scopes()):
             raise ConfigurationError(f"@tracks: unknown scope {scope!r} (known: {sorted(scopes())})")
         return adhoc_track(target, scope or "user")
-    raise ConfigurationError(f"@tracks: {role} must be a Track subclass or an event name, got {target!r}")
+    raise ConfigurationError(
+        f"@tracks: {role} must be a Track subclass (or another call's class) or an event name, got {target!r}"
+    )
 
 
 class _Plan:
@@ -96,7 +105,7 @@ class _Plan:
             self.entries.append((p.name, position, default))
         self.extra = names - {e[0] for e in self.entries} if self.var_keyword else frozenset()
 
-    def builder(self, cls: type[Track]) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], Track]:
+    def builder(self, cls: type[_Record]) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], _Record]:
         """A generated ``build(instance, args, kwargs) -> cls(...)`` for this plan.
 
         Calls without keyword arguments (the common case) pass each field straight from its position
@@ -126,7 +135,7 @@ class _Plan:
                 f"    return _cls({', '.join(parts)})",
             ]
         func = self.func
-        build: Callable[[Any, tuple[Any, ...], dict[str, Any]], Track] = make_function(
+        build: Callable[[Any, tuple[Any, ...], dict[str, Any]], _Record] = make_function(
             "build",
             "\n".join(lines) + "\n",
             ns,
@@ -155,7 +164,7 @@ class _Plan:
         return out
 
 
-def _building_failed(cls: type[Track], error: Exception) -> AnalyticsError:
+def _building_failed(cls: type[_Record], error: Exception) -> AnalyticsError:
     """The AnalyticsError for a plain exception raised while building ``cls``: its type, never its text
     (an exception's message may quote a property value); the exception itself is the ``__cause__``."""
     wrapped = AnalyticsError(
@@ -171,8 +180,8 @@ class _Emitter:
     def __init__(
         self,
         func: Callable[..., Any],
-        track_cls: type[Track],
-        failure_cls: type[Track] | None,
+        track_cls: type[_Record],
+        failure_cls: type[_Record] | None,
         props: PropsFunc | None,
     ) -> None:
         self.track_cls = track_cls
@@ -196,7 +205,7 @@ class _Emitter:
                 call.result = result
                 fields.update(self._props(call))
                 record = self.track_cls(**fields)
-            client._emit(record, Track)
+            client._emit(record, self.track_cls)
         except AnalyticsError as error:
             if client.strict:
                 raise
@@ -225,7 +234,7 @@ class _Emitter:
                 call.exception = exc
                 fields.update(self._props(call))
             # In strict mode these raise; the except below reports them instead.
-            client.track(failure_cls(**fields))
+            client._emit(failure_cls(**fields), failure_cls)
         except AnalyticsError as error:
             client.dispatcher.drop(error)
         except Exception as error:  # never mask the business exception
@@ -257,6 +266,8 @@ def tracks(
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Send ``event_or_track`` each time the decorated function returns normally.
 
+    ``event_or_track`` is a Track class, an event name, or the class of another call: ``@tracks(Membership)``
+    sends that Group when a membership function succeeds, ``@tracks(Alias)`` an alias when a signup does.
     Fields are filled, later winning: the bound analytics_scope, the function's arguments whose names
     match a field, then ``props(call)``. With ``on_error=FailureTrack`` that track is sent when the
     function raises (``error`` = the exception's type name), and the exception is re-raised unchanged.

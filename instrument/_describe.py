@@ -1,4 +1,4 @@
-"""``describe()``: the public, frozen description of a Track or Identify class (the tracking plan's input)."""
+"""``describe()``: the public, frozen description of a declared call's class (the tracking plan's input)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ from instrument import _scopes
 from instrument._errors import ConfigurationError, TrackDefinitionError
 from instrument._events import EventName
 from instrument._fields import MISSING
+from instrument._personal import is_personal
 from instrument._records import Identify, Track, _Record, spec_of
+from instrument._spec import Spec
+
+#: What a declared class sends: one of Segment's six calls.
+Kind = Literal["track", "identify", "group", "page", "screen", "alias"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ class PropertySchema:
     """True when the value may be cut to make the message fit in 32 KB."""
     doc: str | None
     """``field(doc=...)``, else the string literal right after the annotated assignment, else None."""
+    personal: bool = False
+    """True when annotated ``Personal`` (destinations hash or omit it; the plan export flags it)."""
 
 
 @dataclass(frozen=True)
@@ -64,10 +71,10 @@ class EventSchema:
 
     cls: type
     """The class itself."""
-    kind: Literal["track", "identify"]
-    """"track" or "identify"."""
+    kind: Kind
+    """"track", "identify", "group", "page", "screen" or "alias"."""
     event: str | None
-    """The event name (None for identify)."""
+    """The event name of a track, the name of a page or screen (None for the others)."""
     scope: str
     """The scope's name ("user" for identify)."""
     doc: str | None
@@ -80,16 +87,21 @@ class EventSchema:
     """True for ad-hoc tracks made from a bare event name (any keyword allowed)."""
     source: tuple[str, int] | None
     """(file, line) of the class definition, when known."""
+    category: str | None = None
+    """A page's or screen's category (None: none, or another call)."""
+    group_field: str | None = None
+    """The scope field a group's groupId is (None: a ``group_id=`` given, or another call)."""
 
 
 def describe(cls: type) -> EventSchema:
-    """Describe a concrete Track or Identify class: event, scope, properties and scope fields with wire keys.
+    """Describe a concrete declared class (a Track, Identify, Group, Page, Screen or Alias): event or name,
+    scope, properties (traits) and scope fields with wire keys.
 
-    Raises TrackDefinitionError for an abstract base (a Track without ``event=``), something that is
-    not a Track/Identify class, or a class whose annotations cannot be resolved.
+    Raises TrackDefinitionError for an abstract base (a Track without ``event=``, a scope or group base),
+    something that is not such a class, or a class whose annotations cannot be resolved.
     """
-    if not isinstance(cls, type) or not issubclass(cls, (Track, Identify)) or cls in (Track, Identify):
-        raise TrackDefinitionError(f"describe() takes a Track or Identify subclass, got {_what(cls)}")
+    if not isinstance(cls, type) or not issubclass(cls, _Record) or cls.__dict__.get("_machinery", False):
+        raise TrackDefinitionError(f"describe() takes a Track, Identify or other call's subclass, got {_what(cls)}")
     spec = spec_of(cls)  # raises TrackDefinitionError for annotations that do not resolve
     docs = _attribute_docs(cls)
     properties = tuple(
@@ -103,6 +115,7 @@ def describe(cls: type) -> EventSchema:
             nullable=_accepts_none(p.check.ok),
             truncatable=p.truncatable,
             doc=p.doc if p.doc is not None else docs.get(p.name),
+            personal=is_personal(p.annotation),
         )
         for p in spec.properties
     )
@@ -110,7 +123,7 @@ def describe(cls: type) -> EventSchema:
     scope_fields = tuple(
         ScopeFieldSchema(
             name=f,
-            key=_scopes.USER_WIRE_KEY if f == _scopes.USER_ID else spec.scope_keys[f],
+            key=_wire_key(spec, f),
             is_id=f in scope.id_fields,
             is_user_id=f == _scopes.USER_ID,
             annotation=scope.type_of(f),
@@ -118,10 +131,9 @@ def describe(cls: type) -> EventSchema:
         for f in scope.fields
     )
     own_doc = cls.__dict__.get("__doc__")
-    kind: Literal["track", "identify"] = "identify" if spec.kind == "identify" else "track"
     return EventSchema(
         cls=cls,
-        kind=kind,
+        kind=spec.kind,  # type: ignore[arg-type]  # one of Kind: set by the machinery's bases
         event=spec.event,
         scope=scope.name,
         doc=inspect.cleandoc(own_doc) if isinstance(own_doc, str) else None,
@@ -129,7 +141,19 @@ def describe(cls: type) -> EventSchema:
         scope_fields=scope_fields,
         free_form=spec.free_form,
         source=_source(cls),
+        category=spec.category,
+        group_field=spec.group_field,
     )
+
+
+def _wire_key(spec: Spec, field: str) -> str:
+    """Where scope ``field`` is sent: userId, a group's groupId, else its property key (its name when a
+    group or alias does not send it)."""
+    if field == _scopes.USER_ID:
+        return _scopes.USER_WIRE_KEY
+    if field == spec.group_field:
+        return "groupId"
+    return spec.scope_keys.get(field, field)
 
 
 def tracks_of(source: type[EventName] | ModuleType) -> tuple[type[_Record], ...]:
@@ -158,7 +182,7 @@ def _all_records() -> list[type[_Record]]:
     while stack:
         for sub in stack.pop().__subclasses__():
             stack.append(sub)
-            concrete = sub._event is not None or (sub._kind == "identify" and sub is not Identify)
+            concrete = sub._event is not None or (sub._kind != "track" and not sub.__dict__.get("_machinery", False))
             if concrete and not sub.__dict__.get("_free_form") and sub not in found:
                 found.append(sub)
     return found

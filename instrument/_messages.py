@@ -1,4 +1,4 @@
-"""Record -> Segment message: the exact wire form of a Track/Identify that passed validation."""
+"""Record -> Segment message: the exact wire form of a record (any of the six calls) that passed validation."""
 
 from __future__ import annotations
 
@@ -134,21 +134,21 @@ def _build(rec: _Record, options: EncodeOptions) -> tuple[dict[str, Any], str, S
             value_type=type(value).__name__,
         ) from error
     ids = _scopes.message_ids(merged)  # userId and/or anonymousId
+    # A page's or screen's properties are a track's kind of data: the redact hook sees them too (with the name).
+    if options.redact is not None and spec.kind in ("track", "page", "screen"):
+        try:
+            redacted = options.redact(spec.event or "", props)
+        except Exception as error:  # a user hook: its failure is this event's, never the caller's
+            raise EncodingError(
+                f"{name}: the redact hook raised {type(error).__name__}", track=name, field="", value_type=None
+            ) from error
+        # What the hook returns goes through the same encoder: a bad value is this event's error.
+        props = encode_mapping(redacted, "", name)
     if spec.kind == "track":
-        if options.redact is not None:
-            try:
-                redacted = options.redact(spec.event or "", props)
-            except Exception as error:  # a user hook: its failure is this event's, never the caller's
-                raise EncodingError(
-                    f"{name}: the redact hook raised {type(error).__name__}", track=name, field="", value_type=None
-                ) from error
-            # What the hook returns goes through the same encoder: a bad value is this event's error.
-            props = encode_mapping(redacted, "", name)
         message: dict[str, Any] = {"type": "track", **ids, "event": spec.event, "properties": props}
         body_key = "properties"
     else:
-        message = {"type": "identify", **ids, "traits": props}
-        body_key = "traits"
+        message, body_key = _call_message(rec, spec, merged, ids, props)
     # Integrations' context (trace ids, the request), captured on the caller's thread by track().
     _context.merge_into(message, rec.__dict__.get("_context"))
     message["timestamp"] = format_timestamp(rec._ts)
@@ -156,11 +156,35 @@ def _build(rec: _Record, options: EncodeOptions) -> tuple[dict[str, Any], str, S
     return message, body_key, spec
 
 
+def _call_message(
+    rec: _Record, spec: Spec, merged: Mapping[str, object], ids: dict[str, str], props: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """The message of an identify, group, page, screen or alias call (every id checked at construction)."""
+    kind = spec.kind
+    if kind == "identify":
+        return {"type": "identify", **ids, "traits": props}, "traits"
+    if kind == "group":
+        group_id = merged[spec.group_field] if spec.group_field is not None else rec.__dict__["group_id"]
+        # Segment's groupId is a string, as its userId is (the official client stringifies only the latter).
+        return {"type": "group", **ids, "groupId": str(group_id), "traits": props}, "traits"
+    if kind == "alias":
+        # Only the user's id: the previous id is the one being aliased (often the anonymous id itself).
+        user = {k: v for k, v in ids.items() if k == _scopes.USER_WIRE_KEY}
+        return {"type": "alias", **user, "previousId": str(rec.__dict__["previous_id"])}, "properties"
+    named: dict[str, Any] = {"type": kind, **ids}
+    if spec.event is not None:
+        named["name"] = spec.event
+    if spec.category is not None:
+        named["category"] = spec.category
+    named["properties"] = props
+    return named, "properties"
+
+
 _CUT_MARK = "...[truncated]"
 
 
 def _shrink(message: dict[str, Any], body_key: str, spec: Spec, size: int) -> None:
-    body: dict[str, Any] = message[body_key]
+    body: dict[str, Any] = message.get(body_key, {})  # an alias has no body: nothing to cut
     cuttable = [p.key for p in spec.properties if p.truncatable and isinstance(body.get(p.key), str)]
     for key in sorted(cuttable, key=lambda k: len(body[k]), reverse=True):
         excess = size - MAX_MESSAGE_BYTES

@@ -1,4 +1,7 @@
-"""Track and Identify declarations: typed properties, scope filling, and their generated ``__init__``."""
+"""Track and Identify declarations: typed properties, scope filling, and their generated ``__init__``.
+
+The other Segment calls (Group, Page, Screen, Alias) are declared in ``_calls`` on the same machinery.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     from typing_extensions import dataclass_transform
 
-_BASES = ("Track", "Identify")
 _P = ParamSpec("_P")
 
 
@@ -39,6 +41,11 @@ class _Record:
     _wire_keys: ClassVar[Mapping[str, str]] = {}
     # The catalog of the event (None for a bare-string event): what tracks_of(catalog) matches.
     _catalog: ClassVar[type | None] = None
+    # A Page/Screen's category; the scope field a Group's groupId is (None: group_id is given).
+    _category: ClassVar[str | None] = None
+    _group_field: ClassVar[str | None] = None
+    # Ids a call takes as required constructor inputs, never sent as properties (Alias: previous_id).
+    _id_inputs: ClassVar[tuple[str, ...]] = ()
 
     # Set on every instance by the generated __init__.
     _ctx: dict[str, object]
@@ -60,14 +67,16 @@ class _Record:
                 track=cls.__qualname__,
             ) from error
         cls.__instrument_spec__ = None
-        if cls.__name__ in _BASES and cls.__module__ == __name__:
+        if cls.__dict__.get("_machinery", False):
             return
         if defines_scope is not None:
             _define_scope_base(cls, defines_scope, event=event, scope=scope)
             return
         if event is not None:
-            if cls._kind == "identify":
-                raise TrackDefinitionError(f"{cls.__qualname__}: an Identify has no event", track=cls.__qualname__)
+            if cls._kind != "track":
+                raise TrackDefinitionError(
+                    f"{cls.__qualname__}: an {cls._kind} call has no event", track=cls.__qualname__
+                )
             if isinstance(event, EventName):
                 cls._wire_keys = type(event).__wire_keys__
                 cls._catalog = type(event)
@@ -75,9 +84,11 @@ class _Record:
                 check_event_name(event, catalog=cls.__qualname__)
             cls._event = str(event)
         if scope is not None:
-            if cls._kind == "identify" and scope != "user":
+            if cls._kind in ("identify", "alias", "group") and scope != cls._scope_name:
                 raise TrackDefinitionError(
-                    f"{cls.__qualname__}: an Identify is always user-scoped", track=cls.__qualname__
+                    f"{cls.__qualname__}: an {cls._kind} call takes no scope= (an Identify and an Alias are "
+                    "user-scoped, a Group's scope is the one of its group_by field)",
+                    track=cls.__qualname__,
                 )
             if not isinstance(scope, str) or scope not in _scopes.scopes():
                 raise TrackDefinitionError(
@@ -96,7 +107,7 @@ class _Record:
                 if not hasattr(cls, f):
                     setattr(cls, f, _ScopeAttr(f))
         check_declaration(cls, _MACHINERY)
-        if cls._event is not None or cls._kind == "identify":
+        if cls._event is not None or cls._kind != "track":
             cls.__init__ = _lazy_init  # type: ignore[method-assign]
             try:
                 _compile(cls)
@@ -188,6 +199,7 @@ class Track(_Record):
     """
 
     _kind = "track"
+    _machinery = True
 
     # The user scope's fields, declared so type checkers accept them as keyword overrides.
     user_id: ScopeId | None = None
@@ -202,12 +214,19 @@ class Identify(_Record):
     """
 
     _kind = "identify"
+    _machinery = True
 
     user_id: ScopeId | None = None
     anonymous_id: ScopeId | None = None
 
 
 _MACHINERY: tuple[type, ...] = (_Record, Track, Identify)
+
+
+def register_machinery(*classes: type) -> None:
+    """Add the bases of another call (``_calls``): their annotations declare no property."""
+    global _MACHINERY
+    _MACHINERY = (*_MACHINERY, *classes)
 
 
 def _scope_attrs(cls: type) -> None:
@@ -304,7 +323,7 @@ def spec_of(cls: type[_Record]) -> Spec:
 
     Raises TrackDefinitionError for abstract bases and for annotations that cannot be resolved.
     """
-    if cls._event is None and cls._kind == "track":
+    if (cls._event is None and cls._kind == "track") or "__instrument_scope_base__" in cls.__dict__:
         raise TrackDefinitionError(f"{cls.__qualname__} has no event= (an abstract base)", track=cls.__qualname__)
     return _spec(cls)
 
@@ -323,6 +342,11 @@ def _lazy_init(self: _Record, **kwargs: Any) -> None:
         self._error = error
         return
     cls.__init__(self, **kwargs)
+
+
+def compile_record(cls: type[_Record]) -> Spec:
+    """Compile ``cls`` now: its Spec and generated ``__init__`` (a base usable as it is, such as Alias)."""
+    return _compile(cls)
 
 
 def _compile(cls: type[_Record]) -> Spec:

@@ -53,7 +53,7 @@ class Spec:
     """Everything instrument knows about one Track/Identify class, built when it is defined (or first used)."""
 
     cls_name: str
-    kind: str  # "track" or "identify"
+    kind: str  # "track", "identify", "group", "page", "screen" or "alias"
     event: str | None
     scope: _scopes.Scope
     properties: tuple[PropertySpec, ...] = ()
@@ -63,6 +63,9 @@ class Spec:
     scope_keys: dict[str, str] = _dc_field(default_factory=dict)
     #: The init-only inputs (``first_name: InitVar[str]``): constructor arguments, never sent.
     inputs: tuple[PropertySpec, ...] = ()
+    #: A Page/Screen's category, and the scope field a Group's groupId is (None: its group_id input).
+    category: str | None = None
+    group_field: str | None = None
 
     @property
     def field_names(self) -> frozenset[str]:
@@ -152,6 +155,8 @@ def _declared_names(cls: type, machinery: tuple[type, ...]) -> list[str]:
 def scope_keys_of(cls: Any) -> dict[str, str]:
     """The wire key of each property field of ``cls``'s scope (its catalog's renames applied)."""
     name = cls.__qualname__
+    if cls._kind in ("group", "alias"):
+        return {}  # a Group's scope field is its groupId; an Alias sends ids only
     try:
         keys = _scopes.check_wire_keys(cls._wire_keys, name)
     except ConfigurationError as error:  # a scope defined after the catalog took one of its keys
@@ -180,7 +185,7 @@ def check_declaration(cls: Any, machinery: tuple[type, ...]) -> None:
                 "as a keyword), not declared as a property",
                 track=name,
             )
-        if pname in RESERVED:
+        if pname in RESERVED or pname in cls._id_inputs:
             raise TrackDefinitionError(
                 f"{where}: {pname!r} is reserved by Track (rename the property and send it under that key "
                 f"with field(key={pname!r}))",
@@ -318,6 +323,10 @@ def build_spec(cls: Any, machinery: tuple[type, ...]) -> Spec:
             )
         )
     _check_derived_types(name, props, inputs)
+    # A call's own ids (an Alias's previous_id, a Group's group_id when given): required id inputs.
+    id_check = Check(_scopes.is_id, None, "an int or a non-empty str id", shallow=True)
+    ids = [PropertySpec(n, n, id_check, MISSING, MISSING, False, None, _scopes.ScopeId) for n in cls._id_inputs]
+    inputs = [*ids, *inputs]
     return Spec(
         cls_name=name,
         kind=cls._kind,
@@ -328,4 +337,6 @@ def build_spec(cls: Any, machinery: tuple[type, ...]) -> Spec:
         by_name={p.name: p for p in props},
         scope_keys=scope_keys_of(cls),
         inputs=tuple(inputs),
+        category=cls._category,
+        group_field=cls._group_field,
     )

@@ -133,8 +133,9 @@ def find_error(rec: Any, spec: Spec) -> AnalyticsError | None:
         return keyword_error
     scope = spec.scope
     merged = merge_scope(rec._ctx, over)
-    anonymous_id = merged.get(_scopes.ANONYMOUS_ID)
-    # Segment needs userId or anonymousId: an anonymous visitor's id stands in for user_id.
+    # Segment needs userId or anonymousId: an anonymous visitor's id stands in for user_id (not in an
+    # alias, whose userId is the user the previous id becomes).
+    anonymous_id = merged.get(_scopes.ANONYMOUS_ID) if spec.kind != "alias" else None
     missing = [f for f in scope.fields if merged.get(f) is None and (f != _scopes.USER_ID or anonymous_id is None)]
     if missing:
         return _missing_error(spec, missing, nothing_bound=not _scopes.has_bound(rec._ctx))

@@ -99,7 +99,7 @@ def captured() -> Iterator[CapturedEvents]:
 
 @pytest.fixture
 def porter_messages() -> list[dict[str, Any]]:
-    """Every message one run of the Porter example's requests sends, captured (tracks and an identify)."""
+    """Every message one run of the Porter example's requests sends, captured (tracks, an identify and a group)."""
     from examples.porter.service import Applications, Projects, Request, Users, handle
 
     with capture_events() as events:

@@ -31,7 +31,7 @@ from instrument import (
     field,
     tracks,
 )
-from instrument.testing import reset
+from instrument.testing import capture_events, reset
 
 
 class Events(EventName):
@@ -618,7 +618,7 @@ def test_a_bare_event_breaking_the_convention_is_an_event_name_error() -> None:
 
 
 def test_a_target_that_is_neither_a_track_nor_an_event_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="Track subclass or an event name"):
+    with pytest.raises(ConfigurationError, match=r"Track subclass \(or another call.s class\) or an event name"):
         tracks(42)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="props must be callable"):
         tracks(ClusterCreated, props="region")  # type: ignore[arg-type]
@@ -737,3 +737,58 @@ def test_arguments_fill_init_only_inputs_and_the_derived_property_is_sent(memory
     with analytics_scope(user_id=1):
         sign_up("Ada", "Lovelace")
     assert props_of(memory) == [{"name": "Ada Lovelace"}]
+
+
+# -- the other calls ----------------------------------------------------------------------------------
+
+
+class _Membership(instrument.ProjectGroup):
+    role: str
+
+
+class _MembershipFailed(instrument.Track, event="Membership Failed"):
+    error: str
+    role: str
+
+
+def test_tracks_sends_a_group_when_a_membership_function_succeeds_filled_from_its_arguments() -> None:
+    @instrument.tracks(_Membership)
+    def add_member(project_id: int, role: str) -> str:
+        return f"{project_id}:{role}"
+
+    with capture_events() as events, instrument.analytics_scope(user_id=3):
+        assert add_member(11, role="owner") == "11:owner"
+    events.assert_grouped(_Membership, group_id=11, user_id=3, exact=True, role="owner")
+
+
+def test_tracks_sends_an_alias_when_a_signup_succeeds_with_the_new_user_from_props() -> None:
+    @instrument.tracks(instrument.Alias, props=lambda call: {"user_id": call.result})
+    def signup(previous_id: str, email: str) -> int:
+        return 99
+
+    with capture_events() as events:
+        signup("anon-7", "a@b.c")
+    events.assert_aliased(previous_id="anon-7", user_id=99, count=1)
+
+
+def test_a_failing_membership_function_sends_its_failure_track_and_no_group() -> None:
+    @instrument.tracks(_Membership, on_error=_MembershipFailed)
+    def add_member(project_id: int, role: str) -> None:
+        raise PermissionError
+
+    with capture_events() as events, instrument.analytics_scope(user_id=3), pytest.raises(PermissionError):
+        add_member(11, "owner")
+    assert events.groups == []
+    events.assert_tracked(_MembershipFailed, error="PermissionError", role="owner")
+
+
+def test_a_group_decorator_without_its_group_id_is_reported_not_raised_in_production(
+    memory: instrument.MemoryTransport, reported: list[AnalyticsError]
+) -> None:
+    @instrument.tracks(_Membership)
+    def add_member(role: str) -> str:
+        return role
+
+    assert add_member("owner") == "owner"  # no project bound: the business result is untouched
+    assert memory.messages == []
+    assert isinstance(reported[-1], ScopeError)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Optional
 
 import pytest
 
+import instrument
 from examples.porter.analytics import ApplicationLaunchSuccess, ClusterProvisioningSuccess, UserTraits
 from instrument import (
     MISSING,
@@ -14,6 +15,7 @@ from instrument import (
     EventName,
     EventSchema,
     Identify,
+    Personal,
     PropertySchema,
     ScopeFieldSchema,
     ScopeId,
@@ -251,10 +253,43 @@ def test_tracks_of_a_module_lists_its_tracks_and_identifies_in_definition_order(
 
     listed = tracks_of(analytics)
     assert listed[0] is analytics.NewProject
-    assert listed[-1] is analytics.UserTraits
-    assert len(listed) == 10  # not the abstract _Provisioning base
+    assert listed[-2:] == (analytics.ProjectMembership, analytics.UserTraits)
+    assert len(listed) == 11  # not the abstract _Provisioning base
 
 
 def test_tracks_of_anything_else_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="catalog or a module"):
         tracks_of("examples.porter.analytics")  # type: ignore[arg-type]
+
+
+def test_describe_gives_each_calls_kind_name_category_and_group_field() -> None:
+    class Membership(instrument.ProjectGroup):
+        role: str
+
+    class Pricing(instrument.Page, name="Pricing", category="Docs"):
+        plan: str
+
+    group = describe(Membership)
+    assert (group.kind, group.event, group.group_field, group.scope) == ("group", None, "project_id", "project")
+    assert [(f.name, f.key) for f in group.scope_fields] == [("user_id", "userId"), ("project_id", "groupId")]
+    assert [p.name for p in group.properties] == ["role"]
+    page = describe(Pricing)
+    assert (page.kind, page.event, page.category) == ("page", "Pricing", "Docs")
+
+    class Signup(instrument.Alias):
+        pass
+
+    assert (describe(Signup).kind, describe(Signup).properties) == ("alias", ())
+    for base in (instrument.ProjectGroup, instrument.Alias, instrument.Page):
+        with pytest.raises(TrackDefinitionError, match="takes a Track, Identify or other call's subclass"):
+            describe(base)
+
+
+class UserRegistered(Track, event="User Registered"):
+    email: Annotated[str, Personal]
+    plan: str
+
+
+def test_a_property_annotated_personal_is_described_as_personal() -> None:
+    personal = {p.name: p.personal for p in describe(UserRegistered).properties}
+    assert personal == {"email": True, "plan": False}

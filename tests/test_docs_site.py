@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import instrument
+import instrument.destinations
 import instrument.plan
 import instrument.testing
 
@@ -37,8 +38,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(
     ("module", "page"),
-    [(instrument, "reference"), (instrument.testing, "reference/testing"), (instrument.plan, "reference/plan")],
-    ids=["instrument", "instrument.testing", "instrument.plan"],
+    [
+        (instrument, "reference"),
+        (instrument.testing, "reference/testing"),
+        (instrument.plan, "reference/plan"),
+        (instrument.destinations, "reference/destinations"),
+    ],
+    ids=["instrument", "instrument.testing", "instrument.plan", "instrument.destinations"],
 )
 def test_every_public_name_has_a_rendered_reference_entry(site: Path, module: object, page: str) -> None:
     html = (site / page / "index.html").read_text(encoding="utf-8")

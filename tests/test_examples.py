@@ -50,8 +50,11 @@ def test_example_runs_without_a_key_and_shows_every_event(tmp_path: Path) -> Non
     assert "no Segment key" in done.stdout
     assert "[analytics] track 'Cluster Provisioning Success' userId=42" in done.stdout
     messages = [json.loads(line) for line in events_file.read_text().splitlines()]
-    assert len(messages) == 11
-    assert done.stdout.strip().endswith("recorded=11 sent=11 dropped=0")
+    assert len(messages) == 12
+    assert done.stdout.strip().endswith("recorded=12 sent=12 dropped=0")
+    # The creator is tied to the new project by a typed Group (the project is the group).
+    [membership] = [m for m in messages if m["type"] == "group"]
+    assert (membership["groupId"], membership["userId"], membership["traits"]) == ("1", "42", {"role": "admin"})
     success = next(m for m in messages if m.get("event") == "Cluster Provisioning Success")
     # Porter's wire format: userId as text, project_id sent as proj_id, scope keys after the event's own.
     assert success["userId"] == "42"

@@ -238,7 +238,7 @@ def test_the_collect_command_binds_loopback_and_serves_until_interrupted(tmp_pat
         assert proc.stdout is not None
         banner = proc.stdout.readline()
         assert banner.startswith("collecting on http://127.0.0.1:"), banner
-        assert "validating against 48 rules" in banner
+        assert "validating against 49 rules" in banner
         url = banner.split()[2].rstrip(",")
         answer = requests.post(
             url + "/v1/batch",
@@ -355,3 +355,39 @@ def test_events_after_an_id_come_oldest_first_so_a_reader_catches_up_without_gap
         seen += [e["payload"]["properties"]["infra_id"] for e in page]
         after = page[-1]["id"]
     assert seen == list(range(50))
+
+
+def test_the_collector_validates_each_of_the_six_calls_instrument_sends_against_its_rule() -> None:
+    from calls_app import Home, Membership, Pricing, send_all
+
+    with Collector(plan=plan_of_module("calls_app")) as running:
+        instrument.configure("wk-collect", host=running.url, flush_interval=30.0)
+        try:
+            send_all()  # one of each call, all good
+            with analytics_scope(user_id=42, project_id=7):
+                instrument.group(Membership(role="admin"))
+                instrument.page(Pricing(plan="pro"))
+                instrument.screen(Home(tab="feed"))
+            assert instrument.flush(timeout=30)
+        finally:
+            instrument.shutdown(timeout=10)
+        assert _get(running, "/micro/all") == {"total": 9, "good": 9, "bad": 0}
+        kinds = sorted(e["type"] for e in running.store.events(good=True))
+        assert kinds == ["alias", "group", "group", "identify", "page", "page", "screen", "screen", "track"]
+        # The same calls with what their rules refuse, sent as raw messages (instrument would refuse them).
+        bad = [
+            {"type": "group", "userId": "42", "groupId": "7", "traits": {"role": "owner"}},
+            {"type": "page", "userId": "42", "name": "Pricing", "properties": {"plan": 3}},
+            {"type": "screen", "userId": "42", "name": "Home", "properties": {}},
+            {"type": "alias", "userId": "42"},
+        ]
+        assert _post(running, "/v1/batch", json.dumps({"batch": bad}).encode()).status_code == 200
+        found = {
+            e["type"]: [v["type"] + " " + v["field"] for v in e["violations"]] for e in _get(running, "/micro/bad")
+        }
+    assert found == {
+        "group": ["Unknown-Violation /traits/role"],
+        "page": ["Datatype-Mismatch /properties/plan"],
+        "screen": ["Required-Missing /properties/tab"],
+        "alias": ["Required-Missing /previousId"],
+    }

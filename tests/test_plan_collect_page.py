@@ -88,7 +88,7 @@ def test_the_page_shows_events_live_with_violations_payloads_filters_and_the_pla
         assert page.js(f"{ROWS}.map(r => r.children[2].textContent)") == ["identify"]
 
         page.js("document.getElementById('tab-plan').click()")
-        page.wait_for("document.querySelectorAll('#catalog section').length === 48")  # 47 tracks and an identify
+        page.wait_for("document.querySelectorAll('#catalog section').length === 49")  # 47 tracks, identify, group
         catalog = page.js("[...document.querySelectorAll('#catalog h3')].map(h => h.textContent)")
         assert "Cluster Provisioning Success" in catalog
         assert "identify UserTraits" in catalog

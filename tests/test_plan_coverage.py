@@ -40,13 +40,14 @@ def test_a_collector_store_shows_the_planned_events_never_seen(tmp_path: Path) -
     done = run_instrument("plan", "coverage", PORTER, "--db", str(db), "--json")
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)
-    assert report["planned"] == 48
+    assert report["planned"] == 49
     assert report["seen"] == 3  # two planned tracks and the identify
     assert "Cluster Deleted" not in report["unseen"]
     assert "New User" not in report["unseen"]
     assert "identify UserTraits" not in report["unseen"]
     assert "Cluster Provisioning Success" in report["unseen"]
-    assert len(report["unseen"]) == 45
+    assert "group ProjectMembership" in report["unseen"]  # no group call was sent
+    assert len(report["unseen"]) == 46
     assert report["unplanned"] == []  # the store is asked about planned events only
 
 
@@ -117,9 +118,10 @@ def test_full_coverage_exits_0(tmp_path: Path) -> None:
     record = tmp_path / "record.jsonl"
     lines = [{"type": "track", "event": r.key, "test": "t"} for r in plan_of_module(PORTER).rules if r.type == "TRACK"]
     lines.append({"type": "identify", "event": "", "test": "t"})
+    lines.append({"type": "group", "event": "", "test": "t"})
     record.write_text("".join(json.dumps(line) + "\n" for line in lines))
     done = run_instrument("plan", "coverage", PORTER, "--events", str(record))
-    assert (done.returncode, done.stdout) == (0, "48 of 48 planned events seen\n")
+    assert (done.returncode, done.stdout) == (0, "49 of 49 planned events seen\n")
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from run_instrument import run_instrument
 
 from instrument.plan import plan_of_module, render
 from instrument.plan._cli import main
-from instrument.plan._diff import CHANGE_KINDS, relation
+from instrument.plan._diff import CHANGE_KINDS, diff, relation
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTER = "examples.porter.analytics"
@@ -302,8 +303,8 @@ BAD_FILES: list[tuple[str, str, str]] = [
     ),
     (
         "bad rule type",
-        json.dumps({"rules": [{"key": "A B", "type": "PAGE", "jsonSchema": {}}]}),
-        "rule type 'PAGE' is not TRACK, IDENTIFY or COMMON",
+        json.dumps({"rules": [{"key": "A B", "type": "PAGEVIEW", "jsonSchema": {}}]}),
+        "rule type 'PAGEVIEW' is not one of TRACK, IDENTIFY, GROUP, PAGE, SCREEN, ALIAS, COMMON",
     ),
     ("rule not an object", json.dumps({"rules": [3]}), "rules[0]: a rule must be an object"),
 ]
@@ -395,3 +396,37 @@ def test_widening_one_way_is_narrowing_the_other(old: dict[str, Any], new: dict[
     mirror = {"same": "same", "wider": "narrower", "narrower": "wider", "other": "other"}
     assert backward == mirror[forward]
     assert relation(old, old) == "same"
+
+
+# -- group, page, screen and alias rules ------------------------------------------------------------------
+
+
+def _with_rule(plan: Any, rule_type: str, **changes: Any) -> Any:
+    rules = list(plan.rules)
+    index = next(i for i, r in enumerate(rules) if r.type == rule_type)
+    rules[index] = dataclasses.replace(rules[index], **changes)
+    return dataclasses.replace(plan, rules=tuple(rules))
+
+
+def test_diff_reports_a_page_property_made_required_as_breaking_naming_the_page() -> None:
+    plan = plan_of_module("calls_app")
+    page = plan.find("PAGE", "Pricing")
+    assert page is not None
+    changed = _with_rule(plan, "PAGE", body={**page.body, "required": [*page.body["required"], "referrer"]})
+    [change] = diff(plan, changed)
+    assert (change.severity, change.what, change.rule, change.detail) == (
+        "breaking",
+        "optional to required",
+        "page Pricing",
+        "referrer",
+    )
+
+
+def test_a_renamed_group_or_alias_class_is_no_change_its_messages_are_the_same() -> None:
+    plan = plan_of_module("calls_app")
+    renamed = _with_rule(_with_rule(plan, "GROUP", key="ProjectMember"), "ALIAS", key="SignedUp")
+    assert diff(plan, renamed) == []
+    screen = plan.find("SCREEN", "Home")
+    assert screen is not None
+    moved = _with_rule(plan, "SCREEN", key="Start")  # a screen's name is on the wire: removed and added
+    assert {c.rule for c in diff(plan, moved)} == {"screen Home", "screen Start"}

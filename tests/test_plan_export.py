@@ -10,9 +10,11 @@ from typing import Any
 
 import jsonschema
 import pytest
+from calls_app import sent_messages
 from run_instrument import run_instrument
 
 from instrument.plan import plan_of_module, render
+from instrument.plan._model import plan_of_document
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTER = "examples.porter.analytics"
@@ -26,7 +28,7 @@ def _export(module: str, fmt: str = "segment") -> dict[str, Any]:
 
 def test_the_porter_export_is_a_valid_segment_plan_of_draft_07_schemas() -> None:
     document = _export(PORTER)
-    assert {rule["type"] for rule in document["rules"]} == {"TRACK", "IDENTIFY"}
+    assert {rule["type"] for rule in document["rules"]} == {"TRACK", "IDENTIFY", "GROUP"}
     for rule in document["rules"]:
         assert set(rule) == {"key", "type", "version", "jsonSchema"}
         assert rule["version"] == 1
@@ -34,6 +36,7 @@ def test_the_porter_export_is_a_valid_segment_plan_of_draft_07_schemas() -> None
         assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
         jsonschema.Draft7Validator.check_schema(schema)  # against the draft-07 meta-schema
         body = schema["properties"]["properties" if rule["type"] == "TRACK" else "traits"]
+        assert "groupId" not in body["properties"]
         assert "userId" not in body["properties"]
         assert "user_id" not in body["properties"]
 
@@ -82,7 +85,8 @@ def test_the_jsonschema_format_holds_one_draft_07_schema_per_event(porter_messag
         jsonschema.Draft7Validator.check_schema(schema)
         assert schema["title"] in label
     for message in payloads:
-        label = message["event"] if message["type"] == "track" else "identify UserTraits"
+        label = {"track": message.get("event"), "identify": "identify UserTraits"}.get(message["type"])
+        label = label or "group ProjectMembership"
         jsonschema.validate(message, document["events"][label], cls=jsonschema.Draft7Validator)
     wrong = {**payloads[1], "event": "Something Else"}
     with pytest.raises(jsonschema.ValidationError):
@@ -110,7 +114,7 @@ def test_the_iglu_export_names_each_schema_as_iglu_allows_and_validates_as_draft
     done = run_instrument("plan", "export", PORTER, "--format", "iglu", "--vendor", "dev.porter", "-o", str(tmp_path))
     assert done.returncode == 0, done.stderr
     files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
-    assert len(files) == 47  # one per track; identify has no Iglu schema
+    assert len(files) == 47  # one per track; identify and group have no Iglu schema
     success = tmp_path / "dev.porter/cluster_provisioning_success/jsonschema/1-0-0"
     document = json.loads(success.read_text())
     assert document["self"] == {
@@ -125,3 +129,92 @@ def test_the_iglu_export_names_each_schema_as_iglu_allows_and_validates_as_draft
     done = run_instrument("plan", "export", PORTER, "--format", "iglu", "--vendor", "no/slash", "-o", str(tmp_path))
     assert done.returncode == 2
     assert "is not a reversed domain name" in done.stderr
+
+
+# -- every call ---------------------------------------------------------------------------------------
+
+CALLS_APP = "calls_app"
+
+
+def test_a_plan_of_all_six_calls_exports_draft_07_schemas_that_its_messages_satisfy() -> None:
+    plan = plan_of_module(CALLS_APP)
+    assert [(r.type, r.key) for r in plan.rules] == [
+        ("TRACK", "Seat Added"),
+        ("IDENTIFY", "Person"),
+        ("GROUP", "Membership"),
+        ("PAGE", "Pricing"),
+        ("SCREEN", "Home"),
+        ("ALIAS", "Signup"),
+    ]
+    segment = json.loads(render(plan, "segment"))
+    assert [r["type"] for r in segment["rules"]] == ["TRACK", "IDENTIFY", "GROUP", "PAGE", "SCREEN"]  # no ALIAS
+    plain = json.loads(render(plan, "jsonschema"))["events"]
+    assert sorted(plain) == sorted(r.label() for r in plan.rules)
+    for schema in [r["jsonSchema"] for r in segment["rules"]] + list(plain.values()):
+        jsonschema.Draft7Validator.check_schema(schema)  # against the draft-07 meta-schema
+    by_type = {r.type.lower(): r for r in plan.rules}
+    for message in sent_messages():
+        rule = by_type[message["type"]]
+        jsonschema.validate(message, plain[rule.label()], cls=jsonschema.Draft7Validator)
+        jsonschema.validate(message, rule.message_schema(), cls=jsonschema.Draft7Validator)
+    assert plain["group Membership"]["required"] == ["type", "groupId", "userId", "traits"]
+    assert plain["page Pricing"]["properties"]["name"] == {"const": "Pricing"}
+
+
+def test_the_six_calls_round_trip_through_the_segment_and_jsonschema_formats() -> None:
+    plan = plan_of_module(CALLS_APP)
+    again = plan_of_document(json.loads(render(plan, "jsonschema")), "x")
+    assert again.rules == plan.rules
+    from_segment = plan_of_document(json.loads(render(plan, "segment")), "x")
+    assert from_segment.rules == tuple(r for r in plan.rules if r.type != "ALIAS")
+
+
+def test_typewriter_rudder_and_markdown_carry_the_group_page_and_screen_rules() -> None:
+    plan = plan_of_module(CALLS_APP)
+    typewriter = json.loads(render(plan, "typewriter"))["rules"]
+    jsonschema.Draft7Validator.check_schema(typewriter["group"])
+    assert typewriter["group"]["properties"]["traits"]["required"] == ["role"]
+    rudder = render(plan, "rudder")
+    for kind in ("group", "page", "screen"):
+        assert f"event_type: {kind}" in rudder
+    text = render(plan, "markdown")
+    for section in ("## Groups", "## Pages", "### Pricing", "## Screens", "## Aliases", "| `role` |"):
+        assert section in text
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("rudder", ".yaml"), ("typewriter", ".json")])
+def test_the_group_page_and_screen_rules_survive_an_import_and_export(tmp_path: Path, fmt: str, suffix: str) -> None:
+    from instrument.plan._import import read_foreign
+
+    plan = plan_of_module(CALLS_APP)
+    path = tmp_path / f"plan{suffix}"
+    path.write_text(render(plan, fmt))
+    again = read_foreign(str(path))[1]
+    assert "GROUP" in {r.type for r in again.rules}
+    assert render(again, fmt) == render(plan, fmt)
+
+
+PERSONAL_MODULE = """
+from typing import Annotated
+from instrument import EventName, Personal, Track
+
+class Events(EventName):
+    SIGNED_UP = "Signed Up"
+
+class SignedUp(Track, event=Events.SIGNED_UP):
+    email: Annotated[str, Personal]
+    plan: str
+"""
+
+
+def test_a_personal_property_is_flagged_in_every_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "personal_plan.py").write_text(PERSONAL_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plan = plan_of_module("personal_plan")
+    segment = json.loads(render(plan, "segment"))
+    (rule,) = segment["rules"]
+    properties = rule["jsonSchema"]["properties"]["properties"]["properties"]
+    assert properties["email"]["x-personal"] is True
+    assert "x-personal" not in properties["plan"]
+    assert '"x-personal": true' in render(plan, "jsonschema")
+    assert "| `email` | string | yes | personal. |" in render(plan, "markdown")

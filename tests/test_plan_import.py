@@ -214,3 +214,44 @@ def test_hostile_names_keys_and_descriptions_stay_data_in_the_module(event: str,
     [rule] = declared_rules(source, "hostile_plan").values()
     assert rule.key == event
     assert rule.message_schema() == schema
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("segment", ".json"), ("typewriter", ".json"), ("rudder", ".yaml")])
+def test_group_page_screen_and_alias_rules_become_classes_that_export_back_and_type_check(
+    tmp_path: Path, fmt: str, suffix: str
+) -> None:
+    source = tmp_path / f"plan{suffix}"
+    done = run_instrument("plan", "export", "calls_app", "--format", fmt, "-o", str(source), cwd=Path(__file__).parent)
+    assert done.returncode == 0, done.stderr
+    _, text = import_plan(str(source), f"calls_{fmt}")  # raises unless the module exports the same plan back
+    classes = {line.split("(")[1].split(",")[0].rstrip("):") for line in text.splitlines() if line.startswith("class")}
+    # rudder-cli keeps no scope: its group is a Group whose groupId is given.
+    expected = {"segment": {"ProjectGroup", "Page", "Screen"}, "typewriter": {"ProjectGroup"}}
+    assert expected.get(fmt, {"Group", "Page", "Screen"}) <= classes
+    module = tmp_path / f"calls_{fmt}.py"
+    module.write_text(text)
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(module)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    again = tmp_path / f"again{suffix}"
+    done = run_instrument("plan", "export", f"calls_{fmt}", "--format", fmt, "-o", str(again), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert again.read_text() == source.read_text()
+
+
+def test_an_alias_rule_becomes_an_alias_class() -> None:
+    from calls_app import Signup  # noqa: F401 - the module declares all six calls
+
+    from instrument.plan import plan_of_module, render
+
+    with tempfile.TemporaryDirectory() as directory:
+        source = Path(directory) / "plan.json"
+        source.write_text(render(plan_of_module("calls_app"), "jsonschema"))
+        _, text = import_plan(str(source), "calls_jsonschema")
+    assert "class Signup(Alias):" in text

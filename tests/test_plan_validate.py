@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import jsonschema
 import pytest
+from calls_app import sent_messages
 
 from instrument.plan import Checker, Plan, PlanError, Rule, plan_of_module, render
 from instrument.plan._model import plan_of_document
@@ -26,7 +27,8 @@ Messages = list[dict[str, Any]]
 
 
 def _rule_key(message: dict[str, Any]) -> tuple[str, str]:
-    return ("TRACK", message["event"]) if message["type"] == "track" else ("IDENTIFY", "UserTraits")
+    keys = {"identify": ("IDENTIFY", "UserTraits"), "group": ("GROUP", "ProjectMembership")}
+    return ("TRACK", message["event"]) if message["type"] == "track" else keys[message["type"]]
 
 
 def test_every_payload_the_porter_example_sends_validates_against_its_rule(porter_messages: Messages) -> None:
@@ -34,7 +36,7 @@ def test_every_payload_the_porter_example_sends_validates_against_its_rule(porte
         (r["type"], r["key"]): r["jsonSchema"] for r in json.loads(render(plan_of_module(PORTER), "segment"))["rules"]
     }
     assert len(porter_messages) >= 10
-    assert {m["type"] for m in porter_messages} == {"track", "identify"}
+    assert {m["type"] for m in porter_messages} == {"track", "identify", "group"}
     checker = Checker(plan_of_module(PORTER))
     for message in porter_messages:
         # The exported rule, with the jsonschema library directly; and the collector's checker.
@@ -206,3 +208,36 @@ def test_a_value_of_the_wrong_type_is_reported_once_as_a_datatype_mismatch() -> 
     checker = Checker(_plan(("TRACK", "E", _object(["v"], v={"type": "string", "enum": ["a"], "format": "email"}))))
     violations = checker.check({"type": "track", "event": "E", "properties": {"v": 3}})
     assert [(v.kind, v.field) for v in violations] == [(DATATYPE_MISMATCH, "/properties/v")]
+
+
+# -- every call ---------------------------------------------------------------------------------------
+
+
+def test_the_collector_checks_each_of_the_six_calls_against_its_rule() -> None:
+    checker = Checker(plan_of_module("calls_app"))
+    messages = {m["type"]: m for m in sent_messages()}
+    assert sorted(messages) == ["alias", "group", "identify", "page", "screen", "track"]
+    for message in messages.values():
+        assert checker.check(message) == [], message["type"]
+    broken = copy.deepcopy(messages)
+    broken["track"]["properties"]["seats"] = "3"
+    del broken["identify"]["traits"]["email"]
+    broken["group"]["traits"]["role"] = "owner"
+    broken["page"]["properties"]["plan"] = 3
+    del broken["screen"]["properties"]["tab"]
+    del broken["alias"]["previousId"]
+    found = {kind: [(v.kind, v.field) for v in checker.check(m)] for kind, m in broken.items()}
+    assert found == {
+        "track": [(DATATYPE_MISMATCH, "/properties/seats")],
+        "identify": [(REQUIRED_MISSING, "/traits/email")],
+        "group": [(UNKNOWN_VIOLATION, "/traits/role")],
+        "page": [(DATATYPE_MISMATCH, "/properties/plan")],
+        "screen": [(REQUIRED_MISSING, "/properties/tab")],
+        "alias": [(REQUIRED_MISSING, "/previousId")],
+    }
+
+
+def test_a_page_whose_name_the_plan_lacks_is_unplanned() -> None:
+    page = next(m for m in sent_messages() if m["type"] == "page")
+    [violation] = Checker(plan_of_module("calls_app")).check({**page, "name": "Careers"})
+    assert (violation.kind, violation.field) == (UNPLANNED, "/name")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 import pytest
 from dirty_equals import IsStr
@@ -17,6 +18,9 @@ from kit_catalog import (
 )
 
 import instrument
+from instrument import Consent, Personal, Track, analytics_scope, consent_scope
+from instrument.destinations import Amplitude, PostHog, Segment
+from instrument.destinations._base import hashed
 from instrument.testing import AnalyticsAssertionError, CapturedEvents, capture_events
 from instrument.transports import MemoryTransport
 
@@ -148,3 +152,105 @@ def test_assert_nothing_tracked() -> None:
 
 def test_assertion_errors_are_assertion_errors() -> None:
     assert issubclass(AnalyticsAssertionError, AssertionError)
+
+
+# -- group, page, screen and alias --------------------------------------------------------------------
+
+
+class Company(instrument.Group):
+    company_name: str
+    seats: int = 1
+
+
+class Membership(instrument.ProjectGroup):
+    role: str
+
+
+class Pricing(instrument.Page, name="Pricing", category="Docs"):
+    plan: str
+
+
+class Home(instrument.Screen, name="Home"):
+    tab: str
+
+
+@pytest.fixture
+def calls() -> CapturedEvents:
+    with capture_events() as events, instrument.analytics_scope(user_id=42, project_id=7):
+        instrument.group(Company(group_id="acme", company_name="Acme", seats=3))
+        instrument.group(Membership(role="admin"))
+        instrument.page(Pricing(plan="pro"))
+        instrument.screen(Home(tab="feed"))
+        instrument.alias(instrument.Alias(previous_id="anon-1"))
+    return events
+
+
+def test_each_call_has_its_query_and_its_assertion(calls: CapturedEvents) -> None:
+    assert [len(calls.groups), len(calls.pages), len(calls.screens), len(calls.aliases)] == [2, 1, 1, 1]
+    [acme] = calls.assert_grouped(Company, group_id="acme", user_id=42, company_name="Acme")
+    assert acme.traits == {"company_name": "Acme", "seats": 3}
+    calls.assert_grouped(Membership, group_id=7, exact=True, role="admin")
+    calls.assert_grouped(count=2)
+    calls.assert_paged(Pricing, plan="pro", exact=True)
+    calls.assert_paged(name="Pricing", category="Docs")
+    calls.assert_screened(Home, tab="feed")
+    calls.assert_aliased(previous_id="anon-1", user_id=42)
+
+
+def test_a_call_assertion_that_fails_shows_the_field_diff_of_the_closest(calls: CapturedEvents) -> None:
+    with pytest.raises(AnalyticsAssertionError) as info:
+        calls.assert_grouped(Company, group_id="acme", seats=4)
+    text = str(info.value)
+    assert "expected a group call with group_id='acme', seats=4; 2 group call(s) captured, none matches" in text
+    assert "seats: expected 4, got 3" in text
+    with pytest.raises(AnalyticsAssertionError, match="name: expected 'Pricing', got 'Home'"):
+        calls.assert_screened(name="Pricing")
+    with pytest.raises(AnalyticsAssertionError, match=r"previous_id \(previousId\): expected 'anon-2', got 'anon-1'"):
+        calls.assert_aliased(previous_id="anon-2")
+
+
+def test_a_misspelt_field_of_a_call_class_gets_a_suggestion(calls: CapturedEvents) -> None:
+    with pytest.raises(
+        AnalyticsAssertionError, match=r"Company has no field 'company_nam'\. Did you mean 'company_name'"
+    ):
+        calls.assert_grouped(Company, company_nam="Acme")
+    with pytest.raises(AnalyticsAssertionError, match=r"Pricing has no field 'plna'\. Did you mean 'plan'"):
+        calls.assert_paged(Pricing, plna="pro")
+
+
+def test_a_call_that_was_not_sent_is_said_so() -> None:
+    with capture_events() as events:
+        emit_cluster_success()
+    with pytest.raises(AnalyticsAssertionError, match="no alias call was captured"):
+        events.assert_aliased()
+    with pytest.raises(AnalyticsAssertionError, match="no page call was captured"):
+        events.assert_paged(Pricing)
+
+
+class SignedUp(Track, event="Signed Up"):
+    email: Annotated[str, Personal]
+    plan: str
+
+
+def test_assert_tracked_per_destination_follows_routing_consent_renames_and_personal_properties() -> None:
+    with capture_events() as events:
+        instrument.configure(
+            destinations=[
+                Segment("k"),
+                PostHog("k", consent="analytics", renames={"Signed Up": "signed_up"}, personal="omit"),
+                Amplitude("k", events=["Items Exported"]),
+            ]
+        )
+        with analytics_scope(user_id="u1"):
+            instrument.track(SignedUp(email="a@example.com", plan="pro"))  # no consent bound
+            with consent_scope(Consent(granted={"analytics"})):
+                instrument.track(SignedUp(email="b@example.com", plan="team"))
+    events.assert_tracked(SignedUp, 2, destination="segment")
+    events.assert_tracked(SignedUp, destination="segment", email=hashed("a@example.com"), plan="pro")
+    events.assert_tracked(SignedUp, 1, exact=True, destination="posthog", plan="team")  # email omitted
+    with pytest.raises(AnalyticsAssertionError, match="signed_up"):
+        events.assert_tracked(SignedUp, destination="posthog", plan="pro")
+    with pytest.raises(AnalyticsAssertionError):
+        events.assert_tracked(SignedUp, destination="amplitude")
+    with pytest.raises(AnalyticsAssertionError, match="no destination named 'mixpanel'"):
+        events.assert_tracked(SignedUp, destination="mixpanel")

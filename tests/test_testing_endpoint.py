@@ -510,3 +510,27 @@ def test_loopback_hosts_are_accepted(host: str) -> None:
 def test_non_loopback_hosts_are_rejected(host: str) -> None:
     with pytest.raises(ValueError, match="loopback"):
         SegmentEndpoint(host=host)
+
+
+def test_a_stopped_endpoint_refuses_connections_but_keeps_its_port_from_other_processes() -> None:
+    # stop()/start() simulates an outage on one URL: while stopped no other test worker's ephemeral
+    # port may land on it (a restart then failed with "Address already in use").
+    import socket
+
+    with SegmentEndpoint() as ep:
+        ep.stop()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", ep.port), timeout=2).close()
+        other = socket.socket()
+        try:
+            with pytest.raises(OSError):
+                other.bind(("127.0.0.1", ep.port))
+        finally:
+            other.close()
+        ep.start()
+        assert ep.running
+    freed = socket.socket()
+    try:
+        freed.bind(("127.0.0.1", ep.port))  # close() (the with block's end) gives the port back
+    finally:
+        freed.close()

@@ -1,7 +1,7 @@
 """Static typing: mypy --strict and pyright strict accept correct use and report every wrong line.
 
 A real mypy run on a sample module (each wrong line carries ``# E: <code>``), and a user project with
-~30 misuses checked by both mypy --strict and pyright strict (the ``basedpyright`` package) against the
+~40 misuses checked by both mypy --strict and pyright strict (the ``basedpyright`` package) against the
 package installed as the README installs it: an error on every misuse line, none elsewhere, and the
 project without those lines clean in both.
 """
@@ -135,20 +135,29 @@ from __future__ import annotations
 from dataclasses import InitVar
 
 from instrument import (
+    Alias,
     ApplicationTrack,
     ClusterTrack,
     EventName,
+    Group,
     Identify,
+    Page,
+    ProjectGroup,
     ProjectTrack,
     ScopeId,
     ScopeResolvers,
+    Screen,
     Track,
+    alias,
     analytics_scope,
     bind_scope,
     derived,
     extract_scope,
+    group,
     identify,
+    page,
     reset_scope,
+    screen,
     track,
     tracks,
 )
@@ -208,6 +217,22 @@ class Mismatched(Track, event=Events.CHECK_DONE):
 
 class Traits(Identify):
     email: str
+
+
+class Company(Group):
+    company_name: str
+
+
+class Membership(ProjectGroup):
+    role: str
+
+
+class Pricing(Page, name="Pricing", category="Docs"):
+    plan: str
+
+
+class Home(Screen, name="Home"):
+    tab: str
 
 
 @tracks(ClusterCreated)
@@ -271,6 +296,22 @@ with analytics_scope(user_id=1, project_id=2, cluster_id=3, app_name="a", app_na
     bad_resolvers: ScopeResolvers = {"usr_id": resolve_user}  # MISUSE misspelled resolver
     worse_resolvers: ScopeResolvers = {"user_id": lambda request: [1]}  # MISUSE resolver returns a non-id
     carried["projct_id"]  # MISUSE misspelled extracted field
+    group(Company(group_id="acme", company_name="Acme"))
+    group(Membership(role="admin"))
+    group(Membership(role="admin", project_id=9))
+    page(Pricing(plan="pro"))
+    screen(Home(tab="feed"))
+    alias(Alias(previous_id="anon-1"))
+    alias(Alias(previous_id="anon-1", user_id=5))
+    group(Company(company_name="Acme"))  # MISUSE a Group without its group id given
+    Membership(role="admin", group_id=3)  # MISUSE a group id given where the project is the group
+    Membership(role="admin", cluster_id=3)  # MISUSE a field of another scope on a group
+    Pricing(plan=3)  # MISUSE mistyped page property
+    Home(tab=None)  # MISUSE mistyped screen property
+    Alias()  # MISUSE an Alias without a previous id
+    Alias(user_id=3)  # MISUSE an Alias without a previous id
+    page(Home(tab="x"))  # MISUSE a screen sent as a page
+    group(Traits(email="x"))  # MISUSE an identify sent as a group
 """
 
 MISUSE_LINES = {n for n, line in enumerate(USER_PROJECT.splitlines(), start=1) if "# MISUSE" in line}

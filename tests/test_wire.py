@@ -1,5 +1,6 @@
-"""The wire reference: the same track and identify sent through segment-analytics-python (the official
-client, a test dependency only) and through instrument's own sender arrive the same at a loopback endpoint.
+"""The wire reference: the same track, identify, group, page, screen and alias sent through
+segment-analytics-python (the official client, a test dependency only) and through instrument's own sender
+arrive the same at a loopback endpoint.
 
 Compared byte for byte where it matters: the path, ``Authorization`` (Basic, the write key as user),
 ``Content-Type``, ``Content-Encoding`` and a body that really is gzip when asked, the body's keys
@@ -36,7 +37,7 @@ from segment.analytics import Client as OfficialClient
 from segment.analytics.version import VERSION as OFFICIAL_VERSION
 
 import instrument
-from instrument import EventName, Identify, Track, analytics_scope
+from instrument import Alias, EventName, Group, Identify, Page, Screen, Track, analytics_scope
 
 WRITE_KEY = "wk-wire-reference"
 THE_SAME = ("Authorization", "Content-Type", "Content-Encoding")
@@ -63,6 +64,19 @@ class PlanChosen(Track, event=WireEvents.PLAN_CHOSEN):
 class UserTraits(Identify):
     email: str
     name: str
+
+
+class Company(Group):
+    name: str
+    employees: int
+
+
+class Pricing(Page, name="Pricing", category="Docs"):
+    plan: str
+
+
+class Home(Screen, name="Home", category="App"):
+    tab: str
 
 
 class Recorder(http.server.ThreadingHTTPServer):
@@ -119,6 +133,10 @@ def send_through_the_official_client(url: str, *, gzip_: bool) -> None:
         user_id="u-1", event="Plan Chosen", properties={"plan": "pro", "seats": 3, "annual": True, "price": 9.5}
     )
     client.identify(user_id="u-1", traits={"email": "ada@example.com", "name": "Ada"})
+    client.group(user_id="u-1", group_id="acme", traits={"name": "Acme", "employees": 12})
+    client.page(user_id="u-1", category="Docs", name="Pricing", properties={"plan": "pro"})
+    client.screen(user_id="u-1", category="App", name="Home", properties={"tab": "feed"})
+    client.alias(previous_id="anon-1", user_id="u-1")
     client.flush()
     client.shutdown()
 
@@ -128,6 +146,10 @@ def send_through_instrument(url: str, *, gzip_: bool) -> None:
     with analytics_scope(user_id="u-1"):
         assert instrument.track(PlanChosen(plan="pro", seats=3, annual=True, price=9.5)).ok
         assert instrument.identify(UserTraits(email="ada@example.com", name="Ada")).ok
+        assert instrument.group(Company(group_id="acme", name="Acme", employees=12)).ok
+        assert instrument.page(Pricing(plan="pro")).ok
+        assert instrument.screen(Home(tab="feed")).ok
+        assert instrument.alias(Alias(previous_id="anon-1")).ok
     assert instrument.flush(10)
 
 
@@ -170,7 +192,8 @@ def test_the_official_client_and_instrument_put_the_same_on_the_wire(recorder: R
     assert ours["writeKey"] == official["writeKey"] == WRITE_KEY
     for body in (ours, official):
         assert datetime.fromisoformat(body["sentAt"].replace("Z", "+00:00")).utcoffset() is not None
-    assert len(ours["batch"]) == len(official["batch"]) == 2
+    assert len(ours["batch"]) == len(official["batch"]) == 6
+    assert [m["type"] for m in ours["batch"]] == ["track", "identify", "group", "page", "screen", "alias"]
     for our_message, their_message in zip(ours["batch"], official["batch"], strict=True):
         added = {key: their_message.pop(key) for key in OFFICIAL_ONLY}
         assert added == OFFICIAL_ONLY

@@ -141,6 +141,13 @@ def _true_false(github_connected: bool) -> Literal["true", "false"]:
     return "true" if github_connected else "false"
 
 
+class ProjectMembership(instrument.ProjectGroup):
+    """The user belongs to the project: Segment's group call, whose groupId is the project's id."""
+
+    role: Literal["admin", "developer", "viewer"]
+    """The user's role in the project."""
+
+
 class UserTraits(instrument.Identify):
     """Porter's identify: email, and github as the string "true"/"false" (its wire format)."""
 

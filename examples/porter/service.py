@@ -17,6 +17,7 @@ from examples.porter.analytics import (
     ClusterProvisioningSuccess,
     Events,
     NewProject,
+    ProjectMembership,
     RegistryProvisioningSuccess,
     StackBuildFailure,
     TriggeredRedeployViaWebhook,
@@ -54,6 +55,8 @@ class Users:
 
 
 class Projects:
+    # The creator is the new project's admin: a typed Group ties the user to the project (sent after the track).
+    @tracks(ProjectMembership, props=lambda call: {"project_id": call.result, "role": "admin"})
     @tracks(NewProject, props=lambda call: {"project_id": call.result})
     def create(self, name: str) -> int:
         return next(_ids)

@@ -3,7 +3,8 @@
 A test run's record is what the pytest plugin writes with ``--analytics-record=PATH`` (or the
 ``INSTRUMENT_RECORD_EVENTS`` variable): one JSON object per line, ``{"type", "event", "test"}``. The
 collector's store is the SQLite file of ``instrument collect --db PATH``, read through its query methods.
-An identify carries no name on the wire: any identify seen covers every IDENTIFY rule.
+An identify carries no name on the wire: any identify seen covers every IDENTIFY rule (and any group, page,
+screen or alias call every rule of its type).
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def seen_in_store(path: Path, plan: Plan) -> set[Seen]:
         for rule in plan.rules:
             if rule.type == "TRACK" and store.events(type="track", event=rule.key, limit=1):
                 seen.add(("track", rule.key))
-        if store.events(type="identify", limit=1):
-            seen.add(("identify", ""))
+        for kind in ("identify", "group", "page", "screen", "alias"):
+            if store.events(type=kind, limit=1):
+                seen.add((kind, ""))
         return seen
     finally:
         store.close()
@@ -84,8 +86,8 @@ def seen_in_store(path: Path, plan: Plan) -> set[Seen]:
 def _is_seen(rule: Rule, seen: set[Seen]) -> bool:
     if rule.type == "TRACK":
         return ("track", rule.key) in seen
-    if rule.type == "IDENTIFY":
-        return any(kind == "identify" for kind, _ in seen)
+    if rule.type in ("IDENTIFY", "GROUP", "PAGE", "SCREEN", "ALIAS"):  # any call of its type covers it
+        return any(kind == rule.type.lower() for kind, _ in seen)
     return True  # a COMMON rule applies to every message
 
 

@@ -303,14 +303,16 @@ def _traits(rule: Rule) -> frozenset[str]:
 
 
 def pairs(old: Plan, new: Plan) -> list[tuple[Rule | None, Rule | None]]:
-    """The rules of both plans matched by what is sent, in plan order: tracks by event name, identifies
-    by name, else (a renamed class sends the same message) by equal traits, else the closest traits."""
+    """The rules of both plans matched by what is sent, in plan order: tracks, pages and screens by name,
+    identifies, groups and aliases by class name, else (a renamed class sends the same message) by equal
+    traits, else the closest traits."""
     matched: list[tuple[Rule | None, Rule | None]] = []
     lone_old = [r for r in old.rules if new.find(r.type, r.key) is None]
     lone_new = [r for r in new.rules if old.find(r.type, r.key) is None]
     renamed: dict[int, Rule] = {}
-    for rule in [r for r in lone_new if r.type == "IDENTIFY"]:
-        candidates = [r for r in lone_old if r.type == "IDENTIFY" and r not in renamed.values()]
+    # Identify, group and alias messages carry no class name: a renamed class sends the same message.
+    for rule in [r for r in lone_new if r.type in ("IDENTIFY", "GROUP", "ALIAS")]:
+        candidates = [r for r in lone_old if r.type == rule.type and r not in renamed.values()]
         if candidates:
             best = max(candidates, key=lambda r: (r.body == rule.body, len(_traits(r) & _traits(rule))))
             if best.body == rule.body or _traits(best) & _traits(rule) or len(candidates) == 1:

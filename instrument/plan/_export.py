@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from instrument.plan._model import DRAFT_07, Plan, PlanError, Rule
+from instrument.plan._model import DRAFT_07, PERSONAL_KEYWORD, RULE_TYPES, Plan, PlanError, Rule
 from instrument.plan._types import Schema, type_text
 
 FORMATS = ("segment", "jsonschema", "markdown", "typewriter", "iglu", "rudder")
@@ -25,8 +25,14 @@ def dumps(data: Any) -> str:
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
+#: Segment's rule types (Protocols has no ALIAS rule: alias rules stay in instrument's own formats).
+SEGMENT_TYPES = frozenset({"TRACK", "IDENTIFY", "GROUP", "PAGE", "SCREEN", "COMMON"})
+_KINDS = {rule_type: kind for kind, rule_type in RULE_TYPES.items()}
+
+
 def segment_document(plan: Plan) -> dict[str, Any]:
-    """Segment's Public API / Typewriter shape: ``{"rules": [{"key", "type", "version", "jsonSchema"}]}``."""
+    """Segment's Public API / Typewriter shape: ``{"rules": [{"key", "type", "version", "jsonSchema"}]}``
+    (every rule but ALIAS, which Segment's plans do not have)."""
     return {
         "rules": [
             {
@@ -36,6 +42,7 @@ def segment_document(plan: Plan) -> dict[str, Any]:
                 "jsonSchema": rule.message_schema(),
             }
             for rule in plan.rules
+            if rule.type in SEGMENT_TYPES
         ]
         # An imported plan's COMMON rules (kept whole: no class declares them).
         + list(plan.meta.get("segment", {}).get("common", []))
@@ -43,8 +50,9 @@ def segment_document(plan: Plan) -> dict[str, Any]:
 
 
 def typewriter_document(plan: Plan) -> dict[str, Any]:
-    """Typewriter's plan.json: ``rules.events`` (name, description, version, rules) and ``rules.identify``;
-    an imported plan's own fields (display name, times) are kept."""
+    """Typewriter's plan.json: ``rules.events`` (name, description, version, rules), ``rules.identify`` and
+    ``rules.group``; an imported plan's own fields (display name, times) are kept. Typewriter has no place
+    for page, screen or alias rules."""
     kept = plan.meta.get("typewriter", {})
     events = []
     for rule in plan.rules:
@@ -58,9 +66,10 @@ def typewriter_document(plan: Plan) -> dict[str, Any]:
             event["description"] = rule.doc
         events.append(event)
     rules: dict[str, Any] = {**kept.get("rules", {}), "events": events}
-    identify = next((r for r in plan.rules if r.type == "IDENTIFY"), None)
-    if identify is not None:
-        rules["identify"] = identify.message_schema()
+    for rule_type, place in (("IDENTIFY", "identify"), ("GROUP", "group")):
+        first = next((r for r in plan.rules if r.type == rule_type), None)
+        if first is not None:
+            rules[place] = first.message_schema()
     return {**kept.get("document", {}), "rules": rules}
 
 
@@ -127,8 +136,9 @@ def property_label(key: str, schema: Schema) -> str:
 
 
 def rudder_documents(plan: Plan) -> list[dict[str, Any]]:
-    """rudder-cli's three documents (events, properties, tp) of the plan's TRACK rules; an imported plan's
-    ids and names are kept, others are made from the names."""
+    """rudder-cli's three documents (events, properties, tp) of the plan's TRACK, GROUP, PAGE and SCREEN
+    rules (each with its ``event_type``); an imported plan's ids and names are kept, others are made from
+    the names."""
     kept = plan.meta.get("rudder", {})
     ids = kept.get("ids", {})
     version = kept.get("version") or "rudder/v0.1"
@@ -137,10 +147,12 @@ def rudder_documents(plan: Plan) -> list[dict[str, Any]]:
     properties: dict[str, dict[str, Any]] = {}
     rules: list[dict[str, Any]] = []
     for rule in plan.rules:
-        if rule.type != "TRACK":
+        if rule.type not in ("TRACK", "GROUP", "PAGE", "SCREEN"):
             continue
-        event_id = ids.get("events", {}).get(rule.key) or _slug(rule.key)
-        event: dict[str, Any] = {"id": event_id, "name": rule.key, "event_type": "track"}
+        kind = _KINDS[rule.type]
+        rule_label = rule.key if rule.type == "TRACK" else rule.label()
+        event_id = ids.get("events", {}).get(rule_label) or _slug(rule_label)
+        event: dict[str, Any] = {"id": event_id, "name": rule.key, "event_type": kind}
         if rule.doc is not None:
             event["description"] = rule.doc
         events.append(event)
@@ -158,7 +170,7 @@ def rudder_documents(plan: Plan) -> list[dict[str, Any]]:
             refs.append({"$ref": ref, "required": key in required})
         item: dict[str, Any] = {
             "type": "event_rule",
-            "id": ids.get("rules", {}).get(rule.key) or f"{event_id}_rule",
+            "id": ids.get("rules", {}).get(rule_label) or f"{event_id}_rule",
             "event": {
                 "$ref": f"#/events/{names['events']}/{event_id}",
                 "allow_unplanned": rule.body.get("additionalProperties") is not False,
@@ -191,40 +203,48 @@ def yaml_text(documents: list[dict[str, Any]]) -> str:
 
 
 def plain_schema(rule: Rule) -> Schema:
-    """A standalone draft-07 schema of a whole message of this rule (type, event, userId and body)."""
-    kind = "track" if rule.type == "TRACK" else "identify"
-    props: Schema = {"type": {"const": kind}, "userId": {"type": "string"}, rule.body_key: rule.body}
+    """A standalone draft-07 schema of a whole message of this rule (type, its name or ids, and body)."""
+    kind = _KINDS.get(rule.type, "track")
+    if rule.type == "ALIAS":  # the body is already the message's: its ids
+        props: Schema = {"type": {"const": kind}, **rule.body.get("properties", {})}
+        required = ["type", *rule.body.get("required", [])]
+        whole = {k: v for k, v in rule.body.items() if k not in ("properties", "required")}
+        return _titled(rule, {**whole, "properties": props, "required": required})
+    props = {"type": {"const": kind}, "userId": {"type": "string"}, rule.body_key: rule.body}
     required = ["type", "userId", rule.body_key]
-    if rule.type == "TRACK":
-        props["event"] = {"const": rule.key}
-        required.insert(1, "event")
-    schema: Schema = {
-        "$schema": DRAFT_07,
-        "title": rule.key,
-        "type": "object",
-        "properties": props,
-        "required": required,
-    }
+    named = {"TRACK": "event", "PAGE": "name", "SCREEN": "name"}.get(rule.type)
+    if named is not None and rule.key:
+        props[named] = {"const": rule.key}
+        required.insert(1, named)
+    if rule.type == "GROUP":
+        props["groupId"] = {"type": "string"}
+        required.insert(1, "groupId")
+    return _titled(rule, {"type": "object", "properties": props, "required": required})
+
+
+def _titled(rule: Rule, schema: Schema) -> Schema:
+    titled: Schema = {"$schema": DRAFT_07, "title": rule.key, **schema}
     if rule.doc:
-        schema["description"] = rule.doc
-    return schema
+        titled["description"] = rule.doc
+    return titled
 
 
 def jsonschema_document(plan: Plan) -> dict[str, Any]:
-    """``{"events": {label: schema}}``: one plain draft-07 schema per event or identify."""
+    """``{"events": {label: schema}}``: one plain draft-07 schema per rule (every call)."""
     return {"events": {rule.label(): plain_schema(rule) for rule in plan.rules}}
 
 
 def markdown(plan: Plan) -> str:
     """A readable catalog: each event with its scope, description and a table of its properties."""
     lines = [f"# Tracking plan: {plan.origin}", ""]
-    for title, rule_type in (("Tracks", "TRACK"), ("Identifies", "IDENTIFY")):
+    sections = (("Tracks", "TRACK"), ("Identifies", "IDENTIFY"), ("Groups", "GROUP"), ("Pages", "PAGE"))
+    for title, rule_type in (*sections, ("Screens", "SCREEN"), ("Aliases", "ALIAS")):
         rules = [r for r in plan.rules if r.type == rule_type]
         if not rules:
             continue
         lines += [f"## {title}", ""]
         for rule in rules:
-            lines += [f"### {rule.key}", ""]
+            lines += [f"### {rule.key or f'every {rule.type.lower()}'}", ""]
             if rule.doc:
                 lines += [rule.doc, ""]
             facts = [f"scope `{rule.scope}`"] if rule.scope else []
@@ -246,12 +266,13 @@ def _property_table(rule: Rule) -> list[str]:
     if not props:
         return ["No properties.", ""]
     required = set(rule.body.get("required", []))
-    rows = [f"| {rule.body_key[:-1] if rule.type == 'IDENTIFY' else 'property'} | type | required | description |"]
+    rows = [f"| {'trait' if rule.body_key == 'traits' else 'property'} | type | required | description |"]
     rows.append("|---|---|---|---|")
     for key, schema in props.items():
+        described = ("personal. " if schema.get(PERSONAL_KEYWORD) else "") + schema.get("description", "")
         rows.append(
             f"| `{key}` | {_cell(type_text({k: v for k, v in schema.items() if k != 'description'}))} | "
-            f"{'yes' if key in required else 'no'} | {_cell(schema.get('description', ''))} |"
+            f"{'yes' if key in required else 'no'} | {_cell(described.strip())} |"
         )
     return [*rows, ""]
 

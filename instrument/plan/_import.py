@@ -30,6 +30,8 @@ from instrument._spec import RESERVED
 from instrument.plan._export import property_label, segment_document
 from instrument.plan._lint import words
 from instrument.plan._model import (
+    RULE_ORDER,
+    RULE_TYPES,
     Plan,
     PlanError,
     Rule,
@@ -75,7 +77,8 @@ def _segment(data: Any, origin: str) -> Plan:
 
 
 def _typewriter(data: dict[str, Any], origin: str) -> Plan:
-    """Typewriter's plan.json: ``rules.events`` (name, description, version, rules) and ``rules.identify``."""
+    """Typewriter's plan.json: ``rules.events`` (name, description, version, rules), ``rules.identify`` and
+    ``rules.group``."""
     body = data["rules"]
     events = body.get("events", [])
     if not isinstance(events, list):
@@ -91,11 +94,12 @@ def _typewriter(data: dict[str, Any], origin: str) -> Plan:
         rule = rule_of_schema("TRACK", event["name"], event.get("rules", {}), f"{version}-0-0", where, doc_inside=False)
         description = event.get("description")
         rules.append(replace(rule, doc=description if isinstance(description, str) else None))
-    if isinstance(body.get("identify"), dict):
-        rules.append(rule_of_schema("IDENTIFY", "", body["identify"], "1-0-0", f"{origin}: rules.identify"))
+    for place in ("identify", "group"):
+        if isinstance(body.get(place), dict):
+            rules.append(rule_of_schema(RULE_TYPES[place], "", body[place], "1-0-0", f"{origin}: rules.{place}"))
     meta = {
         "document": {k: v for k, v in data.items() if k != "rules"},
-        "rules": {k: v for k, v in body.items() if k not in ("events", "identify")},
+        "rules": {k: v for k, v in body.items() if k not in ("events", "identify", "group")},
     }
     return _plan(rules, origin, {"typewriter": meta})
 
@@ -106,8 +110,7 @@ def _plan(rules: list[Rule], origin: str, meta: dict[str, Any]) -> Plan:
         if (rule.type, rule.key) in seen:
             raise PlanError(f"{origin}: duplicate rule {rule.type} {rule.key!r}")
         seen.add((rule.type, rule.key))
-    order = {"TRACK": 0, "IDENTIFY": 1, "COMMON": 2}
-    return Plan(tuple(sorted(rules, key=lambda r: (order[r.type], r.key))), origin, meta)
+    return Plan(tuple(sorted(rules, key=lambda r: (RULE_ORDER[r.type], r.key))), origin, meta)
 
 
 def _iglu_dir(path: Path) -> Plan:
@@ -205,8 +208,11 @@ def _rudder_plan(docs: dict[str, dict[str, Any]], origin: str) -> Plan:
         if event is None:
             raise PlanError(f"{where}: its event is not in the events document")
         name = event.get("name") or event.get("display_name")
-        if event.get("event_type", "track") != "track" or not isinstance(name, str):
-            raise PlanError(f"{where}: only named track events are imported")
+        kind = event.get("event_type", "track")
+        if kind in ("group", "page", "screen") and name is None:
+            name = ""  # a rule for every page (screen, group)
+        if kind not in ("track", "group", "page", "screen") or not isinstance(name, str):
+            raise PlanError(f"{where}: only named track events and group, page and screen rules are imported")
         properties: Schema = {}
         required: list[str] = []
         for ref in item.get("properties") or []:
@@ -221,8 +227,10 @@ def _rudder_plan(docs: dict[str, dict[str, Any]], origin: str) -> Plan:
         if not item.get("event", {}).get("allow_unplanned", False):
             body["additionalProperties"] = False
         description = event.get("description")
-        rules.append(Rule("TRACK", name, body, description if isinstance(description, str) else None))
-        ids["events"][name], ids["rules"][name] = event["id"], item.get("id", "")
+        rule = Rule(RULE_TYPES[kind], name, body, description if isinstance(description, str) else None)
+        rules.append(rule)
+        label = name if kind == "track" else rule.label()
+        ids["events"][label], ids["rules"][label] = event["id"], item.get("id", "")
     meta = {
         "version": docs["tp"].get("version"),
         "metadata": {kind: doc.get("metadata", {}).get("name") for kind, doc in docs.items()},
@@ -430,13 +438,15 @@ def module_source(
     plan: Plan, fmt: str, kept: dict[str, dict[str, Any]] | None = None, shared: dict[str, Any] | None = None
 ) -> str:
     """The Python module of ``plan``: a catalog, a Track class per TRACK rule, an Identify class per IDENTIFY
-    rule. ``kept`` maps a rule label to its ``__plan__`` (what the classes do not imply); ``shared`` is the
-    body residual every track shares, kept once on a base class of them."""
+    rule, a Group, Page, Screen or Alias class per rule of those types. ``kept`` maps a rule label to its
+    ``__plan__`` (what the classes do not imply); ``shared`` is the body residual every track shares, kept
+    once on a base class of them."""
     kept = kept or {}
     out = _Source([], {"EventName", "Track"})
     tracks = [r for r in plan.rules if r.type == "TRACK"]
     identifies = [r for r in plan.rules if r.type == "IDENTIFY"]
-    classes: set[str] = {"Events", "PlannedTrack", "LEGACY", "SHARED_PLAN"}  # names the module itself uses
+    # Names the module itself uses (a class named like a base would hide it).
+    classes: set[str] = {"Events", "PlannedTrack", "LEGACY", "SHARED_PLAN", "Identify", "Track", *_BASE_NAMES}
     members: set[str] = set()
     body: list[str] = []
     renames, scoped = _renames(tracks)
@@ -460,6 +470,8 @@ def module_source(
         name = _class_name(rule.key or "Traits", classes, "Traits")
         body += ["", "", f"class {name}(Identify):"]
         body += _class_body(rule, kept.get(rule.label()), out)
+    for rule in [r for r in plan.rules if r.type in _CALL_BASES]:
+        body += _call_class(rule, kept.get(rule.label()), out, classes)
     header = [
         f'"""The tracking plan imported by `instrument plan import` from {_safe(Path(plan.origin).name)} ({fmt}).',
         "",
@@ -471,9 +483,10 @@ def module_source(
     ]
     stdlib = sorted(m for m in ("datetime", "uuid") if m in out.imports)
     header += [f"import {m}" for m in stdlib]
-    typing_names = sorted(n for n in ("Annotated", "Any", "Literal") if n in out.imports) or ["Any"]
+    # Any always: __plan_meta__ is annotated with it.
+    typing_names = sorted({"Any", *(n for n in ("Annotated", "Literal") if n in out.imports)})
     header += [f"from typing import {', '.join(typing_names)}", ""]
-    names = sorted(n for n in ("EventName", "Identify", "Track", "field") if n in out.imports)
+    names = sorted(n for n in ("EventName", "Identify", "Track", "field", *_BASE_NAMES) if n in out.imports)
     header += [f"from instrument import {', '.join(names)}", ""]
     header += [f"__plan_meta__: dict[str, Any] = {_literal(plan.meta, 0, 34)}", ""]
     header.append(f"LEGACY: frozenset[str] = frozenset({_literal(sorted(legacy), 0, 37)})")
@@ -546,6 +559,38 @@ def _renames(tracks: list[Rule]) -> tuple[dict[str, str], dict[str, dict[str, st
     return renames, scoped
 
 
+#: The base of a group, page, screen or alias rule's class; a group's by the scope its groupId is of.
+_CALL_BASES = {"GROUP": "Group", "PAGE": "Page", "SCREEN": "Screen", "ALIAS": "Alias"}
+_GROUP_BASES = {"project": "ProjectGroup", "cluster": "ClusterGroup", "registry": "RegistryGroup"}
+_BASE_NAMES = ("Alias", "ClusterGroup", "Group", "Page", "ProjectGroup", "RegistryGroup", "Screen")
+
+
+def _call_class(rule: Rule, kept: dict[str, Any] | None, out: _Source, classes: set[str]) -> list[str]:
+    """The class of a GROUP, PAGE, SCREEN or ALIAS rule (a page's name as its ``name=``, its scope as
+    ``scope=``; a group on the base of its scope; an alias declares no property)."""
+    base = _CALL_BASES[rule.type]
+    keywords = ""
+    scoped = None
+    if rule.type == "GROUP":
+        base = _GROUP_BASES.get(rule.scope or "", base)
+    elif rule.type in ("PAGE", "SCREEN"):
+        keywords = f", name={rule.key!r}" if rule.key else ""
+        scoped = scope_keys(rule)
+        if scoped is not None and not set(scoped.items()) - set(_default_keys(scoped)):
+            keywords += f", scope={rule.scope!r}"
+        else:
+            scoped = None
+    out.imports.add(base)
+    fallback = rule.type.title()
+    name = _class_name(rule.key or fallback, classes, fallback)
+    declared = replace(rule, body={}) if rule.type == "ALIAS" else rule
+    return ["", "", f"class {name}({base}{keywords}):", *_class_body(declared, kept, out, scoped)]
+
+
+def _default_keys(scoped: dict[str, str]) -> list[tuple[str, str]]:
+    return [(f, _scopes.default_wire_key(f)) for f in scoped]
+
+
 def _class_body(
     rule: Rule, kept: dict[str, Any] | None, out: _Source, scoped: dict[str, str] | None = None
 ) -> list[str]:
@@ -582,7 +627,7 @@ def _kept(source: Rule, derived: Rule | None) -> dict[str, Any]:
         kept["version"] = source.version
     if derived is not None and derived.doc != source.doc:  # a docstring is cleaned: keep the text as it is
         kept["doc"] = source.doc
-    if source.type == "IDENTIFY" and (derived is None or derived.key != source.key):
+    if source.type in ("IDENTIFY", "GROUP", "ALIAS") and (derived is None or derived.key != source.key):
         kept["key"] = None if source.null_key else source.key
     if derived is not None:
         body = residual(derived.body, source.body, ("properties",))
@@ -629,8 +674,9 @@ def _shared(kept: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _label_in(rule: Rule, declared: dict[str, Rule]) -> str:
-    if rule.type == "IDENTIFY" and rule.label() not in declared:
-        return next((label for label in declared if label.startswith("identify")), rule.label())
+    prefix = rule.type.lower()
+    if rule.type in ("IDENTIFY", "GROUP", "ALIAS") and rule.label() not in declared:
+        return next((label for label in declared if label.startswith(prefix)), rule.label())
     return rule.label()
 
 

@@ -6,7 +6,7 @@ Each finding is ``file:line: CODE message``. Codes:
 - ``IN002`` two classes declare the same event (the duplicate a catalog refuses at definition)
 - ``IN003`` names (events or properties) that differ only in case, spaces, ``_`` or ``-``
 - ``IN004`` the same property key with different types in different events
-- ``IN005`` likely personal data in a track property (send it as an identify trait), any casing
+- ``IN005`` likely personal data in a track, page or screen property (send it as an identify trait), any casing
   (``userEmail``, ``shipping_address``); reported once, at the class declaring the field;
   ``__personal_data__ = {"email"}`` on a class (or a base) acknowledges keys it sends on purpose
 - ``IN006`` a class without a docstring (the catalog's description comes from it)
@@ -187,7 +187,8 @@ def lint(module_name: str) -> list[Finding]:
             at = _field_line(cls, prop.name, where)
             if not _SNAKE.fullmatch(prop.key):
                 findings.append(Finding(*at, "IN001", f"{name}.{prop.name}: key {prop.key!r} is not snake_case"))
-            if desc.kind == "track" and is_personal(prop.key) and prop.key not in _acknowledged(cls):
+            sent_as_property = desc.kind in ("track", "page", "screen")
+            if sent_as_property and is_personal(prop.key) and prop.key not in _acknowledged(cls):
                 declarer = _declaring_class(cls, prop.name)
                 if (declarer, prop.name) not in personal:  # once, where it is declared
                     personal.add((declarer, prop.name))

@@ -19,11 +19,36 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from instrument import AnalyticsError, EventName, EventSchema, Identify, Track, _records, describe
+from instrument import AnalyticsError, EventName, EventSchema, Track, _records, describe
 from instrument.plan._types import Inexpressible, Schema, annotation_schema
 
-RuleType = Literal["TRACK", "IDENTIFY", "COMMON"]
-_ORDER = {"TRACK": 0, "IDENTIFY": 1, "COMMON": 2}
+RuleType = Literal["TRACK", "IDENTIFY", "GROUP", "PAGE", "SCREEN", "ALIAS", "COMMON"]
+#: The order rules are kept in, by type.
+RULE_ORDER = {"TRACK": 0, "IDENTIFY": 1, "GROUP": 2, "PAGE": 3, "SCREEN": 4, "ALIAS": 5, "COMMON": 6}
+_ORDER = RULE_ORDER
+#: The rule type of each call a class declares.
+RULE_TYPES: dict[str, RuleType] = {
+    "track": "TRACK",
+    "identify": "IDENTIFY",
+    "group": "GROUP",
+    "page": "PAGE",
+    "screen": "SCREEN",
+    "alias": "ALIAS",
+}
+
+
+def body_key_of(rule_type: str) -> str:
+    """The message's object a rule's body describes: ``traits`` (identify, group), else ``properties``
+    (an ALIAS rule's body is the whole message: its ids)."""
+    return "traits" if rule_type in ("IDENTIFY", "GROUP") else "properties"
+
+
+#: The body of every alias rule: an alias sends its two ids and nothing else of its own.
+ALIAS_BODY: Schema = {
+    "type": "object",
+    "properties": {"previousId": {"type": "string"}, "userId": {"type": "string"}},
+    "required": ["previousId", "userId"],
+}
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 # Drafts a plan file may declare; the export always writes draft-07.
 KNOWN_DRAFTS = frozenset(
@@ -31,6 +56,8 @@ KNOWN_DRAFTS = frozenset(
 )
 #: The extension keyword carrying a rule's scope, so that a diff can tell a scope change.
 SCOPE_KEYWORD = "x-scope"
+#: The extension keyword flagging a property marked ``Personal`` (hashed or omitted per destination).
+PERSONAL_KEYWORD = "x-personal"
 #: The class attribute keeping what an imported plan says that the class does not imply (``plan import``
 #: writes it): ``{"version": "1-0-2", "key": None, "doc": "...", "body": {...}, "schema": {...}}``.
 PLAN_ATTRIBUTE = "__plan__"
@@ -73,13 +100,14 @@ class PlanError(AnalyticsError):
 
 @dataclass(frozen=True)
 class Rule:
-    """One planned event (TRACK, keyed by event name) or identify (IDENTIFY, keyed by class name).
+    """One planned event (TRACK, keyed by event name), identify or group (IDENTIFY, GROUP, keyed by class
+    name), page or screen (PAGE, SCREEN, keyed by name, "" for every page) or alias (ALIAS, by class name).
 
     COMMON rules (Segment's rules for every event) are read from files and compared, not enforced."""
 
     type: RuleType
     key: str
-    body: Schema  # the schema of the message's properties (TRACK) or traits (IDENTIFY) object
+    body: Schema  # the schema of the message's properties or traits object (ALIAS: of the message)
     doc: str | None = None
     source: tuple[str, int] | None = field(default=None, compare=False)
     cls_name: str | None = field(default=None, compare=False)
@@ -92,8 +120,8 @@ class Rule:
 
     @property
     def body_key(self) -> str:
-        """``traits`` for an identify, else ``properties``."""
-        return "traits" if self.type == "IDENTIFY" else "properties"
+        """``traits`` for an identify or group, else ``properties``."""
+        return body_key_of(self.type)
 
     @property
     def model(self) -> int:
@@ -107,7 +135,13 @@ class Rule:
         return value if isinstance(value, str) else None
 
     def message_schema(self) -> Schema:
-        """The draft-07 schema a whole Segment message of this rule satisfies (Segment's rule shape)."""
+        """The draft-07 schema a whole Segment message of this rule satisfies (Segment's rule shape; an
+        alias rule's body is already the message's)."""
+        if self.type == "ALIAS":
+            whole: Schema = {"$schema": DRAFT_07, **self.body}
+            if self.doc:
+                whole["description"] = self.doc
+            return apply_residual(whole, self.schema_extra, ("properties",))
         schema: Schema = {
             "$schema": DRAFT_07,
             "type": "object",
@@ -177,14 +211,13 @@ def walk_modules(root: ModuleType) -> Iterator[ModuleType]:
 
 
 def is_planned_class(obj: object) -> bool:
-    """A concrete Track (one with an event) or an Identify subclass; not the bases, not ad-hoc tracks."""
-    if not isinstance(obj, type) or obj in (Track, Identify):
-        return False
-    if not issubclass(obj, (Track, Identify)):
+    """A concrete Track (one with an event) or a subclass of another call's base (Identify, Group, Page,
+    Screen, Alias); not the bases, not ad-hoc tracks."""
+    if not isinstance(obj, type) or not issubclass(obj, _records._Record) or obj.__dict__.get("_machinery", False):
         return False
     if obj.__dict__.get("_free_form", False):
         return False
-    return issubclass(obj, Identify) or getattr(obj, "_event", None) is not None
+    return not issubclass(obj, Track) or getattr(obj, "_event", None) is not None
 
 
 def is_catalog(obj: object) -> bool:
@@ -260,12 +293,14 @@ def rule_of(desc: EventSchema) -> Rule:
             raise PlanError(f"{_where(desc.cls)}: field {prop.name!r}: type cannot be expressed: {error}") from None
         if prop.doc:
             schema = {**schema, "description": prop.doc}
+        if prop.personal:  # personal data: destinations hash or omit it
+            schema = {**schema, PERSONAL_KEYWORD: True}
         properties[prop.key] = schema
         if prop.required and not prop.nullable:
             required.append(prop.key)
     for scope_field in desc.scope_fields:
-        if scope_field.is_user_id:
-            continue  # sent as the message's userId, never a property
+        if scope_field.is_user_id or desc.kind in ("group", "alias"):
+            continue  # the message's userId (a group's groupId), never a property
         typed = scope_field.annotation is not Any  # a scope field declared without a type takes any value
         schema = {"type": ["integer", "string"]} if scope_field.is_id else {"not": {"type": "null"}}
         schema = annotation_schema(scope_field.annotation) if typed and not scope_field.is_id else schema
@@ -285,10 +320,13 @@ def rule_of(desc: EventSchema) -> Rule:
         "null_key": "key" in kept and kept["key"] is None,
     }
     doc = kept.get("doc", desc.doc)
-    if desc.kind == "track":
-        return Rule("TRACK", str(desc.event), body, doc, desc.source, cls_name, **facts)
+    if desc.kind == "alias":
+        body = {**ALIAS_BODY, SCOPE_KEYWORD: desc.scope}
+    rule_type = RULE_TYPES[desc.kind]
+    if desc.kind in ("track", "page", "screen"):  # keyed by what the message names ("": every page)
+        return Rule(rule_type, desc.event or "", body, doc, desc.source, cls_name, **facts)
     key = kept.get("key", desc.cls.__name__)
-    return Rule("IDENTIFY", key if isinstance(key, str) else "", body, doc, desc.source, cls_name, **facts)
+    return Rule(rule_type, key if isinstance(key, str) else "", body, doc, desc.source, cls_name, **facts)
 
 
 def _tracks_uses(event: str) -> list[type[Track]]:
@@ -445,7 +483,7 @@ def _segment_rule(item: Any, where: str) -> Rule:
     rule_type = item.get("type")
     key = item.get("key")
     if rule_type not in _ORDER:
-        raise PlanError(f"{where}: rule type {rule_type!r} is not TRACK, IDENTIFY or COMMON")
+        raise PlanError(f"{where}: rule type {rule_type!r} is not one of {', '.join(_ORDER)}")
     null_key = key is None and rule_type != "TRACK"
     if not (isinstance(key, str) or null_key) or (rule_type == "TRACK" and not key):
         raise PlanError(f"{where}: rule key must be a non-empty string")
@@ -466,8 +504,13 @@ def rule_of_schema(
     doc_inside: bool = True,
 ) -> Rule:
     """A rule from a Segment-shaped whole-message schema, keeping what it says beyond the derived shape."""
-    body_key = "traits" if rule_type == "IDENTIFY" else "properties"
-    body = _body(schema, body_key, f"{where} ({key})")
+    if rule_type == "ALIAS":  # the body is the message's schema itself
+        _check_draft(schema if isinstance(schema, dict) else {}, where)
+        body = (
+            {k: v for k, v in schema.items() if k not in ("$schema", "description")} if isinstance(schema, dict) else {}
+        )
+    else:
+        body = _body(schema, body_key_of(rule_type), f"{where} ({key})")
     doc = schema.get("description") if doc_inside and isinstance(schema, dict) else None
     rule = Rule(rule_type, key, body, doc if isinstance(doc, str) else None, version=version, null_key=null_key)
     if isinstance(schema, dict):
@@ -482,11 +525,16 @@ def _plain_rule(key: str, schema: Any, where: str) -> Rule:
     _check_draft(schema, where)
     props = schema.get("properties")
     kind = props.get("type", {}).get("const") if isinstance(props, dict) else None
-    if kind not in ("track", "identify"):
-        raise PlanError(f"{where}: properties.type.const must be 'track' or 'identify'")
-    rule_type: RuleType = "TRACK" if kind == "track" else "IDENTIFY"
-    body_key = "properties" if kind == "track" else "traits"
+    if kind not in RULE_TYPES:
+        raise PlanError(f"{where}: properties.type.const must be one of {', '.join(map(repr, RULE_TYPES))}")
+    rule_type = RULE_TYPES[kind]
     doc = schema.get("description")
     title = schema.get("title")  # the rule's key; the document's own key is a label ("identify X")
-    key = title if isinstance(title, str) and title else key
-    return Rule(rule_type, key, _body(schema, body_key, where), doc if isinstance(doc, str) else None)
+    key = title if isinstance(title, str) else key
+    if rule_type == "ALIAS":
+        body = {k: v for k, v in schema.items() if k not in ("$schema", "description", "title")}
+        body = {**body, "properties": {k: v for k, v in body.get("properties", {}).items() if k != "type"}}
+        body["required"] = [k for k in body.get("required", []) if k != "type"]
+    else:
+        body = _body(schema, body_key_of(rule_type), where)
+    return Rule(rule_type, key, body, doc if isinstance(doc, str) else None)

@@ -7,9 +7,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Union
 
 from instrument import _scopes
+from instrument._calls import Group, Page, Screen
 from instrument._errors import AnalyticsError
 from instrument._messages import EncodeOptions
-from instrument._records import Identify, Track, scope_wire_key, spec_of
+from instrument._records import Identify, _Record, scope_wire_key, spec_of
+from instrument.destinations import Destination
 from instrument.testing._event import _IDS, CapturedEvent, Message
 from instrument.testing._matching import (
     ANY,
@@ -31,6 +33,14 @@ from instrument.transports import MemoryTransport
 SequenceItem = Union[EventOrTrack, type[Identify], tuple[Any, Mapping[str, Any]]]  # noqa: UP007
 
 _CLOSEST = 3  # how many near misses a failure message shows
+# The message's own keys an assertion of a call matches (not in its body).
+_TOPS = {
+    "user_id": "userId",
+    "group_id": "groupId",
+    "previous_id": "previousId",
+    "name": "name",
+    "category": "category",
+}
 
 
 class CapturedEvents:
@@ -47,6 +57,24 @@ class CapturedEvents:
         self._transport = transport
         self._options = options or EncodeOptions()
         self.errors: list[AnalyticsError] = []
+        #: The destinations configured (before or while capturing), by name: ``destination=`` looks here.
+        self.destinations: dict[str, Destination] = {}
+
+    def _tracks_at(self, destination: str | None) -> list[CapturedEvent]:
+        """The captured tracks, or those ``destination`` gets, as it gets them (routing, consent,
+        renames, personal properties hashed or omitted)."""
+        if destination is None:
+            return self.tracks
+        found = self.destinations.get(destination)
+        if found is None:
+            known = ", ".join(sorted(self.destinations)) or "none configured"
+            raise AnalyticsAssertionError(f"no destination named {destination!r} (destinations: {known})")
+        pairs = zip(self._transport.messages, self._transport.record_classes, strict=False)
+        return [
+            CapturedEvent._from(found.view(cls, m), i)
+            for i, (m, cls) in enumerate(pairs)
+            if m.get("type") == "track" and found.accepts(cls, m)
+        ]
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -69,6 +97,26 @@ class CapturedEvents:
     def identifies(self) -> list[CapturedEvent]:
         """The captured identifies."""
         return [e for e in self.events if e.type == "identify"]
+
+    @property
+    def groups(self) -> list[CapturedEvent]:
+        """The captured group calls."""
+        return [e for e in self.events if e.type == "group"]
+
+    @property
+    def pages(self) -> list[CapturedEvent]:
+        """The captured page calls."""
+        return [e for e in self.events if e.type == "page"]
+
+    @property
+    def screens(self) -> list[CapturedEvent]:
+        """The captured screen calls."""
+        return [e for e in self.events if e.type == "screen"]
+
+    @property
+    def aliases(self) -> list[CapturedEvent]:
+        """The captured alias calls."""
+        return [e for e in self.events if e.type == "alias"]
 
     def of(self, event_or_track: EventOrTrack | type[Identify]) -> list[CapturedEvent]:
         """The tracks of one event (a Track class, an EventName member or the event's name); an
@@ -112,9 +160,13 @@ class CapturedEvents:
         exact: bool = False,
         *,
         props: Mapping[str, Any] | None = None,
+        destination: str | None = None,
         **expected: Any,
     ) -> list[CapturedEvent]:
         """Assert ``event_or_track`` was tracked with ``expected`` fields; return the matching tracks.
+
+        ``destination`` (a configured destination's name): only the tracks that destination gets,
+        compared as it gets them (its renames, personal properties hashed or omitted).
 
         Fields are properties by their declared name (or wire key) and scope fields by name, whatever
         wire key they are sent under; ``user_id`` is compared with the message's userId. Expected values
@@ -128,7 +180,9 @@ class CapturedEvents:
         wanted = {**(props or {}), **expected}
         fields = self._expected_fields(event_or_track, wanted)
         unknown = self._unknown_fields(event_or_track, wanted)
-        tracks = self.tracks
+        tracks = self._tracks_at(destination)
+        if destination is not None:
+            name = self.destinations[destination].renames.get(name, name)
         matches = [e for e in tracks if e.event == name and _all_match(e, fields, exact)]
         if (count is None and matches) or (count is not None and len(matches) == count):
             return matches
@@ -183,15 +237,95 @@ class CapturedEvents:
         them. Returns the matching identifies.
         """
         __tracebackhide__ = True
-        fields = [_Expected("user_id", None, user_id)] if not isinstance(user_id, _AnyType) else []
-        wanted = {**(props or {}), **traits}
-        fields += self._expected_fields(identify, wanted, identify=True)
-        unknown = self._unknown_fields(identify, wanted, identify=True)
-        identifies = self.identifies
-        matches = [e for e in identifies if _all_match(e, fields, exact)]
+        return self._assert_call("identify", identify, {"user_id": user_id}, count, exact, {**(props or {}), **traits})
+
+    def assert_grouped(
+        self,
+        group: type[Group] | None = None,
+        *,
+        group_id: Any = ANY,
+        user_id: Any = ANY,
+        count: int | None = None,
+        exact: bool = False,
+        props: Mapping[str, Any] | None = None,
+        **traits: Any,
+    ) -> list[CapturedEvent]:
+        """Assert a group call was sent for ``group_id`` (its groupId) and ``user_id`` with ``traits``.
+
+        Matches and fails as ``assert_identified`` (a field diff of the closest group calls, the Group
+        class's field names suggested for a misspelt one). Returns the matching group calls.
+        """
+        __tracebackhide__ = True
+        tops = {"group_id": group_id, "user_id": user_id}
+        return self._assert_call("group", group, tops, count, exact, {**(props or {}), **traits})
+
+    def assert_paged(
+        self,
+        page: type[Page] | None = None,
+        *,
+        name: Any = ANY,
+        category: Any = ANY,
+        user_id: Any = ANY,
+        count: int | None = None,
+        exact: bool = False,
+        props: Mapping[str, Any] | None = None,
+        **properties: Any,
+    ) -> list[CapturedEvent]:
+        """Assert a page call was sent with ``properties`` (scope fields by name, as for tracks).
+
+        A Page class gives its name and category (unless given); returns the matching page calls.
+        """
+        __tracebackhide__ = True
+        tops = self._named(page, name, category, user_id)
+        return self._assert_call("page", page, tops, count, exact, {**(props or {}), **properties})
+
+    def assert_screened(
+        self,
+        screen: type[Screen] | None = None,
+        *,
+        name: Any = ANY,
+        category: Any = ANY,
+        user_id: Any = ANY,
+        count: int | None = None,
+        exact: bool = False,
+        props: Mapping[str, Any] | None = None,
+        **properties: Any,
+    ) -> list[CapturedEvent]:
+        """Assert a screen call was sent, matched as ``assert_paged`` matches a page call."""
+        __tracebackhide__ = True
+        tops = self._named(screen, name, category, user_id)
+        return self._assert_call("screen", screen, tops, count, exact, {**(props or {}), **properties})
+
+    def assert_aliased(
+        self, *, previous_id: Any = ANY, user_id: Any = ANY, count: int | None = None
+    ) -> list[CapturedEvent]:
+        """Assert an alias call tied ``previous_id`` to ``user_id``; return the matching alias calls."""
+        __tracebackhide__ = True
+        tops = {"previous_id": previous_id, "user_id": user_id}
+        return self._assert_call("alias", None, tops, count, False, {})
+
+    @staticmethod
+    def _named(target: type[Page] | type[Screen] | None, name: Any, category: Any, user_id: Any) -> dict[str, Any]:
+        if target is not None:
+            spec = spec_of(target)
+            name = spec.event if isinstance(name, _AnyType) and spec.event is not None else name
+            category = spec.category if isinstance(category, _AnyType) and spec.category is not None else category
+        return {"name": name, "category": category, "user_id": user_id}
+
+    def _assert_call(
+        self, kind: str, target: Any, tops: Mapping[str, Any], count: int | None, exact: bool, wanted: dict[str, Any]
+    ) -> list[CapturedEvent]:
+        """The assertion of every call but a track: ``tops`` are the message's own keys (ANY: not checked)."""
+        __tracebackhide__ = True
+        fields = [_Expected(n, None, v, top=_TOPS[n]) for n, v in tops.items() if not isinstance(v, _AnyType)]
+        identify = kind not in ("page", "screen")  # whether the body lacks scope fields
+        fields += self._expected_fields(target, wanted, identify=identify)
+        unknown = self._unknown_fields(target, wanted, identify=identify)
+        calls = [e for e in self.events if e.type == kind]
+        matches = [e for e in calls if _all_match(e, fields, exact)]
         if (count is None and matches) or (count is not None and len(matches) == count):
             return matches
-        what = f"{count} identify call(s)" if count is not None else "an identify"
+        what = f"{count} {kind} call(s)" if count is not None else f"a {kind} call"
         head = f"expected {what}{_with(fields, exact)}"
         if matches:  # a count was given and not met
             raise AnalyticsAssertionError(
@@ -201,11 +335,11 @@ class CapturedEvents:
                 )
             )
         head += (
-            f"; {len(identifies)} identify call(s) captured, none matches.\n"
-            if identifies
-            else "; no identify was captured.\n"
+            f"; {len(calls)} {kind} call(s) captured, none matches.\n"
+            if calls
+            else f"; no {kind}{'' if kind == 'identify' else ' call'} was captured.\n"
         )
-        raise AnalyticsAssertionError(_with_hint(head + self._closest(identifies, None, fields, exact), unknown))
+        raise AnalyticsAssertionError(_with_hint(head + self._closest(calls, None, fields, exact), unknown))
 
     def assert_sequence(self, expected: Sequence[SequenceItem]) -> list[CapturedEvent]:
         """Assert these events were emitted in this order (others may come between); return them.
@@ -269,7 +403,7 @@ class CapturedEvents:
     def _unknown_fields(self, target: Any, names: Iterable[str], *, identify: bool = False) -> str:
         """For a Track/Identify class: the text saying which expected names it has no field for, with the
         closest names (difflib); empty when every name is one of its fields or wire keys."""
-        if not (isinstance(target, type) and issubclass(target, (Track, Identify))):
+        if not (isinstance(target, type) and issubclass(target, _Record)):
             return ""
         spec = spec_of(target)
         if spec.free_form:
@@ -286,7 +420,7 @@ class CapturedEvents:
     def _expected_fields(self, target: Any, expected: Mapping[str, Any], *, identify: bool = False) -> list[_Expected]:
         declared: dict[str, str] = {}
         wire_keys = self._options.wire_keys
-        if isinstance(target, type) and issubclass(target, (Track, Identify)):
+        if isinstance(target, type) and issubclass(target, _Record):
             declared = {p.name: p.key for p in spec_of(target).properties}
         known = _scopes.known_fields()
         fields: list[_Expected] = []

@@ -14,6 +14,7 @@ import json
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -178,8 +179,9 @@ class SegmentEndpoint:
 
     Use as a context manager (or ``start()``/``stop()``) and pass ``url`` as the Segment
     client's ``host=``. Only loopback hosts are accepted. The port picked on the first start
-    is kept, so ``stop()`` then ``start()`` simulates an outage (connection refused) and a
-    recovery on the same URL. With ``keep_messages=False`` only counts (and the set of
+    is kept (reserved while stopped, so no other process takes it), so ``stop()`` then ``start()``
+    simulates an outage (connection refused) and a recovery on the same URL; ``close()`` (or the end of
+    the ``with`` block) gives the port back. With ``keep_messages=False`` only counts (and the set of
     messageIds) are kept, for runs of millions of events.
     """
 
@@ -199,6 +201,7 @@ class SegmentEndpoint:
         self._state_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._hold: socket.socket | None = None  # keeps the port while stopped (see stop)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -208,6 +211,9 @@ class SegmentEndpoint:
             if self._server is not None:
                 return
             server_class = _Server6 if self._family == socket.AF_INET6 else _Server
+            if self._hold is not None:
+                self._hold.close()
+                self._hold = None
             server = server_class((self._host, self._port), self)
             self._port = int(server.server_address[1])
             thread = serve_in_thread(server, f"segment-endpoint-{self._port}", _POLL_INTERVAL)
@@ -221,6 +227,17 @@ class SegmentEndpoint:
             if server is None:
                 return
             stop_serving(server, thread, _STOP_JOIN_TIMEOUT)  # also wakes hang_next sleepers
+            self._hold = _hold_port(self._family, self._host, self._port)
+            if self._hold is not None:  # closed with the endpoint if nobody calls close()
+                weakref.finalize(self, self._hold.close)
+
+    def close(self) -> None:
+        """Stop, and give the port back (``stop`` keeps it, so a later ``start`` binds the same URL)."""
+        self.stop()
+        with self._state_lock:
+            if self._hold is not None:
+                self._hold.close()
+                self._hold = None
 
     def __enter__(self) -> SegmentEndpoint:
         self.start()
@@ -232,7 +249,7 @@ class SegmentEndpoint:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()
 
     @property
     def running(self) -> bool:
@@ -380,3 +397,16 @@ class SegmentEndpoint:
             if self._keep_messages:
                 self._batches.append(batch)
             self._cond.notify_all()
+
+
+def _hold_port(family: int, host: str, port: int) -> socket.socket | None:
+    """A socket bound to ``port`` and not listening: a client is refused there, as with nothing bound,
+    but no other process (another test worker's ephemeral port) can take the port before ``start``."""
+    hold = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hold.bind((host, port))
+    except OSError:  # taken already: start() will say so
+        hold.close()
+        return None
+    return hold

@@ -31,7 +31,7 @@ class CapturedEvent(dict[str, Any]):
 
     @property
     def type(self) -> str:
-        """``"track"`` or ``"identify"``."""
+        """``"track"``, ``"identify"``, ``"group"``, ``"page"``, ``"screen"`` or ``"alias"``."""
         return str(self.get("type"))
 
     @property
@@ -65,5 +65,5 @@ class CapturedEvent(dict[str, Any]):
 
     @property
     def body(self) -> dict[str, Any]:
-        """The properties of a track, the traits of an identify."""
-        return self.traits if self.type == "identify" else self.properties
+        """The properties of a track, page or screen, the traits of an identify or group (an alias: none)."""
+        return self.traits if self.type in ("identify", "group") else self.properties

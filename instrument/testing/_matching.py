@@ -192,8 +192,15 @@ def _with(fields: list[_Expected], exact: bool) -> str:
 
 
 def _one_line(event: CapturedEvent) -> str:
-    if event.type == "identify":
+    kind = event.type
+    if kind == "identify":
         return f"identify userId={event.user_id!r} traits={_fmt(event.traits)}"
+    if kind == "group":
+        return f"group groupId={event.get('groupId')!r} userId={event.user_id!r} traits={_fmt(event.traits)}"
+    if kind == "alias":
+        return f"alias previousId={event.get('previousId')!r} userId={event.user_id!r}"
+    if kind in ("page", "screen"):
+        return f"{kind} {event.get('name')!r} userId={event.user_id!r} properties={_fmt(event.properties)}"
     return f"track {event.event!r} userId={event.user_id!r} properties={_fmt(event.properties)}"
 
 
@@ -202,7 +209,7 @@ def _summary(events: Sequence[CapturedEvent]) -> str:
         return "nothing"
     counts: dict[str, int] = {}
     for e in events:
-        label = repr(e.event) if e.type == "track" else "identify"
+        label = repr(e.event) if e.type == "track" else e.type
         counts[label] = counts.get(label, 0) + 1
     return ", ".join(f"{label} x{n}" if n > 1 else label for label, n in counts.items())
 
@@ -224,7 +231,7 @@ def _diff(event: CapturedEvent, name: str | None, fields: list[_Expected], exact
     if differing:
         lines += ["      Differing items:", *differing]
     if missing:
-        body = "traits" if event.type == "identify" else "properties"
+        body = "traits" if event.type in ("identify", "group") else "properties"
         lines += [f"      Missing keys (not in the {body}):", *missing]
     if exact:
         keys = {f.key for f in fields if f.key is not None}

@@ -6,18 +6,35 @@ import json
 import os
 import sys
 import threading
-from typing import TextIO
+from typing import Any, TextIO
 
 from instrument.transports._base import Message, Transport
 
 
 class MemoryTransport(Transport):
-    """Keeps every message it is given, in order, in ``.messages`` (thread-safe)."""
+    """Keeps every message it is given, in order, in ``.messages`` (thread-safe). With ``records=True``
+    it also keeps each message's record class (``.record_classes``, aligned with ``.messages``): what
+    the testing kit needs to say which destinations an event goes to."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, records: bool = False) -> None:
         super().__init__()
         self._lock = threading.Lock()
         self._messages: list[Message] = []
+        self._classes: list[type] = []
+        self.accepts_records = records
+
+    def send_records(self, pairs: list[tuple[Any, Message]]) -> None:
+        """Store the messages and their record classes."""
+        with self._lock:
+            self._messages.extend(m for _, m in pairs)
+            self._classes.extend(type(r) for r, _ in pairs)
+        self._report.sent(len(pairs))
+
+    @property
+    def record_classes(self) -> list[type]:
+        """The record class of each stored message (``records=True``; else empty)."""
+        with self._lock:
+            return list(self._classes)
 
     def send(self, messages: list[Message]) -> None:
         """Store the messages."""
@@ -35,10 +52,12 @@ class MemoryTransport(Transport):
         """Forget the stored messages."""
         with self._lock:
             self._messages.clear()
+            self._classes.clear()
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()
         self._messages = []
+        self._classes = []
 
 
 class ConsoleTransport(Transport):
@@ -94,6 +113,13 @@ def _short(values: dict[str, object]) -> str:
 
 def _describe(message: Message) -> str:
     who = f"userId={message['userId']}" if "userId" in message else f"anonymousId={message.get('anonymousId')}"
-    if message.get("type") == "identify":
+    kind = message.get("type")
+    if kind == "identify":
         return f"[analytics] identify {who} traits={_short(message['traits'])}"
+    if kind == "group":
+        return f"[analytics] group {message.get('groupId')!r} {who} traits={_short(message.get('traits', {}))}"
+    if kind == "alias":
+        return f"[analytics] alias {message.get('previousId')!r} -> {who}"
+    if kind in ("page", "screen"):
+        return f"[analytics] {kind} {message.get('name')!r} {who} properties={_short(message.get('properties', {}))}"
     return f"[analytics] track {message.get('event')!r} {who} properties={_short(message.get('properties', {}))}"
