@@ -11,9 +11,8 @@ from typing import ClassVar
 
 from instrument._settings import Settings
 from instrument._version import __version__
-from instrument.destinations._base import Destination, millis
+from instrument.destinations._base import Destination, key_in_body, millis
 from instrument.transports._base import Message, Spool, Transport
-from instrument.transports._wire import WireTransport
 
 MAPPING = {
     "event": "event_type ($identify for an identify)",
@@ -27,10 +26,6 @@ MAPPING = {
 }
 
 _LIBRARY = f"instrument/{__version__}"
-
-
-def _envelope(joined: bytes, key: bytes) -> bytes:
-    return b'{"api_key":' + key + b',"events":[' + joined + b"]}"
 
 
 class Amplitude(Destination):
@@ -64,6 +59,4 @@ class Amplitude(Destination):
 
     def transport(self, settings: Settings, spool: Spool | None = None) -> Transport:
         """POSTs to ``/2/httpapi`` with the key in the body."""
-        return WireTransport(
-            self.key, settings.replace(host=self.host), api_path="/2/httpapi", envelope=_envelope, spool=spool
-        )
+        return key_in_body(self, settings, spool, "/2/httpapi", b',"events":[')

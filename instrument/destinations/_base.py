@@ -19,6 +19,7 @@ from instrument._personal import is_personal
 from instrument._records import Identify, Track, _spec
 from instrument._settings import Settings
 from instrument.transports._base import Message, Spool, Transport
+from instrument.transports._wire import WireTransport
 
 PERSONAL_POLICIES = ("hash", "omit", "keep")
 
@@ -229,3 +230,18 @@ def millis(ts: float) -> int:
 def user_of(message: Message) -> str:
     """The id a vendor keys the event by: the user id, else the anonymous id."""
     return str(message.get("userId") or message.get("anonymousId") or "")
+
+
+def key_in_body(
+    destination: Destination, settings: Settings, spool: Spool | None, api_path: str, head: bytes
+) -> Transport:
+    """The transport of a vendor API that takes the key in the JSON body: POSTs to ``api_path`` the
+    document ``{"api_key": key`` + ``head`` (the fields before the items' array, its ``[`` included) +
+    the items + ``]}``."""
+
+    def envelope(joined: bytes, key: bytes) -> bytes:
+        return b'{"api_key":' + key + head + joined + b"]}"
+
+    return WireTransport(
+        destination.key, settings.replace(host=destination.host), api_path=api_path, envelope=envelope, spool=spool
+    )

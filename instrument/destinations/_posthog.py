@@ -12,9 +12,8 @@ from typing import ClassVar
 
 from instrument._settings import Settings
 from instrument._version import __version__
-from instrument.destinations._base import Destination, user_of
+from instrument.destinations._base import Destination, key_in_body, user_of
 from instrument.transports._base import Message, Spool, Transport
-from instrument.transports._wire import WireTransport
 
 MAPPING = {
     "event": "event ($set for an identify)",
@@ -29,10 +28,6 @@ MAPPING = {
 
 
 _LIBRARY = {"$geoip_disable": True, "$is_server": True, "$lib": "instrument", "$lib_version": __version__}
-
-
-def _envelope(joined: bytes, key: bytes) -> bytes:
-    return b'{"api_key":' + key + b',"historical_migration":false,"batch":[' + joined + b"]}"
 
 
 class PostHog(Destination):
@@ -64,6 +59,4 @@ class PostHog(Destination):
 
     def transport(self, settings: Settings, spool: Spool | None = None) -> Transport:
         """POSTs to ``/batch/`` with the key in the body."""
-        return WireTransport(
-            self.key, settings.replace(host=self.host), api_path="/batch/", envelope=_envelope, spool=spool
-        )
+        return key_in_body(self, settings, spool, "/batch/", b',"historical_migration":false,"batch":[')

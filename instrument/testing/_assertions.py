@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, Union, overload
 
 from instrument import _scopes
 from instrument._calls import Group, Page, Screen
@@ -41,6 +41,23 @@ _TOPS = {
     "name": "name",
     "category": "category",
 }
+
+
+class _OfType:
+    """A read-only attribute of ``CapturedEvents``: the captured events of one message type."""
+
+    def __init__(self, kind: str, doc: str) -> None:
+        self._kind = kind
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> _OfType: ...
+    @overload
+    def __get__(self, instance: CapturedEvents, owner: type[Any]) -> list[CapturedEvent]: ...
+    def __get__(self, instance: CapturedEvents | None, owner: type[Any]) -> _OfType | list[CapturedEvent]:
+        if instance is None:
+            return self
+        return [e for e in instance.events if e.type == self._kind]
 
 
 class CapturedEvents:
@@ -88,35 +105,12 @@ class CapturedEvents:
         """Every captured event (tracks and identifies) in emission order."""
         return [CapturedEvent._from(m, i) for i, m in enumerate(self._transport.messages)]
 
-    @property
-    def tracks(self) -> list[CapturedEvent]:
-        """The captured tracks."""
-        return [e for e in self.events if e.type == "track"]
-
-    @property
-    def identifies(self) -> list[CapturedEvent]:
-        """The captured identifies."""
-        return [e for e in self.events if e.type == "identify"]
-
-    @property
-    def groups(self) -> list[CapturedEvent]:
-        """The captured group calls."""
-        return [e for e in self.events if e.type == "group"]
-
-    @property
-    def pages(self) -> list[CapturedEvent]:
-        """The captured page calls."""
-        return [e for e in self.events if e.type == "page"]
-
-    @property
-    def screens(self) -> list[CapturedEvent]:
-        """The captured screen calls."""
-        return [e for e in self.events if e.type == "screen"]
-
-    @property
-    def aliases(self) -> list[CapturedEvent]:
-        """The captured alias calls."""
-        return [e for e in self.events if e.type == "alias"]
+    tracks = _OfType("track", "The captured tracks.")
+    identifies = _OfType("identify", "The captured identifies.")
+    groups = _OfType("group", "The captured group calls.")
+    pages = _OfType("page", "The captured page calls.")
+    screens = _OfType("screen", "The captured screen calls.")
+    aliases = _OfType("alias", "The captured alias calls.")
 
     def of(self, event_or_track: EventOrTrack | type[Identify]) -> list[CapturedEvent]:
         """The tracks of one event (a Track class, an EventName member or the event's name); an
