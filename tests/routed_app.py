@@ -3,10 +3,10 @@ shows the routing delivery applies."""
 
 from __future__ import annotations
 
-import instrument
-from instrument.destinations import Amplitude, Mixpanel, PostHog
+from collections.abc import Mapping
 
-LOOPBACK = "http://127.0.0.1:9"
+import instrument
+from instrument.destinations import Amplitude, Destination, Mixpanel, PostHog
 
 
 class Shop(instrument.EventName):
@@ -47,8 +47,15 @@ def start_checkout() -> None:
     """Sends Checkout Started through its @tracks use (no class declares it)."""
 
 
-DESTINATIONS = [
-    Amplitude("amp-key", host=LOOPBACK, events=[Shop], consent="analytics"),
-    PostHog("ph-key", host=LOOPBACK, scopes=["project"], renames={"Project Created": "project_created"}),
-    Mixpanel("mp-key", host=LOOPBACK, events=["Signed Up", "Report Saved"], identifies=False, personal="omit"),
-]
+def make_destinations(hosts: Mapping[str, str]) -> list[Destination]:
+    """The app's destinations, their routing declared here once; ``hosts`` by name (tests: loopback)."""
+    return [
+        Amplitude("amp-key", host=hosts["amplitude"], events=[Shop], consent="analytics"),
+        PostHog("ph-key", host=hosts["posthog"], scopes=["project"], renames={"Project Created": "project_created"}),
+        Mixpanel(
+            "mp-key", host=hosts["mixpanel"], events=["Signed Up", "Report Saved"], identifies=False, personal="omit"
+        ),
+    ]
+
+
+DESTINATIONS = make_destinations(dict.fromkeys(("amplitude", "posthog", "mixpanel"), "http://127.0.0.1:9"))

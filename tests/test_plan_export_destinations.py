@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 import routed_app
-from routed_app import CartViewed, OrderPlaced, ProjectCreated, ReportSaved, SignedUp, start_checkout
+from routed_app import CartViewed, OrderPlaced, Person, ProjectCreated, ReportSaved, SignedUp, start_checkout
 from run_instrument import run_instrument
 
 import instrument
@@ -17,7 +18,7 @@ from instrument import Consent, analytics_scope, consent_scope
 from instrument.plan import plan_of_module, render
 from instrument.plan._diff import diff
 from instrument.plan._model import plan_of_document
-from instrument.testing import AnalyticsAssertionError, capture_events
+from instrument.testing import AnalyticsAssertionError, VendorEndpoint, VendorItem, capture_events
 
 pytestmark = pytest.mark.timeout(120)
 TESTS = Path(__file__).resolve().parent
@@ -67,6 +68,43 @@ def test_the_exported_routing_is_what_each_destination_gets_on_delivery() -> Non
             else:
                 with pytest.raises(AnalyticsAssertionError):
                     events.assert_tracked(event, destination=destination)
+
+
+def _send_every_event() -> None:
+    with analytics_scope(user_id="user-1", project_id=7), consent_scope(Consent(granted={"analytics"})):
+        instrument.track(OrderPlaced(total=3))
+        instrument.track(CartViewed(items=2))
+        instrument.track(ProjectCreated(name="p"))
+        instrument.track(ReportSaved(pages=4))
+        instrument.track(SignedUp(plan="pro"))
+        start_checkout()
+        instrument.identify(Person(plan="pro"))
+
+
+def test_the_exported_routing_is_what_each_vendor_endpoint_receives() -> None:
+    routed = {label: schema["x-destinations"] for label, schema in _jsonschema()["events"].items()}
+    vendors = ("amplitude", "mixpanel", "posthog")
+    endpoints = {vendor: VendorEndpoint(vendor) for vendor in vendors}  # type: ignore[arg-type]
+    with contextlib.ExitStack() as stack:
+        for endpoint in endpoints.values():
+            stack.enter_context(endpoint)
+        instrument.configure(destinations=routed_app.make_destinations({v: e.url for v, e in endpoints.items()}))
+        _send_every_event()
+        assert instrument.flush(30)
+    for vendor, endpoint in endpoints.items():
+        expected = sorted(
+            item.get("event", label.removeprefix("identify "))
+            for label, items in routed.items()
+            for item in items
+            if item["name"] == vendor and label != "Refund Issued"  # never sent: no class, no @tracks use
+        )
+        assert sorted(_event_of(item) for item in endpoint.items) == expected, vendor
+
+
+def _event_of(item: VendorItem) -> str:
+    """The event name a vendor item carries, or the identify's class name for a profile update."""
+    name = item.data.get("event_type") or item.data.get("event")
+    return "Person" if name in (None, "$identify", "$set") else str(name)
 
 
 def test_consent_is_shown_per_destination_not_decided_per_event() -> None:
