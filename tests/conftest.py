@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from kit_catalog import ItemsExported, Kind, ProjectCreated, UserTraits, emit_cluster_success
 from log_capture import LogCapture, capture_all_logs
 
@@ -13,6 +14,12 @@ import instrument
 from instrument import AnalyticsError, Client, analytics_scope
 from instrument.testing import CapturedEvents, SegmentEndpoint, capture_events, reset
 from instrument.transports import MemoryTransport
+
+# No per-example wall-clock deadline: the properties are about what comes out, and the suite runs its
+# subprocess-heavy tests beside them on every core, where a 200 ms deadline fails for the machine's
+# load, not the code's. Speed is measured by bench/run.py.
+settings.register_profile("instrument", deadline=None)
+settings.load_profile("instrument")
 
 
 @pytest.fixture(autouse=True)
