@@ -30,7 +30,6 @@ import enum
 import json
 import math
 import os
-import threading
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
@@ -105,40 +104,47 @@ def format_timestamp(epoch_seconds: float) -> str:
     return f"{prefix}.{micros // 1000:03d}Z"
 
 
-class _Ids(threading.local):
-    pool = ""
-    at = 0
-
-
-_ids = _Ids()
+#: Ready message ids, drawn by ``list.pop`` (atomic under the GIL, so threads may share the pool).
+_pool: list[str] = []
 
 
 def _fresh_ids() -> None:
-    # A forked child must never reuse the parent's pool of random bytes (duplicate messageIds).
-    global _ids
-    _ids = _Ids()
+    # A forked child must never reuse the parent's pool (duplicate messageIds).
+    _pool.clear()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_fresh_ids)
-_VARIANT = "89ab89ab89ab89ab"  # the RFC 4122 variant nibble for a random hex digit (its top two bits 10)
+#: Byte maps that set a random byte's top bits to UUID version 4 (byte 6) and the RFC 4122 variant (byte 8).
+_VERSION_4 = bytes((b & 0x0F) | 0x40 for b in range(256))
+_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
+_POOL_IDS = 256
+
+
+def _refill() -> None:
+    raw = bytearray(os.urandom(16 * _POOL_IDS))
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_VARIANT)
+    h = raw.hex()
+    _pool.extend(
+        [
+            f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
+            for i in range(0, 32 * _POOL_IDS, 32)
+        ]
+    )
 
 
 def message_id() -> str:
     """A random (version 4) UUID as text, like ``str(uuid.uuid4())``, at a fraction of its cost.
 
-    Random bytes are read from ``os.urandom`` 256 ids at a time, per thread; a forked child starts
-    a new pool.
+    Random bytes are read from ``os.urandom`` 256 ids at a time into a pool shared by threads; a forked
+    child starts a new pool.
     """
-    ids = _ids
-    at = ids.at
-    pool = ids.pool
-    if at >= len(pool):
-        pool = ids.pool = os.urandom(16 * 256).hex()
-        at = 0
-    ids.at = at + 32
-    h = pool[at : at + 32]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
+    while True:
+        try:
+            return _pool.pop()
+        except IndexError:
+            _refill()
 
 
 def encode(value: object, path: str, track: str | None = None, depth: int = 0) -> JSONValue:
