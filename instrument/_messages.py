@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from dataclasses import field as _dc_field
 from typing import Any
 
+import orjson
+
 from instrument import _context, _scopes
 from instrument._codegen import make_function
 from instrument._encoding import (
@@ -75,8 +77,14 @@ def to_wire(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> tuple[byt
     The size is known from the bytes; only a message near the limit is measured the way Segment's
     client measures it (and cut or refused as ``to_message`` does). Raises as ``to_message``.
     """
-    message, body_key, spec = _build(rec, options)
-    data = dumps(message, spec.cls_name)
+    if rec._error is not None:
+        raise rec._error
+    spec = _spec(type(rec))
+    message, body_key = (spec.builder or _compile_builder(spec))(rec, options)
+    try:
+        data = orjson.dumps(message)
+    except TypeError:  # what orjson refuses but JSON allows: dumps' standard-library path
+        data = dumps(message, spec.cls_name)
     if len(data) > _SURELY_SMALL:
         size = _measured(message, spec.cls_name)
         if size > MAX_MESSAGE_BYTES:
