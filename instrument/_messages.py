@@ -80,7 +80,7 @@ def to_wire(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> tuple[byt
     if rec._error is not None:
         raise rec._error
     spec = _spec(type(rec))
-    message, body_key = (spec.builder or _compile_builder(spec))(rec, options)
+    message, body_key = (spec.builder or _compile_builder(spec, type(rec)))(rec, options)
     try:
         data = orjson.dumps(message)
     except TypeError:  # what orjson refuses but JSON allows: dumps' standard-library path
@@ -98,7 +98,7 @@ def _build(rec: _Record, options: EncodeOptions) -> tuple[dict[str, Any], str, S
     if rec._error is not None:
         raise rec._error
     spec = _spec(type(rec))
-    builder = spec.builder or _compile_builder(spec)
+    builder = spec.builder or _compile_builder(spec, type(rec))
     message, body_key = builder(rec, options)
     return message, body_key, spec
 
@@ -242,17 +242,16 @@ def _builder_source(spec: Spec) -> tuple[str, dict[str, Any]]:
     return "\n".join(line for line in lines if line) + "\n", namespace
 
 
-def _compile_builder(spec: Spec) -> Callable[[_Record, EncodeOptions], tuple[dict[str, Any], str]]:
-    """Compile (once per class) the function that builds ``spec``'s messages."""
+def _compile_builder(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions], tuple[dict[str, Any], str]]:
+    """Compile (once per class) the function that builds the messages of ``cls`` (whose spec is ``spec``)."""
     source, namespace = _builder_source(spec)
-    module, _, qualname = spec.cls_name.rpartition(".")
     builder: Callable[[_Record, EncodeOptions], tuple[dict[str, Any], str]] = make_function(
         "build",
         source,
         namespace,
         what="message builder",
-        module=module or __name__,
-        qualname=qualname,
+        module=cls.__module__,
+        qualname=cls.__qualname__,
         doc=f"Build the Segment message of a {spec.cls_name} record (generated from its spec).",
     )
     spec.builder = builder

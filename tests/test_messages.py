@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 from typing import Annotated, Any
 
@@ -405,3 +406,16 @@ def test_a_value_whose_class_attribute_raises_is_an_encoding_error_naming_its_fi
         to_wire(record)
     assert info.value.field == "value"
     assert "secret" not in str(info.value)
+
+
+def test_an_encoding_error_s_traceback_shows_the_generated_builder_of_its_class() -> None:
+    with analytics_scope(user_id=1, project_id=2):
+        record = AnyValue(value=float("inf"))
+    with pytest.raises(EncodingError) as info:
+        to_wire(record)
+    frames = [entry.frame.code.raw for entry in info.traceback]
+    generated = [code for code in frames if code.co_filename.startswith("<instrument generated message builder")]
+    assert [code.co_filename for code in generated] == [
+        f"<instrument generated message builder of {__name__}.AnyValue>"
+    ]
+    assert "def build(rec, options):" in inspect.getsource(generated[0])
