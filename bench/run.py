@@ -79,6 +79,8 @@ TARGETS = {
     "cpu_instrument_floor": Target("<=", 2.0),
     "burst_5kb": Target(">=", 1.0),
     "burst_30kb": Target(">=", 1.0),
+    "dest_p99_black_hole": Target("<=", 1.10),
+    "dest_cpu_3": Target("<=", 3.0),
 }
 
 
@@ -358,6 +360,64 @@ def burst_rows(url: str, endpoint: Any, scale: float = 1.0) -> tuple[list[Row], 
     return rows, complete
 
 
+def destination_rows(cpu_events: int, latency_events: int) -> tuple[list[Row], bool]:
+    """Issue 19's rows: p99 latency at 3 destinations with a 4th black-holed vs not (``latency_events``
+    at 200/s: 12,000 is the issue's 60 s of black hole); CPU per delivered event, 3 destinations vs 1."""
+    from bench import destinations
+
+    base_run = destinations.latency(black_hole=False, events=latency_events)
+    holed_run = destinations.latency(black_hole=True, events=latency_events)
+    base, base_ok, holed, holed_ok = base_run.p99, base_run.complete, holed_run.p99, holed_run.complete
+    one, one_ok = destinations.cpu(1, cpu_events)
+    three, three_ok = destinations.cpu(3, cpu_events)
+    rows = [
+        Row(
+            "dest_p99_black_hole",
+            "p99 track()-to-receipt, 3 destinations, a 4th black-holed",
+            f"{holed * 1000:.1f} ms",
+            "",
+            holed / base,
+            "dest_p99",
+            TARGETS["dest_p99_black_hole"],
+            holed / base,
+            f"{latency_events:,} events at 200/s; the black-holed one got everything after it recovered"
+            if holed_ok
+            else "EVENTS MISSING",
+        ),
+        Row(
+            "dest_p99",
+            "p99 track()-to-receipt, 3 destinations, none black-holed",
+            f"{base * 1000:.1f} ms",
+            "",
+            1.0,
+            "dest_p99",
+            None,
+            None,
+        ),
+        Row(
+            "dest_cpu_3",
+            "process CPU per delivered event, 3 destinations",
+            f"{three:.1f} µs",
+            "",
+            three / one,
+            "dest_cpu_1",
+            TARGETS["dest_cpu_3"],
+            three / one,
+        ),
+        Row(
+            "dest_cpu_1",
+            "process CPU per delivered event, 1 destination",
+            f"{one:.1f} µs",
+            "",
+            1.0,
+            "dest_cpu_1",
+            None,
+            None,
+        ),
+    ]
+    return rows, base_ok and holed_ok and one_ok and three_ok
+
+
 def print_table(rows: list[Row]) -> None:
     header = ["case", "median", "spread", "ratio", "vs", "target", "result", "note"]
     print("| " + " | ".join(header) + " |")
@@ -434,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
         "--cpu-worker", choices=["segment", "instrument", "instrument-null", "floor"], help=argparse.SUPPRESS
     )
     parser.add_argument("--burst-worker", choices=list(BURSTS), help=argparse.SUPPRESS)
+    parser.add_argument("--dest-cpu-worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--no-destinations", action="store_true", help="skip the destinations rows")
     parser.add_argument("--cpu-events", type=int, default=None, help="events per CPU run (100,000; quick 10,000)")
     parser.add_argument("--cpu-only", action="store_true", help="only the process-CPU rows")
     args = parser.parse_args(argv)
@@ -450,6 +512,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import cpu
 
         print(json.dumps(cpu.measure(args.cpu_worker, args.url, args.e2e_events)))
+        return 0
+    if args.dest_cpu_worker:
+        from bench import destinations
+
+        print(json.dumps(destinations.cpu_worker(args.dest_cpu_worker, args.url, args.e2e_events)))
         return 0
     if args.burst_worker:
         print(json.dumps(burst(args.burst_worker, args.url, args.e2e_events)))
@@ -514,6 +581,12 @@ def main(argv: list[str] | None = None) -> int:
                 for i, cells in enumerate(short_table)
             ]
             complete = complete and short_complete
+        if not args.no_destinations:
+            print("# destinations: black-holed latency, CPU with 3 destinations vs 1")
+            sys.stdout.flush()
+            dest_table, dest_complete = destination_rows(2_000 if quick else 50_000, 200 if quick else 12_000)
+            rows += dest_table
+            complete = complete and dest_complete
         print()
         print_table(rows)
         print()

@@ -14,7 +14,9 @@ from instrument._client import (
     alias,
     ashutdown,
     configure,
+    describe_destinations,
     flush,
+    forget,
     get_client,
     group,
     identify,
@@ -25,6 +27,7 @@ from instrument._client import (
     stats,
     track,
 )
+from instrument._consent import Consent, consent_scope
 from instrument._decorator import Call, tracks
 from instrument._describe import EventSchema, PropertySchema, ScopeFieldSchema, describe, tracks_of
 from instrument._dispatch import EmitResult, Stats
@@ -50,6 +53,7 @@ from instrument._errors import (
 from instrument._events import EventName, legacy
 from instrument._fields import MISSING, ScopeId, Truncatable, derived, field
 from instrument._messages import to_message
+from instrument._personal import Personal
 from instrument._propagation import (
     SCOPE_HEADER,
     PropagatingExecutor,
@@ -93,6 +97,7 @@ __all__ = [
     "ClusterGroup",
     "ClusterTrack",
     "ConfigurationError",
+    "Consent",
     "ConsoleTransport",
     "DeliveryError",
     "EmitResult",
@@ -106,6 +111,7 @@ __all__ = [
     "NotConfiguredError",
     "OversizeError",
     "Page",
+    "Personal",
     "ProjectGroup",
     "ProjectTrack",
     "PropagatingExecutor",
@@ -142,14 +148,17 @@ __all__ = [
     "ashutdown",
     "bind_scope",
     "configure",
+    "consent_scope",
     "current_scope",
     "define_scope",
     "deliver_on_return",
     "derived",
     "describe",
+    "describe_destinations",
     "extract_scope",
     "field",
     "flush",
+    "forget",
     "get_client",
     "group",
     "identify",

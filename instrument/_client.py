@@ -13,13 +13,14 @@ import atexit
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from instrument import _context, _forks, _reporting, _scopes, _state
+from instrument import _consent, _context, _forks, _reporting, _scopes, _state
 from instrument._calls import Alias, Group, Page, Screen
-from instrument._dispatch import Dispatcher, EmitResult, Stats, SyncDispatcher
+from instrument._dispatch import Dispatcher, EmitResult, Prebuilt, Stats, SyncDispatcher
 from instrument._errors import (
     AnalyticsError,
     ConfigurationError,
@@ -33,6 +34,8 @@ from instrument._records import Identify, Track
 from instrument._reporting import Reporter
 from instrument._settings import ErrorHandler, Redactor, Settings
 from instrument._spool import DEFAULT_MAX_BYTES, Spool
+from instrument.destinations._base import Destination
+from instrument.destinations._fanout import FanoutTransport, record_users
 from instrument.transports import SegmentTransport, Transport
 from instrument.transports._segment import reset_http_session_after_fork
 
@@ -149,11 +152,15 @@ class Client:
             return self.dispatcher.drop(error_)
         if _context.providers:  # integrations' context (trace ids, the request), read on this thread
             record.__dict__["_context"] = _context.collect(self.reporter.error)
+        consent = _consent.current()
+        if consent is not None:  # its stamp, in Segment's and RudderStack's shapes: destinations read it
+            record.__dict__["_context"] = {**(record.__dict__.get("_context") or {}), **consent.stamp()}
+        item: Any = record
         if self.strict:
             # Strict: every check, the encoder and the size limit run here, so errors raise at the call.
-            item: Any = to_message(record, self.options)
-        else:
-            item = record
+            message = to_message(record, self.options)
+            # Destinations (and the testing kit) need the record's class beside its message.
+            item = Prebuilt(record, message) if self.dispatcher.transport.accepts_records else message
         if not self.configured:
             return self._not_configured()
         return self.dispatcher.put(item)
@@ -182,6 +189,9 @@ class Client:
         The summary of errors the log suppressed (rate limiting) is printed here, so none stays unsaid.
         """
         lost = self.dispatcher.close(timeout)
+        fanout = self.dispatcher.transport
+        if isinstance(fanout, FanoutTransport):  # what the destinations could not deliver in time
+            lost += fanout.lost_at_close
         if lost:
             kept = " (kept in the spool for the next process)" if self.spool is not None else ""
             text = f"{lost} event(s) could not be delivered before shutdown{kept}: {self.stats().summary()}"
@@ -192,11 +202,32 @@ class Client:
         return lost
 
     def stats(self) -> Stats:
-        """The ledger: recorded, accepted, sent, lost and refused by reason, pending; the spool's counters."""
+        """The ledger: recorded, accepted, sent, lost and refused by reason, pending; the spool's counters;
+        with destinations, each destination's own ledger (``destinations``)."""
         stats = self.dispatcher.stats()
         if self.spool is not None:
             stats = dataclasses.replace(stats, spool=MappingProxyType(dataclasses.asdict(self.spool.stats)))
+        fanout = self.dispatcher.transport
+        if isinstance(fanout, FanoutTransport):
+            stats = dataclasses.replace(stats, destinations=MappingProxyType(fanout.stats()))
         return stats
+
+    def forget(self, user_id: str) -> int:
+        """Remove every event of ``user_id`` (user or anonymous id) still queued, in the client's queue and
+        each destination's; return how many copies were removed. See ``instrument.forget``."""
+        if not isinstance(user_id, str) or not user_id:
+            raise ConfigurationError("forget: user_id must be a non-empty str")
+        removed = self.dispatcher.forget(lambda record: user_id in record_users(record))
+        fanout = self.dispatcher.transport
+        if isinstance(fanout, FanoutTransport):
+            removed += fanout.forget(user_id)
+        return removed
+
+    @property
+    def destinations(self) -> tuple[Destination, ...]:
+        """The destinations ``configure(destinations=...)`` declared (empty without)."""
+        fanout = self.dispatcher.transport
+        return fanout.destinations if isinstance(fanout, FanoutTransport) else ()
 
     def ledger(self) -> str:
         """The ledger in one line (for exit and signal messages): accepted, delivered, lost, pending."""
@@ -231,11 +262,12 @@ def get_client() -> Client:
 
 def reset() -> None:
     """Back to the state at import: the default no-op client (INSTRUMENT_STRICT honoured), no capture
-    hook, nothing bound in the current context. The client it replaces is shut down at once."""
+    hook, nothing bound in the current context (scope or consent). The client it replaces is shut down at once."""
     with _state.lock:
         _current.interceptor = None
         previous: Client = _state.install(default_client())
     _scopes.attach({}, replace=True)
+    _consent.clear()
     _reporting.reset_all()
     if previous.configured:
         previous.shutdown(0)
@@ -263,6 +295,7 @@ def configure(
     sync: bool = False,
     spool: str | os.PathLike[str] | Spool | None = None,
     spool_max_bytes: int = DEFAULT_MAX_BYTES,
+    destinations: Sequence[Destination] | None = None,
 ) -> Client:
     """Set up delivery, replacing (and shutting down) the previous client.
 
@@ -284,6 +317,10 @@ def configure(
     the endpoint acknowledged it; the next process configured with the same spool sends what a crash,
     kill -9 or SIGTERM left, with the original messageIds (README, "Durable spool", says when an event
     can still be lost). ``spool_max_bytes`` bounds it (all processes together).
+
+    ``destinations`` (``instrument.destinations.Segment(...)``, ``PostHog(...)``, ...) sends every event
+    to each of them, each delivered on its own (own queue, retries, spool under ``spool/<name>``, ledger
+    in ``stats().destinations``); it replaces ``write_key``/``host``/``transport``.
     """
     if write_key is not None and (not isinstance(write_key, str) or not write_key):
         raise ConfigurationError(f"configure: write_key must be a non-empty str, got {type(write_key).__name__}")
@@ -314,7 +351,10 @@ def configure(
         gzip=gzip,
         sync=sync,
     )
-    if spool is not None and transport is not None:
+    if destinations is not None:
+        transport = _fanout(destinations, write_key, host, transport, spool, spool_max_bytes, settings)
+        spool = None
+    elif spool is not None and transport is not None:
         raise ConfigurationError("configure: spool applies to the Segment transport; give it to your transport")
     spool_ = _make_spool(spool, spool_max_bytes)
     intercepted = _current.interceptor is not None
@@ -339,9 +379,36 @@ def configure(
         interceptor(client)
         return client
     previous.shutdown(previous.exit_timeout)
-    if client.spool is not None:
+    if client.spool is not None or (isinstance(transport, FanoutTransport) and transport.spool_dir is not None):
         client.dispatcher.start()  # deliver now what dead processes left in the spool, without waiting for an event
     return client
+
+
+def _fanout(
+    destinations: Sequence[Destination],
+    write_key: str | None,
+    host: str | None,
+    transport: Transport | None,
+    spool: str | os.PathLike[str] | Spool | None,
+    spool_max_bytes: int,
+    settings: Settings,
+) -> FanoutTransport:
+    """The transport of ``configure(destinations=...)``; ConfigurationError for a bad combination."""
+    if write_key is not None or host is not None or transport is not None:
+        raise ConfigurationError("configure: destinations replace write_key, host and transport; give one or the other")
+    if not isinstance(destinations, (list, tuple)):
+        raise ConfigurationError("configure: destinations must be a list of instrument.destinations.Destination")
+    if not destinations or not all(isinstance(d, Destination) for d in destinations):
+        raise ConfigurationError("configure: destinations must be a non-empty list of Destination objects")
+    names = [d.name for d in destinations]
+    if len(set(names)) != len(names):
+        raise ConfigurationError("configure: two destinations have the same name (give name=...)")
+    if spool is not None and not isinstance(spool, (str, os.PathLike)):
+        raise ConfigurationError("configure: with destinations, spool must be a directory path")
+    _make_spool(None, spool_max_bytes)  # the bound's checks
+    return FanoutTransport(
+        destinations, settings, spool=None if spool is None else Path(spool), spool_max_bytes=spool_max_bytes
+    )
 
 
 def _make_spool(spool: str | os.PathLike[str] | Spool | None, max_bytes: int) -> Spool | None:
@@ -390,6 +457,21 @@ def screen(screen: Screen) -> EmitResult:
 def alias(alias: Alias) -> EmitResult:
     """Record an alias call (the previous id becomes the user's). Raises and returns as ``track`` does."""
     return _current.client._emit(alias, Alias)  # type: ignore[no-any-return]
+
+
+def forget(user_id: str) -> int:
+    """Remove every event of ``user_id`` (as user id or anonymous id) that is still queued, in memory
+    and in each destination's queue; return how many were removed (counted "forgotten" in the ledgers).
+
+    Events already in a request, or already written to a spool, are not reached. Raises
+    ConfigurationError for an empty or non-str id.
+    """
+    return get_client().forget(user_id)
+
+
+def describe_destinations() -> list[dict[str, Any]]:
+    """The current client's destinations as plain data: routing, renames, consent, personal policy, mapping."""
+    return [d.describe() for d in get_client().destinations]
 
 
 def flush(timeout: float = 5.0) -> bool:

@@ -15,6 +15,7 @@ from instrument import _scopes
 from instrument._errors import ConfigurationError, TrackDefinitionError
 from instrument._events import EventName
 from instrument._fields import MISSING
+from instrument._personal import is_personal
 from instrument._records import Identify, Track, _Record, spec_of
 from instrument._spec import Spec
 
@@ -44,6 +45,8 @@ class PropertySchema:
     """True when the value may be cut to make the message fit in 32 KB."""
     doc: str | None
     """``field(doc=...)``, else the string literal right after the annotated assignment, else None."""
+    personal: bool = False
+    """True when annotated ``Personal`` (destinations hash or omit it; the plan export flags it)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ def describe(cls: type) -> EventSchema:
             nullable=_accepts_none(p.check.ok),
             truncatable=p.truncatable,
             doc=p.doc if p.doc is not None else docs.get(p.name),
+            personal=is_personal(p.annotation),
         )
         for p in spec.properties
     )

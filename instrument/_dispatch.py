@@ -42,7 +42,9 @@ from instrument.transports import Message, Transport
 from instrument.transports._base import DEFAULT_MAX_QUEUE_BYTES, EncodedBatch, batches_of
 
 #: Why an event was dropped; the keys of ``Stats.dropped``. "internal_error": the pipeline itself
-#: failed (a bug) with the event in hand; it was reported and the pipeline went on.
+#: failed (a bug) with the event in hand; it was reported and the pipeline went on. With destinations
+#: (a destination's own ledger): "consent_denied", its user's consent does not allow that destination;
+#: "forgotten", removed from the queue by ``instrument.forget(user_id)``.
 DROP_REASONS = (
     "invalid",
     "oversize",
@@ -52,6 +54,8 @@ DROP_REASONS = (
     "delivery_failed",
     "shutdown",
     "internal_error",
+    "consent_denied",
+    "forgotten",
 )
 
 
@@ -83,6 +87,9 @@ class Stats:
     refused: Mapping[str, int] = field(default_factory=_zeros)
     lost: Mapping[str, int] = field(default_factory=_zeros)
     spool: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    #: With ``configure(destinations=...)``: each destination's own ledger, by name (its ``sent`` is
+    #: what that destination took; the client's own ``sent`` counts events handed to every destination).
+    destinations: Mapping[str, Stats] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def delivered(self) -> int:
@@ -110,6 +117,10 @@ class Stats:
         refused = sum(self.refused.values())
         if refused:
             text += f"; {refused} refused at the call"
+        for name, own in self.destinations.items():
+            text += f"; {name}: {own.sent} delivered, {own.lost_total + sum(own.refused.values())} not"
+            if own.pending:
+                text += f", {own.pending} pending"
         return text
 
     def __repr__(self) -> str:
@@ -150,6 +161,17 @@ def drop_reason(error: BaseException) -> str:
     return "invalid"
 
 
+class Prebuilt:
+    """A record whose message was built on the caller's thread (strict mode), for a transport that takes
+    (record, message) pairs (``accepts_records``): the message is not built again."""
+
+    __slots__ = ("message", "record")
+
+    def __init__(self, record: Any, message: Message) -> None:
+        self.record = record
+        self.message = message
+
+
 class Ledger:
     """The counters of every outcome, under the dispatcher's one lock; the transport's DeliveryReport.
 
@@ -175,6 +197,11 @@ class Ledger:
         if report:
             self.reporter.error(error)
         return EmitResult(False, error)
+
+    def deny(self, count: int) -> None:
+        """``count`` events were not sent here because their user's consent does not allow it (not reported)."""
+        with self.lock:
+            self.refused["consent_denied"] += count
 
     def lose(self, reason: str, count: int, error: AnalyticsError) -> None:
         """``count`` accepted events are lost: count and report them (not once settled: counted already)."""
@@ -206,6 +233,11 @@ class Ledger:
 
     def trouble(self, count: int, text: str) -> None:
         self.reporter.trouble(text)
+
+    def forgotten(self, count: int) -> None:
+        with self.lock:
+            if not self.settled:
+                self.lost["forgotten"] += count
 
 
 class Dispatcher:
@@ -423,7 +455,7 @@ class Dispatcher:
             if self.transport.accepts_bytes:
                 self._export_bytes(items)
             else:
-                self._export_messages(items)
+                self._export_messages(items, with_records=self.transport.accepts_records)
 
     def _finished(self, count: int) -> None:
         with self._progress:
@@ -454,20 +486,28 @@ class Dispatcher:
             self._bound_by_bytes(batch)
             self._export(batch, len(batch))
 
-    def _export_messages(self, items: list[Any]) -> None:
-        batch: list[Message] = []
+    def _export_messages(self, items: list[Any], *, with_records: bool = False) -> None:
+        """Build each message once; hand the messages (or, ``with_records``, (record, message) pairs)."""
+        batch: list[Any] = []
         for item in items:
+            if item.__class__ is Prebuilt:
+                batch.append((item.record, item.message) if with_records else item.message)
+                continue
             try:
-                batch.append(item if item.__class__ is dict else self._encode(item))
+                message = item if item.__class__ is dict else self._encode(item)
             except Exception as error:
                 self._failed(item, error)
+                continue
+            batch.append((item, message) if with_records else message)
         if batch:
-            self._export(batch, len(batch))
+            self._export(batch, len(batch), with_records=with_records)
 
-    def _export(self, batch: list[Message] | EncodedBatch, count: int) -> None:
+    def _export(self, batch: list[Any] | EncodedBatch, count: int, *, with_records: bool = False) -> None:
         try:
             if isinstance(batch, EncodedBatch):
                 self.transport.send_batch(batch)  # False: stopped at shutdown, counted by _settle
+            elif with_records:
+                self.transport.send_records(batch)
             else:
                 self.transport.send(batch)
         except Exception as error:
@@ -568,6 +608,24 @@ class Dispatcher:
         ledger = self.ledger
         return max(0, self._accepted_locked() - ledger.delivered - sum(ledger.lost.values()))
 
+    def forget(self, match: Callable[[Any], bool]) -> int:
+        """Remove the queued events ``match`` selects (``instrument.forget``); counted lost as "forgotten".
+
+        Events the worker has already taken (the batch in hand) are not reached.
+        """
+        with self._lock:
+            kept = [item for item in self._q if not _matches(match, item)]
+            gone = len(self._q) - len(kept)
+            self._q.clear()
+            self._q.extend(kept)
+            overflow = [item for item in self._overflow if not _matches(match, item)]
+            gone_over = len(self._overflow) - len(overflow)
+            self._overflow = overflow
+            # The removed ones were accepted: they stay counted there (as swept), and end as forgotten.
+            self._swept += gone
+            self.ledger.lost["forgotten"] += gone + gone_over
+        return gone + gone_over
+
     def after_fork(self) -> None:
         """In a forked child: forget the parent's queue, thread and counters; start afresh."""
         self.transport.after_fork()
@@ -595,8 +653,16 @@ class Dispatcher:
         )
 
 
-#: Losses that are the event's own fault (it could never be delivered): they do not make flush False.
-_OWN_FAULT = frozenset({"invalid", "oversize"})
+#: Losses that are the event's own fault (it could never be delivered), or what the program asked for
+#: (forget): they do not make flush False.
+_OWN_FAULT = frozenset({"invalid", "oversize", "forgotten"})
+
+
+def _matches(match: Callable[[Any], bool], item: Any) -> bool:
+    try:
+        return bool(match(item))
+    except Exception:  # an item the matcher cannot read is not the user's
+        return False
 
 
 def _as_analytics_error(item: Any, error: Exception) -> AnalyticsError:
@@ -614,6 +680,8 @@ def _encoding_failed(item: Any, error: Exception) -> EncodingError:
 
 def _name(item: Any) -> str:
     """What to call a record in an error: its Track/Identify class, or the event of a message."""
+    if item.__class__ is Prebuilt:
+        item = item.record
     if item.__class__ is dict:
         return str(item.get("event") or item.get("type") or "message")
     return type(item).__qualname__
@@ -633,16 +701,20 @@ class SyncDispatcher(Dispatcher):
     def put(self, item: Any) -> EmitResult:
         if self._closed:
             return self._refuse(item)
-        try:
-            message = item if item.__class__ is dict else self._encode(item)
-        except Exception as error:  # a user hook (redact) failing too: reported, never raised into the caller
-            return self.drop(_as_analytics_error(item, error))
+        if item.__class__ is Prebuilt:
+            item, message = item.record, item.message
+        else:
+            try:
+                message = item if item.__class__ is dict else self._encode(item)
+            except Exception as error:  # a user hook (redact) failing too: reported, never raised into the caller
+                return self.drop(_as_analytics_error(item, error))
         with self._order:
             with self._lock:
                 self._taken += 1
                 self._in_hand = 1
                 lost_before = self.ledger.lost["delivery_failed"]
-            self._export([message], 1)
+            records = self.transport.accepts_records
+            self._export([(item, message)] if records else [message], 1, with_records=records)
             with self._lock:
                 failed = self.ledger.lost["delivery_failed"] > lost_before
         if failed:

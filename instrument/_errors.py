@@ -25,7 +25,7 @@ class ConfigurationError(AnalyticsError):
 
 
 class EventNameError(AnalyticsError, ValueError):
-    """An event name breaks the "[Noun] [Verb] [Subverb]" convention or is used twice in a catalog."""
+    """An event name breaks the ``"[Noun] [Verb] [Subverb]"`` convention or is used twice in a catalog."""
 
     def __init__(self, message: str, *, name: str, catalog: str) -> None:
         super().__init__(message, track=None)

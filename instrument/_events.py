@@ -199,7 +199,7 @@ class EventName(str, enum.Enum, metaclass=_EventNameMeta):
     """Base of an app's event catalog: ``class Events(EventName): CLUSTER_DELETED = "Cluster Deleted"``.
 
     Values are checked when the class is defined: each must be two or more Title Case words
-    ("[Noun] [Verb] [Subverb]") and appear once. Existing names that break the rule are kept with
+    (``"[Noun] [Verb] [Subverb]"``) and appear once. Existing names that break the rule are kept with
     ``class Events(EventName, legacy={"New Project Event"})``. Raises EventNameError.
 
     ``wire_keys={"project_id": "proj_id"}`` renames scope fields on the wire for every track of this

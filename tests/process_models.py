@@ -10,9 +10,12 @@ forkserver children (which import this module afresh) send to the same endpoint;
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import os
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import instrument
 from instrument import EventName, PropagatingExecutor, Track, analytics_scope
@@ -52,13 +55,24 @@ def child(n: int) -> None:
             instrument.track(TaskDone(expected=f"child-{n}"))
 
 
-def submit_each_under_its_user(executor: object) -> list[str]:
-    submit = executor.submit  # type: ignore[attr-defined]
-    futures = []
+def under_each_user(submit: Callable[[str], Any]) -> list[Any]:
+    """``submit(user)`` once per user, each under that user's scope; what the calls returned, in order."""
+    handles = []
     for n in range(1, N_TASKS + 1):
         with analytics_scope(user_id=f"user-{n}"):
-            futures.append(submit(task_under_bound_scope, f"user-{n}"))
+            handles.append(submit(f"user-{n}"))
+    return handles
+
+
+def submit_each_under_its_user(executor: object) -> list[str]:
+    submit = executor.submit  # type: ignore[attr-defined]
+    futures = under_each_user(lambda user: submit(task_under_bound_scope, user))
     return [future.result(timeout=60) for future in futures]
+
+
+def apply_each_under_its_user(pool: multiprocessing.pool.Pool) -> list[str]:
+    results = under_each_user(lambda user: pool.apply_async(task_under_bound_scope, (user,)))
+    return [result.get(60) for result in results]
 
 
 def main(case: str, method: str) -> None:
@@ -76,20 +90,12 @@ def main(case: str, method: str) -> None:
     elif case == "switch-pool":
         instrument.propagate_scope()
         with context.Pool(4) as pool:
-            results = []
-            for n in range(1, N_TASKS + 1):
-                with analytics_scope(user_id=f"user-{n}"):
-                    results.append(pool.apply_async(task_under_bound_scope, (f"user-{n}",)))
-            [result.get(60) for result in results]
+            apply_each_under_its_user(pool)
     elif case == "plain-pool":
         with analytics_scope(user_id="pool-creator"):
             pool = context.Pool(4)  # its workers are forked here, under the creator's scope
         with pool:
-            results = []
-            for n in range(1, N_TASKS + 1):
-                with analytics_scope(user_id=f"user-{n}"):
-                    results.append(pool.apply_async(task_under_bound_scope, (f"user-{n}",)))
-            [result.get(60) for result in results]
+            apply_each_under_its_user(pool)
     elif case == "with-pool":
         # Leaving the block terminates the workers with SIGTERM, right after the last result came back.
         with context.Pool(2) as pool:

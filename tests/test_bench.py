@@ -38,6 +38,10 @@ ROWS = [
     "of which the caller's thread",
     "of which the worker's encoding",
     "of which batching and HTTP",
+    "p99 track()-to-receipt, 3 destinations, a 4th black-holed",
+    "p99 track()-to-receipt, 3 destinations, none black-holed",
+    "process CPU per delivered event, 3 destinations",
+    "process CPU per delivered event, 1 destination",
     "burst of 2,000 events of 5 KB",
     "burst of 400 events of 30 KB",
     "process CPU per delivered event, spool off",
@@ -57,7 +61,7 @@ def quick_run() -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=170,
         check=False,
     )
 
@@ -86,7 +90,7 @@ def test_quick_benchmark_prints_every_row_with_a_value(quick_run: subprocess.Com
 def test_quick_benchmark_marks_every_target_pass_or_miss(quick_run: subprocess.CompletedProcess[str]) -> None:
     rows = _table_rows(quick_run.stdout)
     verdicts = [cells[6] for cells in rows.values() if cells[5]]
-    assert len(verdicts) == 11
+    assert len(verdicts) == 13
     assert set(verdicts) <= {"PASS", "MISS"}
 
 

@@ -15,6 +15,7 @@ from instrument import (
     EventName,
     EventSchema,
     Identify,
+    Personal,
     PropertySchema,
     ScopeFieldSchema,
     ScopeId,
@@ -282,3 +283,13 @@ def test_describe_gives_each_calls_kind_name_category_and_group_field() -> None:
     for base in (instrument.ProjectGroup, instrument.Alias, instrument.Page):
         with pytest.raises(TrackDefinitionError, match="takes a Track, Identify or other call's subclass"):
             describe(base)
+
+
+class UserRegistered(Track, event="User Registered"):
+    email: Annotated[str, Personal]
+    plan: str
+
+
+def test_a_property_annotated_personal_is_described_as_personal() -> None:
+    personal = {p.name: p.personal for p in describe(UserRegistered).properties}
+    assert personal == {"email": True, "plan": False}

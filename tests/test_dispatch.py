@@ -281,6 +281,8 @@ def test_stats_count_every_outcome_and_keep_the_invariant(
         "delivery_failed": 1,
         "shutdown": 0,
         "internal_error": 0,
+        "consent_denied": 0,
+        "forgotten": 0,
     }
     assert_invariant(stats)
     assert len(errors) == 5

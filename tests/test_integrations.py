@@ -50,3 +50,12 @@ def test_each_integration_has_an_extra_with_its_framework_also_in_the_test_extra
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(req.startswith(dist) for req in extras[extra]), extras[extra]
     assert any(req.startswith(dist) for req in extras["test"]), f"{dist} missing from the test extra"
+
+
+#: Vendor SDKs a destination could have pulled in (the official clients' top-level modules).
+VENDOR_SDKS = ("segment", "analytics", "posthog", "mixpanel", "amplitude", "rudderstack", "opentelemetry", "requests")
+
+
+def test_importing_instrument_and_every_destination_imports_no_vendor_sdk() -> None:
+    loaded = _imported_after("import instrument, instrument.destinations")
+    assert loaded.isdisjoint(VENDOR_SDKS), sorted(loaded & set(VENDOR_SDKS))

@@ -14,6 +14,7 @@ from server_runner import free_port, serve_load_and_terminate
 from instrument.testing import SegmentEndpoint
 
 pytestmark = pytest.mark.timeout(240)
+QUIET = "--log-level warning"
 
 
 def received_ids(endpoint: SegmentEndpoint) -> set[int]:
@@ -28,59 +29,54 @@ def assert_every_answered_request_s_event_arrived(answered: set[int], endpoint: 
     assert all(m["userId"] == f"user-{m['properties']['n']}" for m in endpoint.messages)
 
 
+def serve_terminate_and_check(endpoint: SegmentEndpoint, arguments: str) -> None:
+    """Run ``python -m <arguments>`` (``{port}`` in them: a free port) under load, SIGTERM it, and check
+    that every answered request's event arrived."""
+    port = free_port()
+    command = [sys.executable, "-m", *arguments.format(port=port).split()]
+    answered = serve_load_and_terminate(command, port, endpoint)
+    assert_every_answered_request_s_event_arrived(answered, endpoint)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_uvicorn_stopped_with_sigterm_under_load_delivers_every_recorded_event(
     workers: int, endpoint: SegmentEndpoint
 ) -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "asgi_server_app:app", "--port", str(port)]
-    command += ["--workers", str(workers), "--log-level", "warning"]
-    answered = serve_load_and_terminate(command, port, endpoint)
-    assert_every_answered_request_s_event_arrived(answered, endpoint)
+    serve_terminate_and_check(endpoint, f"uvicorn asgi_server_app:app --port {{port}} --workers {workers} {QUIET}")
 
 
 def test_hypercorn_stopped_with_sigterm_under_load_delivers_every_recorded_event(endpoint: SegmentEndpoint) -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "hypercorn", "asgi_server_app:app", "--bind", f"127.0.0.1:{port}"]
-    answered = serve_load_and_terminate(command, port, endpoint)
-    assert_every_answered_request_s_event_arrived(answered, endpoint)
+    serve_terminate_and_check(endpoint, "hypercorn asgi_server_app:app --bind 127.0.0.1:{port}")
 
 
 def test_gunicorn_with_two_uvicorn_workers_stopped_with_sigterm_under_load_delivers_every_recorded_event(
     endpoint: SegmentEndpoint,
 ) -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "asgi_server_app:app", "--bind", f"127.0.0.1:{port}"]
-    command += ["--workers", "2", "--worker-class", "uvicorn.workers.UvicornWorker", "--log-level", "warning"]
-    answered = serve_load_and_terminate(command, port, endpoint)
-    assert_every_answered_request_s_event_arrived(answered, endpoint)
+    serve_terminate_and_check(
+        endpoint,
+        "gunicorn asgi_server_app:app --bind 127.0.0.1:{port} --workers 2"
+        f" --worker-class uvicorn.workers.UvicornWorker {QUIET}",
+    )
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_django_under_uvicorn_stopped_with_sigterm_under_load_delivers_every_recorded_event(
     workers: int, endpoint: SegmentEndpoint
 ) -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "django_server_app:application", "--port", str(port)]
-    command += ["--workers", str(workers), "--log-level", "warning"]
-    answered = serve_load_and_terminate(command, port, endpoint)
-    assert_every_answered_request_s_event_arrived(answered, endpoint)
+    serve_terminate_and_check(
+        endpoint, f"uvicorn django_server_app:application --port {{port}} --workers {workers} {QUIET}"
+    )
 
 
 def test_gunicorn_sync_workers_recycled_and_stopped_with_sigterm_under_load_deliver_every_recorded_event(
     endpoint: SegmentEndpoint,
 ) -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "wsgi_server_app:app", "--bind", f"127.0.0.1:{port}"]
-    command += ["--workers", "2", "--max-requests", "100", "--log-level", "warning"]
-    answered = serve_load_and_terminate(command, port, endpoint)
-    assert_every_answered_request_s_event_arrived(answered, endpoint)
+    serve_terminate_and_check(
+        endpoint, f"gunicorn wsgi_server_app:app --bind 127.0.0.1:{{port}} --workers 2 --max-requests 100 {QUIET}"
+    )
 
 
 def test_django_under_daphne_stopped_with_sigterm_under_load_delivers_every_recorded_event(
     endpoint: SegmentEndpoint,
 ) -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "django_server_app:application"]
-    answered = serve_load_and_terminate(command, port, endpoint)
-    assert_every_answered_request_s_event_arrived(answered, endpoint)
+    serve_terminate_and_check(endpoint, "daphne -b 127.0.0.1 -p {port} django_server_app:application")

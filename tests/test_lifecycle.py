@@ -63,6 +63,11 @@ class Beat(Track, event=Events.BEAT_SENT):
     n: int
 
 URL = sys.argv[1]
+
+def beats(user, numbers):
+    with analytics_scope(user_id=user):
+        for n in numbers:
+            instrument.track(Beat(n=n))
 """
 
 
@@ -85,9 +90,7 @@ def test_process_that_simply_returns_delivers_every_event_at_exit(tmp_path: Path
         tmp_path,
         """
         instrument.configure("wk-exit", host=URL, flush_interval=30.0)
-        with analytics_scope(user_id="exiting"):
-            for n in range(1000):
-                instrument.track(Beat(n=n))
+        beats("exiting", range(1000))
         # no flush: the atexit handler delivers
         """,
         endpoint.url,
@@ -105,9 +108,7 @@ def test_short_script_emitting_a_few_events_delivers_them_at_exit(tmp_path: Path
         tmp_path,
         """
         instrument.configure("wk-exit", host=URL)
-        with analytics_scope(user_id="cli"):
-            for n in range(3):
-                instrument.track(Beat(n=n))
+        beats("cli", range(3))
         """,
         endpoint.url,
     )
@@ -125,9 +126,7 @@ def test_endpoint_down_at_exit_exits_within_the_bound_and_logs_the_loss(
         tmp_path,
         """
         instrument.configure("wk-exit", host=URL, exit_timeout=1, flush_interval=30.0)
-        with analytics_scope(user_id="exiting"):
-            for n in range(100):
-                instrument.track(Beat(n=n))
+        beats("exiting", range(100))
         """,
         endpoint.url,
     )
@@ -149,12 +148,9 @@ def test_the_exit_message_counts_what_was_delivered_and_what_was_lost(
         tmp_path,
         """
         instrument.configure("wk-exit", host=URL, exit_timeout=5, flush_interval=30.0)
-        with analytics_scope(user_id="exiting"):
-            for n in range(20):
-                instrument.track(Beat(n=n))
-            instrument.flush(5)
-            for n in range(20, 50):
-                instrument.track(Beat(n=n))
+        beats("exiting", range(20))
+        instrument.flush(5)
+        beats("exiting", range(20, 50))
         # no flush: the atexit handler delivers the 30, then says what became of all 50
         """,
         endpoint.url,
@@ -183,9 +179,7 @@ def test_fork_child_and_parent_each_deliver_their_own_events_once(tmp_path: Path
             code = 0
             if transport._poster._conn is not None:
                 code = 4  # the parent's socket would be shared
-            with analytics_scope(user_id="child"):
-                for n in range(30):
-                    instrument.track(Beat(n=n))
+            beats("child", range(30))
             if not instrument.flush(5):
                 code = 3
             stats = instrument.stats()
@@ -370,9 +364,7 @@ def test_the_sigterm_message_says_how_many_were_delivered_and_how_many_are_not(
         import signal
         instrument.configure("wk-term", host=URL, flush_interval=30.0, timeout=10.0)
         instrument.install_sigterm_handler(timeout=0.5)
-        with analytics_scope(user_id="terminated"):
-            for n in range(10):
-                instrument.track(Beat(n=n))
+        beats("terminated", range(10))
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(30)
         """,

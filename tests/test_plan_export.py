@@ -192,3 +192,29 @@ def test_the_group_page_and_screen_rules_survive_an_import_and_export(tmp_path: 
     again = read_foreign(str(path))[1]
     assert "GROUP" in {r.type for r in again.rules}
     assert render(again, fmt) == render(plan, fmt)
+
+
+PERSONAL_MODULE = """
+from typing import Annotated
+from instrument import EventName, Personal, Track
+
+class Events(EventName):
+    SIGNED_UP = "Signed Up"
+
+class SignedUp(Track, event=Events.SIGNED_UP):
+    email: Annotated[str, Personal]
+    plan: str
+"""
+
+
+def test_a_personal_property_is_flagged_in_every_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "personal_plan.py").write_text(PERSONAL_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plan = plan_of_module("personal_plan")
+    segment = json.loads(render(plan, "segment"))
+    (rule,) = segment["rules"]
+    properties = rule["jsonSchema"]["properties"]["properties"]["properties"]
+    assert properties["email"]["x-personal"] is True
+    assert "x-personal" not in properties["plan"]
+    assert '"x-personal": true' in render(plan, "jsonschema")
+    assert "| `email` | string | yes | personal. |" in render(plan, "markdown")

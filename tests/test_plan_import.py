@@ -57,6 +57,18 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def mypy_strict(cwd: Path, *modules: str) -> subprocess.CompletedProcess[str]:
+    """``mypy --strict`` (no cache) on ``modules``, run in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *modules],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(("name", "fixture", "fmt"), CASES, ids=[c[0] for c in CASES])
 def test_import_then_export_gives_the_same_plan(imported: Path, name: str, fixture: Path, fmt: str) -> None:
     assert _events(fixture, fmt) >= 40
@@ -72,14 +84,7 @@ def test_import_then_export_gives_the_same_plan(imported: Path, name: str, fixtu
 def test_the_generated_modules_pass_mypy_strict(imported: Path) -> None:
     modules = sorted(str(p) for p in imported.glob("*_plan.py"))
     assert len(modules) == len(CASES)
-    done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *modules],
-        cwd=imported,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    done = mypy_strict(imported, *modules)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -230,14 +235,7 @@ def test_group_page_screen_and_alias_rules_become_classes_that_export_back_and_t
     assert expected.get(fmt, {"Group", "Page", "Screen"}) <= classes
     module = tmp_path / f"calls_{fmt}.py"
     module.write_text(text)
-    checked = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(module)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    checked = mypy_strict(tmp_path, str(module))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     again = tmp_path / f"again{suffix}"
     done = run_instrument("plan", "export", f"calls_{fmt}", "--format", fmt, "-o", str(again), cwd=tmp_path)

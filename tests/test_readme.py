@@ -37,4 +37,19 @@ def test_the_readme_points_only_inside_the_repository() -> None:
     assert "../" not in text
     for path in re.findall(r"`((?:docs|bench|examples)/[\w./-]+\.md)`", text):
         assert (ROOT / path).exists(), path
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert links, "the README links into the docs"
+    for link in links:
+        assert "://" not in link, link  # inside the repository only
+        assert (ROOT / link.split("#")[0]).exists(), link
+
+
+def test_the_readme_fits_one_screen_and_starts_with_the_two_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 90
+    commands = re.findall(r"```bash\n(.*?)\n```", text, re.S)
+    assert commands[:2] == [
+        "python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/python -m examples.porter",
+        "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest",
+    ]
     assert (ROOT / "docs" / "architecture.md").exists()

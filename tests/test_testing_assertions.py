@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 import pytest
 from dirty_equals import IsStr
@@ -17,6 +18,9 @@ from kit_catalog import (
 )
 
 import instrument
+from instrument import Consent, Personal, Track, analytics_scope, consent_scope
+from instrument.destinations import Amplitude, PostHog, Segment
+from instrument.destinations._base import hashed
 from instrument.testing import AnalyticsAssertionError, CapturedEvents, capture_events
 from instrument.transports import MemoryTransport
 
@@ -221,3 +225,32 @@ def test_a_call_that_was_not_sent_is_said_so() -> None:
         events.assert_aliased()
     with pytest.raises(AnalyticsAssertionError, match="no page call was captured"):
         events.assert_paged(Pricing)
+
+
+class SignedUp(Track, event="Signed Up"):
+    email: Annotated[str, Personal]
+    plan: str
+
+
+def test_assert_tracked_per_destination_follows_routing_consent_renames_and_personal_properties() -> None:
+    with capture_events() as events:
+        instrument.configure(
+            destinations=[
+                Segment("k"),
+                PostHog("k", consent="analytics", renames={"Signed Up": "signed_up"}, personal="omit"),
+                Amplitude("k", events=["Items Exported"]),
+            ]
+        )
+        with analytics_scope(user_id="u1"):
+            instrument.track(SignedUp(email="a@example.com", plan="pro"))  # no consent bound
+            with consent_scope(Consent(granted={"analytics"})):
+                instrument.track(SignedUp(email="b@example.com", plan="team"))
+    events.assert_tracked(SignedUp, 2, destination="segment")
+    events.assert_tracked(SignedUp, destination="segment", email=hashed("a@example.com"), plan="pro")
+    events.assert_tracked(SignedUp, 1, exact=True, destination="posthog", plan="team")  # email omitted
+    with pytest.raises(AnalyticsAssertionError, match="signed_up"):
+        events.assert_tracked(SignedUp, destination="posthog", plan="pro")
+    with pytest.raises(AnalyticsAssertionError):
+        events.assert_tracked(SignedUp, destination="amplitude")
+    with pytest.raises(AnalyticsAssertionError, match="no destination named 'mixpanel'"):
+        events.assert_tracked(SignedUp, destination="mixpanel")

@@ -23,7 +23,7 @@ class ReportGenerated(Track, event=Events.REPORT_GENERATED, scope="project"):
 
 
 BROKER_DIR = Path(os.environ.get("EXAMPLE_BROKER_DIR") or Path(tempfile.gettempdir()) / "instrument-celery-example")
-for sub in ("queue", "processed"):
+for sub in ("queue", "processed", "control"):
     (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
 
 # Results are kept only when a backend is named (e.g. file:///tmp/results): the tests wait on them.
@@ -35,6 +35,8 @@ app.conf.update(
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Its exchange tables too (kombu's default is ./control, in whatever directory the worker runs).
+        "control_folder": str(BROKER_DIR / "control"),
     },
     task_ignore_result=RESULT_BACKEND is None,
     worker_hijack_root_logger=False,

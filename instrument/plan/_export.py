@@ -11,7 +11,15 @@ import json
 import re
 from typing import Any
 
-from instrument.plan._model import DRAFT_07, RULE_TYPES, Plan, PlanError, Rule
+from instrument.plan._model import (
+    DESTINATIONS_KEYWORD,
+    DRAFT_07,
+    PERSONAL_KEYWORD,
+    RULE_TYPES,
+    Plan,
+    PlanError,
+    Rule,
+)
 from instrument.plan._types import Schema, type_text
 
 FORMATS = ("segment", "jsonschema", "markdown", "typewriter", "iglu", "rudder")
@@ -226,7 +234,14 @@ def _titled(rule: Rule, schema: Schema) -> Schema:
     titled: Schema = {"$schema": DRAFT_07, "title": rule.key, **schema}
     if rule.doc:
         titled["description"] = rule.doc
+    if rule.destinations is not None:  # draft-07 ignores unknown keywords: validators skip it
+        titled[DESTINATIONS_KEYWORD] = [_routed_item(rule, name, event) for name, event in rule.destinations]
     return titled
+
+
+def _routed_item(rule: Rule, name: str, event: str) -> dict[str, str]:
+    # Only a track names an event (renames apply to it); other calls are listed by destination.
+    return {"name": name, "event": event} if rule.type == "TRACK" else {"name": name}
 
 
 def jsonschema_document(plan: Plan) -> dict[str, Any]:
@@ -254,7 +269,31 @@ def markdown(plan: Plan) -> str:
                 text = ", ".join(facts)
                 lines += [text[0].upper() + text[1:], ""]
             lines += _property_table(rule)
+    lines += _destinations_section(plan)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _destinations_section(plan: Plan) -> list[str]:
+    """The module's destinations (wire, routing, consent, personal policy) and where each rule goes."""
+    if not plan.destinations:
+        return []
+    lines = ["## Destinations", "", "| destination | wire | routing | consent | personal |", "|---|---|---|---|---|"]
+    for found in plan.destinations:
+        routing = [f"events {', '.join(found['events']) or 'none'}"] if found["events"] is not None else []
+        routing += [f"scopes {', '.join(found['scopes'])}"] if found["scopes"] is not None else []
+        routing = (routing or ["every event"]) + ["identifies" if found["identifies"] else "no identifies"]
+        consent = ", ".join(found["consent"]) or "none"
+        lines.append(
+            f"| `{found['name']}` | {found['wire']} | {_cell('; '.join(routing))} | {consent} | {found['personal']} |"
+        )
+    lines += ["", "| rule | goes to |", "|---|---|"]
+    for rule in plan.rules:
+        where = [
+            f"`{name}`" + (f" as `{_cell(event)}`" if rule.type == "TRACK" and event != rule.key else "")
+            for name, event in rule.destinations or ()
+        ]
+        lines.append(f"| {_cell(rule.label() or rule.type.lower())} | {', '.join(where) or 'none'} |")
+    return [*lines, ""]
 
 
 def _cell(text: str) -> str:
@@ -269,9 +308,10 @@ def _property_table(rule: Rule) -> list[str]:
     rows = [f"| {'trait' if rule.body_key == 'traits' else 'property'} | type | required | description |"]
     rows.append("|---|---|---|---|")
     for key, schema in props.items():
+        described = ("personal. " if schema.get(PERSONAL_KEYWORD) else "") + schema.get("description", "")
         rows.append(
             f"| `{key}` | {_cell(type_text({k: v for k, v in schema.items() if k != 'description'}))} | "
-            f"{'yes' if key in required else 'no'} | {_cell(schema.get('description', ''))} |"
+            f"{'yes' if key in required else 'no'} | {_cell(described.strip())} |"
         )
     return [*rows, ""]
 

@@ -3,6 +3,12 @@
 A ``Rule`` is one event (TRACK) or one set of traits (IDENTIFY) with the JSON Schema of its body (the
 message's ``properties`` or ``traits`` object). Export formats, diff, check and the collector all work
 on this one form.
+
+Routing is declared once: the ``Destination`` objects the app passes to ``configure(destinations=...)``
+are found in the planned module and its submodules, as module-level ``Destination`` instances or the items
+of a module-level list or tuple named ``DESTINATIONS``. Each rule then records which destinations get it
+and under which name, decided by ``Destination.accepts`` and ``Destination.transform`` (the methods
+delivery uses), consent aside: consent is a per-user fact, shown per destination.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from instrument import AnalyticsError, EventName, EventSchema, Track, _records, describe
+from instrument.destinations import Destination
 from instrument.plan._types import Inexpressible, Schema, annotation_schema
 
 RuleType = Literal["TRACK", "IDENTIFY", "GROUP", "PAGE", "SCREEN", "ALIAS", "COMMON"]
@@ -56,6 +63,12 @@ KNOWN_DRAFTS = frozenset(
 )
 #: The extension keyword carrying a rule's scope, so that a diff can tell a scope change.
 SCOPE_KEYWORD = "x-scope"
+#: The extension keyword flagging a property marked ``Personal`` (hashed or omitted per destination).
+PERSONAL_KEYWORD = "x-personal"
+#: The extension keyword listing the destinations a rule's messages go to: ``[{"name", "event"}]``.
+DESTINATIONS_KEYWORD = "x-destinations"
+#: The module attribute a module may list its destinations in (else its ``Destination`` instances count).
+DESTINATIONS_ATTRIBUTE = "DESTINATIONS"
 #: The class attribute keeping what an imported plan says that the class does not imply (``plan import``
 #: writes it): ``{"version": "1-0-2", "key": None, "doc": "...", "body": {...}, "schema": {...}}``.
 PLAN_ATTRIBUTE = "__plan__"
@@ -115,6 +128,9 @@ class Rule:
     schema_extra: dict[str, Any] = field(default_factory=dict, compare=False)
     #: Segment writes some IDENTIFY and COMMON keys as null.
     null_key: bool = field(default=False, compare=False)
+    #: The destinations this rule's messages go to, as (destination name, event name it gets there; the
+    #: rule's key where nothing is renamed), or None when the plan declares no destinations.
+    destinations: tuple[tuple[str, str], ...] | None = field(default=None, compare=False)
 
     @property
     def body_key(self) -> str:
@@ -163,6 +179,8 @@ class Plan:
     origin: str
     #: Facts of the plan document itself, by format (``typewriter``, ``iglu``, ``rudder``), kept for export.
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: The module's destinations, each as ``Destination.describe()`` gives it, by name.
+    destinations: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
     def find(self, rule_type: RuleType, key: str) -> Rule | None:
         """The rule of that type and key, or None."""
@@ -291,6 +309,8 @@ def rule_of(desc: EventSchema) -> Rule:
             raise PlanError(f"{_where(desc.cls)}: field {prop.name!r}: type cannot be expressed: {error}") from None
         if prop.doc:
             schema = {**schema, "description": prop.doc}
+        if prop.personal:  # personal data: destinations hash or omit it
+            schema = {**schema, PERSONAL_KEYWORD: True}
         properties[prop.key] = schema
         if prop.required and not prop.nullable:
             required.append(prop.key)
@@ -377,8 +397,10 @@ def plan_of_module(module_name: str) -> Plan:
     """
     found = declarations_of(module_name)
     rules: dict[tuple[str, str], Rule] = {}
+    classes: dict[tuple[str, str], type] = {}
     for cls in found.classes:
         rule = rule_of(describe_class(cls))
+        classes.setdefault((rule.type, rule.key), cls)
         other = rules.get((rule.type, rule.key))
         if other is not None and other != rule:
             raise PlanError(
@@ -389,8 +411,56 @@ def plan_of_module(module_name: str) -> Plan:
         for member in catalog:
             if ("TRACK", str(member)) not in rules:
                 rules[("TRACK", str(member))] = _catalog_rule(catalog, member)
+                uses = _tracks_uses(str(member))
+                classes[("TRACK", str(member))] = uses[0] if uses else _catalog_class(member)
     meta = getattr(import_module(module_name), PLAN_META_ATTRIBUTE, None)
-    return Plan(_sorted_rules(list(rules.values())), module_name, dict(meta) if isinstance(meta, dict) else {})
+    destinations = destinations_of(module_name)
+    if destinations:
+        rules = {at: replace(rule, destinations=routing(rule, classes[at], destinations)) for at, rule in rules.items()}
+    return Plan(
+        _sorted_rules(list(rules.values())),
+        module_name,
+        dict(meta) if isinstance(meta, dict) else {},
+        tuple(d.describe() for d in destinations),
+    )
+
+
+def destinations_of(module_name: str) -> list[Destination]:
+    """The destinations the module and its submodules declare (module-level ``Destination`` instances and
+    the items of a module-level ``DESTINATIONS`` list or tuple), each once, by name.
+
+    Raises PlanError for two different destinations with one name (delivery could not tell them apart)."""
+    found: dict[str, Destination] = {}
+    for module in walk_modules(import_module(module_name)):
+        listed = getattr(module, DESTINATIONS_ATTRIBUTE, ())
+        listed = listed if isinstance(listed, (list, tuple)) else ()
+        for obj in [*vars(module).values(), *listed]:
+            if not isinstance(obj, Destination):
+                continue
+            other = found.setdefault(obj.name, obj)
+            if other is not obj:
+                raise PlanError(f"module {module.__name__!r}: two destinations are named {obj.name!r}")
+    return [found[name] for name in sorted(found)]
+
+
+def routing(rule: Rule, cls: type, destinations: list[Destination]) -> tuple[tuple[str, str], ...]:
+    """Which of ``destinations`` get messages of ``cls`` (the class of ``rule``) and under which event name:
+    ``Destination.accepts`` on a message of the rule's type granting every category the destination needs
+    (consent is decided per user, at delivery), and the name ``Destination.transform`` gives it."""
+    kind = {rule_type: call for call, rule_type in RULE_TYPES.items()}.get(rule.type, "track")
+    routed: list[tuple[str, str]] = []
+    for destination in destinations:
+        granted = dict.fromkeys(destination.consent, True)
+        message = {"type": kind, "event": rule.key, "context": {"consent": {"categoryPreferences": granted}}}
+        if destination.accepts(cls, message):
+            routed.append((destination.name, str(destination.transform(message, frozenset())["event"])))
+    return tuple(routed)
+
+
+def _catalog_class(member: EventName) -> type:
+    """What a catalog event that no class and no ``@tracks`` use declares is routed as: its name alone
+    (no Track base, no scope), like ``Destination.routes`` sees it."""
+    return type(f"Event[{member}]", (), {"_event": member, "_scope_name": None})
 
 
 # -- from files ------------------------------------------------------------------------------------
@@ -528,9 +598,22 @@ def _plain_rule(key: str, schema: Any, where: str) -> Rule:
     title = schema.get("title")  # the rule's key; the document's own key is a label ("identify X")
     key = title if isinstance(title, str) else key
     if rule_type == "ALIAS":
-        body = {k: v for k, v in schema.items() if k not in ("$schema", "description", "title")}
+        body = {k: v for k, v in schema.items() if k not in ("$schema", "description", "title", DESTINATIONS_KEYWORD)}
         body = {**body, "properties": {k: v for k, v in body.get("properties", {}).items() if k != "type"}}
         body["required"] = [k for k in body.get("required", []) if k != "type"]
     else:
         body = _body(schema, body_key_of(rule_type), where)
-    return Rule(rule_type, key, body, doc if isinstance(doc, str) else None)
+    routed = _routed(schema.get(DESTINATIONS_KEYWORD), key, f"{where}: {DESTINATIONS_KEYWORD}")
+    return Rule(rule_type, key, body, doc if isinstance(doc, str) else None, destinations=routed)
+
+
+def _routed(value: Any, key: str, where: str) -> tuple[tuple[str, str], ...] | None:
+    """A rule's ``x-destinations`` as the export writes it (``[{"name", "event"}]``), or None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("event", key), str)
+        for item in value
+    ):
+        raise PlanError(f'{where}: expected a list of {{"name": ..., "event": ...}} objects')
+    return tuple((item["name"], item.get("event", key)) for item in value)

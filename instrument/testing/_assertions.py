@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, Union, overload
 
 from instrument import _scopes
 from instrument._calls import Group, Page, Screen
 from instrument._errors import AnalyticsError
 from instrument._messages import EncodeOptions
 from instrument._records import Identify, _Record, scope_wire_key, spec_of
+from instrument.destinations import Destination
 from instrument.testing._event import _IDS, CapturedEvent, Message
 from instrument.testing._matching import (
     ANY,
@@ -42,6 +43,23 @@ _TOPS = {
 }
 
 
+class _OfType:
+    """A read-only attribute of ``CapturedEvents``: the captured events of one message type."""
+
+    def __init__(self, kind: str, doc: str) -> None:
+        self._kind = kind
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> _OfType: ...
+    @overload
+    def __get__(self, instance: CapturedEvents, owner: type[Any]) -> list[CapturedEvent]: ...
+    def __get__(self, instance: CapturedEvents | None, owner: type[Any]) -> _OfType | list[CapturedEvent]:
+        if instance is None:
+            return self
+        return [e for e in instance.events if e.type == self._kind]
+
+
 class CapturedEvents:
     """What was emitted while capturing, in emission order.
 
@@ -56,6 +74,24 @@ class CapturedEvents:
         self._transport = transport
         self._options = options or EncodeOptions()
         self.errors: list[AnalyticsError] = []
+        #: The destinations configured (before or while capturing), by name: ``destination=`` looks here.
+        self.destinations: dict[str, Destination] = {}
+
+    def _tracks_at(self, destination: str | None) -> list[CapturedEvent]:
+        """The captured tracks, or those ``destination`` gets, as it gets them (routing, consent,
+        renames, personal properties hashed or omitted)."""
+        if destination is None:
+            return self.tracks
+        found = self.destinations.get(destination)
+        if found is None:
+            known = ", ".join(sorted(self.destinations)) or "none configured"
+            raise AnalyticsAssertionError(f"no destination named {destination!r} (destinations: {known})")
+        pairs = zip(self._transport.messages, self._transport.record_classes, strict=False)
+        return [
+            CapturedEvent._from(found.view(cls, m), i)
+            for i, (m, cls) in enumerate(pairs)
+            if m.get("type") == "track" and found.accepts(cls, m)
+        ]
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -69,35 +105,12 @@ class CapturedEvents:
         """Every captured event (tracks and identifies) in emission order."""
         return [CapturedEvent._from(m, i) for i, m in enumerate(self._transport.messages)]
 
-    @property
-    def tracks(self) -> list[CapturedEvent]:
-        """The captured tracks."""
-        return [e for e in self.events if e.type == "track"]
-
-    @property
-    def identifies(self) -> list[CapturedEvent]:
-        """The captured identifies."""
-        return [e for e in self.events if e.type == "identify"]
-
-    @property
-    def groups(self) -> list[CapturedEvent]:
-        """The captured group calls."""
-        return [e for e in self.events if e.type == "group"]
-
-    @property
-    def pages(self) -> list[CapturedEvent]:
-        """The captured page calls."""
-        return [e for e in self.events if e.type == "page"]
-
-    @property
-    def screens(self) -> list[CapturedEvent]:
-        """The captured screen calls."""
-        return [e for e in self.events if e.type == "screen"]
-
-    @property
-    def aliases(self) -> list[CapturedEvent]:
-        """The captured alias calls."""
-        return [e for e in self.events if e.type == "alias"]
+    tracks = _OfType("track", "The captured tracks.")
+    identifies = _OfType("identify", "The captured identifies.")
+    groups = _OfType("group", "The captured group calls.")
+    pages = _OfType("page", "The captured page calls.")
+    screens = _OfType("screen", "The captured screen calls.")
+    aliases = _OfType("alias", "The captured alias calls.")
 
     def of(self, event_or_track: EventOrTrack | type[Identify]) -> list[CapturedEvent]:
         """The tracks of one event (a Track class, an EventName member or the event's name); an
@@ -141,9 +154,13 @@ class CapturedEvents:
         exact: bool = False,
         *,
         props: Mapping[str, Any] | None = None,
+        destination: str | None = None,
         **expected: Any,
     ) -> list[CapturedEvent]:
         """Assert ``event_or_track`` was tracked with ``expected`` fields; return the matching tracks.
+
+        ``destination`` (a configured destination's name): only the tracks that destination gets,
+        compared as it gets them (its renames, personal properties hashed or omitted).
 
         Fields are properties by their declared name (or wire key) and scope fields by name, whatever
         wire key they are sent under; ``user_id`` is compared with the message's userId. Expected values
@@ -157,7 +174,9 @@ class CapturedEvents:
         wanted = {**(props or {}), **expected}
         fields = self._expected_fields(event_or_track, wanted)
         unknown = self._unknown_fields(event_or_track, wanted)
-        tracks = self.tracks
+        tracks = self._tracks_at(destination)
+        if destination is not None:
+            name = self.destinations[destination].renames.get(name, name)
         matches = [e for e in tracks if e.event == name and _all_match(e, fields, exact)]
         if (count is None and matches) or (count is not None and len(matches) == count):
             return matches

@@ -66,8 +66,9 @@ class _Capture:
                 raise RuntimeError("this capture_events() is already active; make a new one to nest captures")
             self.active = True
         previous = _client.get_client()
-        transport = MemoryTransport()
+        transport = MemoryTransport(records=True)
         events = CapturedEvents(transport, previous.options)
+        events.destinations = {d.name: d for d in previous.destinations}
         client = _CaptureClient(
             transport, previous.settings, strict=self.strict, on_error=events.errors.append, sync=True
         )
@@ -155,6 +156,7 @@ class _Capture:
             )
             client.options = intruder.options
             events._options = intruder.options
+            events.destinations = {d.name: d for d in intruder.destinations}
 
     # -- decorator ----------------------------------------------------------------------------------
 

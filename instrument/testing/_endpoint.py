@@ -23,9 +23,9 @@ from typing import Any
 
 from instrument.testing._ingest import (
     PATHS,
+    EndpointServer,
     Ingested,
     IngestHandler,
-    IngestServer,
     Refused,
     basic_auth_user,
     parse,
@@ -72,22 +72,10 @@ class _Fault:
     body: str | None = None
 
 
-class _Server(IngestServer):
-    """The HTTP server of one start()/stop() run; knows its endpoint."""
-
-    def __init__(self, address: tuple[str, int], endpoint: SegmentEndpoint) -> None:
-        self.endpoint = endpoint
-        super().__init__(address, _Handler)
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
 class _Handler(IngestHandler):
     """Hands decoded Segment API requests to the endpoint, applying its queued faults."""
 
-    server: _Server
+    server: EndpointServer[SegmentEndpoint]
     server_version = "SegmentEndpoint/1"
 
     def post(self, path: str) -> None:
@@ -199,7 +187,7 @@ class SegmentEndpoint:
         self._request_count = 0
         self._faults: deque[_Fault] = deque()
         self._state_lock = threading.Lock()
-        self._server: _Server | None = None
+        self._server: EndpointServer[SegmentEndpoint] | None = None
         self._thread: threading.Thread | None = None
         self._hold: socket.socket | None = None  # keeps the port while stopped (see stop)
 
@@ -210,11 +198,10 @@ class SegmentEndpoint:
         with self._state_lock:
             if self._server is not None:
                 return
-            server_class = _Server6 if self._family == socket.AF_INET6 else _Server
             if self._hold is not None:
                 self._hold.close()
                 self._hold = None
-            server = server_class((self._host, self._port), self)
+            server = EndpointServer((self._host, self._port), _Handler, self, self._family)
             self._port = int(server.server_address[1])
             thread = serve_in_thread(server, f"segment-endpoint-{self._port}", _POLL_INTERVAL)
             self._server, self._thread = server, thread

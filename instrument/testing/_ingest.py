@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import orjson
 
@@ -58,6 +58,7 @@ REQUEST_TIMEOUT = 10.0
 _BODY_TYPES = frozenset({"application/json", "text/plain", ""})
 _INFLATE_CHUNK = 64 << 10
 _REAP_INTERVAL = 0.25
+_EndpointT = TypeVar("_EndpointT")
 
 
 class Refused(Exception):
@@ -261,6 +262,18 @@ class IngestServer(ThreadingHTTPServer):
             for connection in late:  # the blocked read returns, the handler ends the connection
                 with contextlib.suppress(OSError):
                     connection.shutdown(socket.SHUT_RDWR)
+
+
+class EndpointServer(IngestServer, Generic[_EndpointT]):
+    """The HTTP server of one start()/stop() run of a test endpoint: knows its endpoint, and binds an
+    IPv6 socket when ``family`` says so."""
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[IngestHandler], endpoint: _EndpointT, family: int
+    ) -> None:
+        self.endpoint = endpoint
+        self.address_family = family  # read by TCPServer.__init__ when it makes the socket
+        super().__init__(address, handler)
 
 
 def serve_in_thread(server: IngestServer, name: str, poll_interval: float = 0.05) -> threading.Thread:

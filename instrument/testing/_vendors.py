@@ -54,8 +54,8 @@ from urllib.parse import parse_qs
 
 from instrument.testing._endpoint import _auth_user, _base_url, _loopback_address
 from instrument.testing._ingest import (
+    EndpointServer,
     IngestHandler,
-    IngestServer,
     Refused,
     decode,
     inflate,
@@ -364,20 +364,10 @@ _INSERT_IDS: dict[str, Callable[[dict[str, Any]], object]] = {
 # -- the server -----------------------------------------------------------------------------------
 
 
-class _Server(IngestServer):
-    def __init__(self, address: tuple[str, int], endpoint: VendorEndpoint) -> None:
-        self.endpoint = endpoint
-        super().__init__(address, _Handler)
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
 class _Handler(IngestHandler):
     """Hands one vendor request to the endpoint's parser, applying its queued faults."""
 
-    server: _Server
+    server: EndpointServer[VendorEndpoint]
     server_version = "VendorEndpoint/1"
 
     def refuse(self, refused: Refused) -> None:
@@ -482,7 +472,7 @@ class VendorEndpoint:
         self._faults: deque[_Fault] = deque()
         self._black_hole = threading.Event()
         self._state_lock = threading.Lock()
-        self._server: _Server | None = None
+        self._server: EndpointServer[VendorEndpoint] | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -491,7 +481,7 @@ class VendorEndpoint:
         """Bind (the same port as before, if there was a before) and serve in a daemon thread."""
         with self._state_lock:
             if self._server is None:
-                server = (_Server6 if self._family == socket.AF_INET6 else _Server)((self._host, self._port), self)
+                server = EndpointServer((self._host, self._port), _Handler, self, self._family)
                 self._port = int(server.server_address[1])
                 self._thread = serve_in_thread(server, f"{self.vendor}-endpoint-{self._port}")
                 self._server = server

@@ -139,6 +139,9 @@ class DeliveryReport(Protocol):
     def trouble(self, count: int, text: str) -> None:
         """Delivery of ``count`` messages is failing but still retried; ``text`` says why (rate-limited)."""
 
+    def forgotten(self, count: int) -> None:
+        """``count`` messages were removed before sending (``instrument.forget``): not delivered, not lost."""
+
 
 class _NullReport:
     def sent(self, count: int) -> None:
@@ -156,6 +159,9 @@ class _NullReport:
     def trouble(self, count: int, text: str) -> None:
         pass
 
+    def forgotten(self, count: int) -> None:
+        pass
+
 
 class Transport:
     """Base of transports, called by the dispatcher's one worker thread (never a caller's).
@@ -168,6 +174,9 @@ class Transport:
 
     #: True when the transport takes EncodedBatch objects (``send_batch``) instead of dicts (``send``).
     accepts_bytes = False
+    #: True when the transport takes (record, message) pairs (``send_records``): it needs the record's
+    #: class beside the message built once (destinations: routing, personal properties).
+    accepts_records = False
     #: True when ``spill`` can keep what does not fit in the dispatcher's queue on disk (a spool).
     spills = False
     #: Bytes the joined messages of one EncodedBatch may take (room left for the body's envelope).
@@ -189,6 +198,10 @@ class Transport:
 
     def send(self, messages: list[Message]) -> None:
         """Deliver ``messages`` and report each one ``sent`` or ``failed``."""
+        raise NotImplementedError
+
+    def send_records(self, pairs: list[tuple[Any, Message]]) -> None:
+        """Deliver (record, message) pairs and report each one; only called when ``accepts_records``."""
         raise NotImplementedError
 
     def send_batch(self, batch: EncodedBatch) -> bool:

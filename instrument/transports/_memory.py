@@ -6,18 +6,35 @@ import json
 import os
 import sys
 import threading
-from typing import TextIO
+from typing import Any, TextIO
 
 from instrument.transports._base import Message, Transport
 
 
 class MemoryTransport(Transport):
-    """Keeps every message it is given, in order, in ``.messages`` (thread-safe)."""
+    """Keeps every message it is given, in order, in ``.messages`` (thread-safe). With ``records=True``
+    it also keeps each message's record class (``.record_classes``, aligned with ``.messages``): what
+    the testing kit needs to say which destinations an event goes to."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, records: bool = False) -> None:
         super().__init__()
         self._lock = threading.Lock()
         self._messages: list[Message] = []
+        self._classes: list[type] = []
+        self.accepts_records = records
+
+    def send_records(self, pairs: list[tuple[Any, Message]]) -> None:
+        """Store the messages and their record classes."""
+        with self._lock:
+            self._messages.extend(m for _, m in pairs)
+            self._classes.extend(type(r) for r, _ in pairs)
+        self._report.sent(len(pairs))
+
+    @property
+    def record_classes(self) -> list[type]:
+        """The record class of each stored message (``records=True``; else empty)."""
+        with self._lock:
+            return list(self._classes)
 
     def send(self, messages: list[Message]) -> None:
         """Store the messages."""
@@ -35,10 +52,12 @@ class MemoryTransport(Transport):
         """Forget the stored messages."""
         with self._lock:
             self._messages.clear()
+            self._classes.clear()
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()
         self._messages = []
+        self._classes = []
 
 
 class ConsoleTransport(Transport):

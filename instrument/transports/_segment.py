@@ -157,41 +157,47 @@ class SegmentTransport(Transport):
     """
 
     accepts_bytes = True
+    #: Where batches go when ``host`` is None, and the API path appended to the host.
+    default_host = "https://api.segment.io"
+    api_path = "/v1/batch"
 
     def __init__(
         self, write_key: str, settings: Settings | None = None, /, *, spool: Spool | None = None, **changes: Any
     ) -> None:
         super().__init__()
         if not isinstance(write_key, str) or not write_key:
-            raise ConfigurationError("SegmentTransport: write_key must be a non-empty str")
+            raise ConfigurationError(f"{type(self).__name__}: write_key must be a non-empty str")
         settings = settings or Settings()
         if changes:
             settings = settings.replace(**changes)
         self.settings = settings
         host = settings.host
         try:
-            self._target = Target.parse(host or "https://api.segment.io", "/v1/batch")
+            self._target = Target.parse(host or self.default_host, self.api_path)
         except ConfigurationError as error:
-            raise ConfigurationError(f"SegmentTransport: {error}") from None
+            raise ConfigurationError(f"{type(self).__name__}: {error}") from None
         self.host = host
         self.__write_key = write_key
         self.__secret = _scrubber.add(write_key)
         self.__headers = {
             "Content-Type": "application/json",
             "User-Agent": f"instrument/{__version__}",  # not the official client's: another sender
-            "Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode(),
+            **self._auth_headers(write_key),
         }
         if settings.gzip:
             self.__headers["Content-Encoding"] = "gzip"
-        self.__key_json = dumps({"k": write_key})[5:-1]  # the key as a JSON string, as the body holds it
+        self._key_json = dumps({"k": write_key})[5:-1]  # the key as a JSON string, as the body holds it
         self._gzip = settings.gzip
         self._timeout = settings.timeout
         self._retries = settings.max_retries
         self._window = settings.retry_window
         self.spool = spool
+        #: Set by the destinations' fan-out once ``forget()`` was called: the messages of a batch to
+        #: leave out (forgotten users), checked just before each send, spooled and recovered ones too.
+        self.forget_filter: Callable[[bytes], bool] | None = None
         self._max_bytes = settings.max_queue_bytes or DEFAULT_MAX_QUEUE_BYTES
         #: Bytes the messages of one batch may take (joined by commas) so the body stays under 500 KB.
-        self.batch_limit = MAX_BATCH_BYTES - _ENVELOPE_BYTES - len(self.__key_json)
+        self.batch_limit = MAX_BATCH_BYTES - _ENVELOPE_BYTES - len(self._key_json)
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
@@ -211,7 +217,11 @@ class SegmentTransport(Transport):
         )
 
     def __repr__(self) -> str:
-        return f"SegmentTransport(host={self.host!r}, write_key='***')"
+        return f"{type(self).__name__}(host={self.host!r}, write_key='***')"
+
+    def _auth_headers(self, write_key: str) -> dict[str, str]:
+        """The headers that carry the key (Segment: Basic auth with the write key as the user)."""
+        return {"Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()}
 
     # -- the worker's side ----------------------------------------------------------------------
 
@@ -246,14 +256,17 @@ class SegmentTransport(Transport):
 
     def _send_now(self, batch: EncodedBatch) -> bool:
         """Send one batch with retries, report it, ack it in the spool; False if stopped first."""
+        if self.forget_filter is not None:
+            batch = self._without_forgotten(batch, self.forget_filter)
+            if not len(batch):
+                self._ack(batch)
+                return True
         outcome = self._deliver(batch)
         if outcome is None:
             return False
         sent, reason, final = outcome
-        spool = self.spool
-        if spool is not None and batch.handle is not None and (sent or final):
-            for handle in batch.handle if isinstance(batch.handle, list) else [batch.handle]:
-                self._spooled(spool.ack, handle)
+        if sent or final:
+            self._ack(batch)
         report = self._report
         if batch.recovered:
             if sent:
@@ -263,6 +276,24 @@ class SegmentTransport(Transport):
         else:
             report.failed(len(batch), reason)
         return True
+
+    def _ack(self, batch: EncodedBatch) -> None:
+        spool = self.spool
+        if spool is not None and batch.handle is not None:
+            for handle in batch.handle if isinstance(batch.handle, list) else [batch.handle]:
+                self._spooled(spool.ack, handle)
+
+    def _without_forgotten(self, batch: EncodedBatch, forgotten: Callable[[bytes], bool]) -> EncodedBatch:
+        """``batch`` without the messages ``forgotten`` selects (counted as forgotten, not lost)."""
+        messages = batch.messages
+        keep = [i for i, message in enumerate(messages) if not forgotten(message)]
+        if len(keep) == len(messages):
+            return batch
+        kept = EncodedBatch([messages[i] for i in keep], [batch.ids[i] for i in keep], recovered=batch.recovered)
+        kept.handle = batch.handle  # acked as the whole: the forgotten messages leave the spool with it
+        if not batch.recovered:  # a recovered batch was never counted here
+            self._report.forgotten(len(messages) - len(keep))
+        return kept
 
     def spill(self, batch: EncodedBatch) -> bool:
         """With a spool, the dispatcher's queue full: write ``batch`` there and leave it to the spool's
@@ -316,9 +347,13 @@ class SegmentTransport(Transport):
     # -- one batch, with retries --------------------------------------------------------------------
 
     def _body(self, batch: EncodedBatch) -> bytes:
-        body = b'{"batch":[' + batch.joined + b'],"sentAt":"' + format_timestamp(time.time()).encode()
-        body += b'","writeKey":' + self.__key_json + b"}"
+        body = self._envelope(batch)
         return _gzip.compress(body, compresslevel=6) if self._gzip else body
+
+    def _envelope(self, batch: EncodedBatch) -> bytes:
+        """The request body around the batch's messages (another wire overrides this)."""
+        body = b'{"batch":[' + batch.joined + b'],"sentAt":"' + format_timestamp(time.time()).encode()
+        return body + b'","writeKey":' + self._key_json + b"}"
 
     def _deliver(self, batch: EncodedBatch) -> tuple[bool, str, bool] | None:
         """Send one batch with retries: (sent, reason, final); None when stopped by ``stop_by``.
@@ -491,4 +526,4 @@ def reset_http_session_after_fork() -> None:
         return
     import requests
 
-    segment_request._session = requests.Session()  # type: ignore[attr-defined]
+    vars(segment_request)["_session"] = requests.Session()  # typed or not, depending on its version
