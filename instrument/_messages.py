@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as _dc_field
 from typing import Any
 
+import orjson
+
 from instrument import _context, _scopes
+from instrument._codegen import make_function
 from instrument._encoding import (
     MAX_MESSAGE_BYTES,
     dumps,
@@ -73,8 +77,14 @@ def to_wire(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> tuple[byt
     The size is known from the bytes; only a message near the limit is measured the way Segment's
     client measures it (and cut or refused as ``to_message`` does). Raises as ``to_message``.
     """
-    message, body_key, spec = _build(rec, options)
-    data = dumps(message, spec.cls_name)
+    if rec._error is not None:
+        raise rec._error
+    spec = _spec(type(rec))
+    message, body_key = (spec.builder or _compile_builder(spec, type(rec)))(rec, options)
+    try:
+        data = orjson.dumps(message)
+    except TypeError:  # what orjson refuses but JSON allows: dumps' standard-library path
+        data = dumps(message, spec.cls_name)
     if len(data) > _SURELY_SMALL:
         size = _measured(message, spec.cls_name)
         if size > MAX_MESSAGE_BYTES:
@@ -88,34 +98,15 @@ def _build(rec: _Record, options: EncodeOptions) -> tuple[dict[str, Any], str, S
     if rec._error is not None:
         raise rec._error
     spec = _spec(type(rec))
-    name = spec.cls_name
-    merged = merge_scope(rec._ctx, rec._over)
-    props: dict[str, Any] = {}
-    path = ""
-    value: object = None
+    builder = spec.builder or _compile_builder(spec, type(rec))
+    message, body_key = builder(rec, options)
+    return message, body_key, spec
+
+
+def _encode_field(value: object, path: str, name: str) -> Any:
+    """``encode`` of one property or scope value: what it raises becomes an EncodingError naming ``path``."""
     try:
-        if spec.free_form:
-            for path, value in rec.properties.items():
-                props[path] = encode(value, path, name)
-        else:
-            for p in spec.properties:
-                path, value = p.name, getattr(rec, p.name)
-                # Checked at construction; plain str/int/bool go to the serialiser as they are.
-                cls = value.__class__
-                props[p.key] = value if cls is str or cls is int or cls is bool else encode(value, path, name)
-        overrides = options.wire_keys
-        for path, key in spec.scope_keys.items():
-            value = merged[path]
-            if overrides:
-                key = overrides.get(path) or key  # noqa: PLW2901 - a client's (deprecated) rename
-                if key in props:
-                    raise PropertyError(
-                        f"{name}: property key {key!r} is sent by both a property and scope field {path!r}",
-                        track=name,
-                        field=path,
-                    )
-            cls = value.__class__
-            props[key] = value if cls is str or cls is int else encode(value, path, name)
+        return encode(value, path, name)
     except AnalyticsError:
         raise
     except RecursionError:
@@ -126,34 +117,145 @@ def _build(rec: _Record, options: EncodeOptions) -> tuple[dict[str, Any], str, S
             field=path,
             value_type=type(value).__name__,
         ) from None
-    except Exception as error:  # a value whose __repr__, model_dump or iteration raises
+    except Exception as error:  # a value whose __class__, __repr__, model_dump or iteration raises
         raise EncodingError(
             f"{name}.{path}: encoding the {value_summary(value)} value raised {type(error).__name__}",
             track=name,
             field=path,
             value_type=type(value).__name__,
         ) from error
-    ids = _scopes.message_ids(merged)  # userId and/or anonymousId
-    # A page's or screen's properties are a track's kind of data: the redact hook sees them too (with the name).
-    if options.redact is not None and spec.kind in ("track", "page", "screen"):
-        try:
-            redacted = options.redact(spec.event or "", props)
-        except Exception as error:  # a user hook: its failure is this event's, never the caller's
-            raise EncodingError(
-                f"{name}: the redact hook raised {type(error).__name__}", track=name, field="", value_type=None
-            ) from error
-        # What the hook returns goes through the same encoder: a bad value is this event's error.
-        props = encode_mapping(redacted, "", name)
-    if spec.kind == "track":
-        message: dict[str, Any] = {"type": "track", **ids, "event": spec.event, "properties": props}
-        body_key = "properties"
+
+
+def _free_form(props: Mapping[str, object], name: str) -> dict[str, Any]:
+    """A free-form record's properties, each encoded."""
+    return {path: _encode_field(value, path, name) for path, value in props.items()}
+
+
+def _renamed_scope(
+    props: dict[str, Any], merged: Mapping[str, object], spec: Spec, overrides: Mapping[str, str]
+) -> None:
+    """Add the scope fields to ``props`` under a client's (deprecated) wire keys."""
+    name = spec.cls_name
+    for path, default_key in spec.scope_keys.items():
+        key = overrides.get(path) or default_key
+        if key in props:
+            raise PropertyError(
+                f"{name}: property key {key!r} is sent by both a property and scope field {path!r}",
+                track=name,
+                field=path,
+            )
+        props[key] = _encode_field(merged[path], path, name)
+
+
+def _redacted(options: EncodeOptions, spec: Spec, props: dict[str, Any]) -> dict[str, Any]:
+    """What the redact hook makes of ``props``, encoded again (a bad value is this event's error)."""
+    name = spec.cls_name
+    try:
+        redacted = options.redact(spec.event or "", props)  # type: ignore[misc]  # checked by the caller
+    except Exception as error:  # a user hook: its failure is this event's, never the caller's
+        raise EncodingError(
+            f"{name}: the redact hook raised {type(error).__name__}", track=name, field="", value_type=None
+        ) from error
+    return encode_mapping(redacted, "", name)
+
+
+def _plain(var: str) -> str:
+    # str, int and bool go to the serialiser as they are (their type, not a claimed __class__).
+    return f"(t := type({var})) is str or t is int or t is bool"
+
+
+def _builder_source(spec: Spec) -> tuple[str, dict[str, Any]]:
+    """The source of ``spec``'s message builder: its keys, event and call type written in as constants."""
+    lines = [
+        "def build(rec, options):",
+        "    merged = rec._ctx",
+        "    if rec._over:",
+        "        merged = merge_scope(merged, rec._over)",
+    ]
+    # Every value is read before any is encoded, in the order the general loop had (properties, then scope).
+    entries: list[str] = []
+    if spec.free_form:
+        lines.append("    props = free_form(rec.properties, NAME)")
     else:
-        message, body_key = _call_message(rec, spec, merged, ids, props)
-    # Integrations' context (trace ids, the request), captured on the caller's thread by track().
-    _context.merge_into(message, rec.__dict__.get("_context"))
-    message["timestamp"] = format_timestamp(rec._ts)
-    message["messageId"] = message_id()
-    return message, body_key, spec
+        for i, p in enumerate(spec.properties):
+            read = (
+                f"rec.{p.name}"
+                if p.name.isidentifier() and not keyword.iskeyword(p.name)
+                else f"getattr(rec, {p.name!r})"
+            )
+            lines.append(f"    v{i} = {read}")
+            entries.append(f"{p.key!r}: v{i} if {_plain(f'v{i}')} else encode_field(v{i}, {p.name!r}, NAME)")
+    lines.append(f"    props = {{{', '.join(entries)}}}" if not spec.free_form else "")
+    if spec.scope_keys:
+        lines += [
+            "    overrides = options.wire_keys",
+            "    if overrides:",
+            "        renamed_scope(props, merged, SPEC, overrides)",
+            "    else:",
+        ]
+        for path, key in spec.scope_keys.items():
+            lines.append(f"        v = merged[{path!r}]")
+            lines.append(f"        props[{key!r}] = v if {_plain('v')} else encode_field(v, {path!r}, NAME)")
+    if spec.kind in ("track", "page", "screen"):
+        lines += ["    if options.redact is not None:", "        props = redacted(options, SPEC, props)"]
+    lines += [
+        f"    u = merged.get({_scopes.USER_ID!r})",
+        f"    a = merged.get({_scopes.ANONYMOUS_ID!r})",
+    ]
+    if spec.kind == "track":
+        lines += [
+            "    message = {'type': 'track'}",
+            f"    if u is not None: message[{_scopes.USER_WIRE_KEY!r}] = str(u)",
+            f"    if a is not None: message[{_scopes.ANONYMOUS_WIRE_KEY!r}] = str(a)",
+            f"    message['event'] = {spec.event!r}",
+            "    message['properties'] = props",
+            "    body_key = 'properties'",
+        ]
+    else:
+        lines += [
+            "    ids = {}",
+            f"    if u is not None: ids[{_scopes.USER_WIRE_KEY!r}] = str(u)",
+            f"    if a is not None: ids[{_scopes.ANONYMOUS_WIRE_KEY!r}] = str(a)",
+            "    message, body_key = call_message(rec, SPEC, merged, ids, props)",
+        ]
+    lines += [
+        "    context = rec.__dict__.get('_context')",
+        "    if context:",
+        "        merge_into(message, context)",
+        "    message['timestamp'] = format_timestamp(rec._ts)",
+        "    message['messageId'] = message_id()",
+        "    return message, body_key",
+    ]
+    namespace = {
+        "NAME": spec.cls_name,
+        "SPEC": spec,
+        "merge_scope": merge_scope,
+        "free_form": _free_form,
+        "encode_field": _encode_field,
+        "renamed_scope": _renamed_scope,
+        "redacted": _redacted,
+        "call_message": _call_message,
+        "merge_into": _context.merge_into,
+        "format_timestamp": format_timestamp,
+        "message_id": message_id,
+    }
+    return "\n".join(line for line in lines if line) + "\n", namespace
+
+
+def _compile_builder(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions], tuple[dict[str, Any], str]]:
+    """Compile (once per class) the function that builds the messages of ``cls`` (whose spec is ``spec``)."""
+    source, namespace = _builder_source(spec)
+    builder: Callable[[_Record, EncodeOptions], tuple[dict[str, Any], str]] = make_function(
+        "build",
+        source,
+        namespace,
+        what="message builder",
+        module=cls.__module__,
+        qualname=cls.__qualname__,
+        doc=f"Build the Segment message of a {spec.cls_name} record (generated from its spec).",
+    )
+    spec.builder = builder
+    return builder
 
 
 def _call_message(

@@ -66,6 +66,8 @@ class Spec:
     #: A Page/Screen's category, and the scope field a Group's groupId is (None: its group_id input).
     category: str | None = None
     group_field: str | None = None
+    #: The compiled message builder (``_messages``), made on first use.
+    builder: Any = _dc_field(default=None, compare=False, repr=False)
 
     @property
     def field_names(self) -> frozenset[str]:

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import threading
 import uuid
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterator, Mapping
@@ -469,3 +470,20 @@ def test_a_mapping_key_that_is_a_python_name_is_shown_in_the_path() -> None:
     with pytest.raises(EncodingError) as info:
         encode({"created": float("inf")}, "meta", "Tr")
     assert info.value.field == "meta.created"
+
+
+def test_threads_drawing_message_ids_at_once_never_share_one() -> None:
+    # The pool is one list shared by threads (list.pop is atomic): no id may be handed out twice.
+    drawn: list[list[str]] = [[] for _ in range(4)]
+
+    def draw(into: list[str]) -> None:
+        into.extend(message_id() for _ in range(5_000))
+
+    threads = [threading.Thread(target=draw, args=(into,)) for into in drawn]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    ids = [i for into in drawn for i in into]
+    assert len(ids) == 20_000 == len(set(ids))
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 from typing import Annotated, Any
 
 import pytest
 from dirty_equals import IsStr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from examples.porter.analytics import (
     ApplicationLaunchSuccess,
@@ -30,7 +33,8 @@ from instrument import (
     field,
     to_message,
 )
-from instrument._messages import EncodeOptions
+from instrument._encoding import dumps, encode
+from instrument._messages import EncodeOptions, to_wire
 
 TIMESTAMP = IsStr(regex=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 MESSAGE_ID = IsStr(regex=r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -327,3 +331,91 @@ def test_porter_triggered_redeploy_via_webhook_is_a_system_event_of_user_zero() 
             "chart_name": "c",
         },
     }
+
+
+class _Shouting(str):
+    """A str subclass whose text differs from its value: the encoder sends ``str(value)``."""
+
+    def __str__(self) -> str:
+        return self.upper()
+
+
+class _Count(int):
+    def __str__(self) -> str:
+        return "many"
+
+
+class AnyValue(Track, event="Any Value Happened", scope="project"):
+    value: Any
+
+
+class FreeForm(Track, event="Free Form Happened", scope="project"):
+    """A free-form record (as @tracks makes for a bare event name): every value goes through the encoder."""
+
+    _free_form = True
+
+
+_wire_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(),
+    st.text(alphabet="abcxyz", min_size=1).map(_Shouting),
+    st.integers(min_value=0, max_value=10**6).map(_Count),
+    st.sampled_from(list(Events)),
+    st.datetimes(min_value=dt.datetime(2, 1, 1), max_value=dt.datetime(9998, 12, 31)),
+)
+# Plain values on their own as often as containers: the builder's pass-through by type is for them.
+_wire_values = _wire_leaves | st.recursive(
+    _wire_leaves,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_wire_values, project=st.one_of(st.integers(min_value=0, max_value=2**40), st.text(min_size=1)))
+def test_the_generated_builder_sends_every_value_byte_for_byte_as_the_general_encoder(
+    value: object, project: object
+) -> None:
+    # The builder passes plain str/int/bool through by type and calls the encoder for the rest: the
+    # bytes must be those of the message with each value encoded by the general rules.
+    with analytics_scope(user_id=7, project_id=project):
+        typed = AnyValue(value=value)
+        free = FreeForm(value=value)
+    for record in (typed, free):
+        data, message_id = to_wire(record)
+        sent = json.loads(data)
+        assert sent["messageId"] == message_id
+        expected = {**sent, "properties": {"value": encode(value, "value"), "project_id": encode(project, "p")}}
+        assert data == dumps(expected)
+
+
+def test_a_value_whose_class_attribute_raises_is_an_encoding_error_naming_its_field() -> None:
+    class Lying:
+        @property
+        def __class__(self) -> type:  # type: ignore[override]
+            raise RuntimeError("secret")
+
+    with analytics_scope(user_id=1, project_id=2):
+        record = AnyValue(value=Lying())
+    with pytest.raises(EncodingError) as info:
+        to_wire(record)
+    assert info.value.field == "value"
+    assert "secret" not in str(info.value)
+
+
+def test_an_encoding_error_s_traceback_shows_the_generated_builder_of_its_class() -> None:
+    with analytics_scope(user_id=1, project_id=2):
+        record = AnyValue(value=float("inf"))
+    with pytest.raises(EncodingError) as info:
+        to_wire(record)
+    frames = [entry.frame.code.raw for entry in info.traceback]
+    generated = [code for code in frames if code.co_filename.startswith("<instrument generated message builder")]
+    assert [code.co_filename for code in generated] == [
+        f"<instrument generated message builder of {__name__}.AnyValue>"
+    ]
+    assert "def build(rec, options):" in inspect.getsource(generated[0])
