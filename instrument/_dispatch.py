@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -369,7 +369,7 @@ class Dispatcher:
         def lost(item: Any, error: Exception) -> None:
             self.ledger.lose(drop_reason(error), 1, _as_analytics_error(item, error))
 
-        for batch in batches_of(self._encoded(group, lost), self.transport.batch_limit):
+        for batch in batches_of(group, self.transport.batch_limit, self._wire_of, lost):
             if not self.transport.spill(batch):
                 n = len(batch)
                 text = f"queue and spool full: {n} event(s) dropped"
@@ -447,9 +447,9 @@ class Dispatcher:
         q = self._q
         while q:
             with self._lock:
-                items: list[Any] = []
-                while q and len(items) < self._batch_size:
-                    items.append(q.popleft())
+                # Only this thread and holders of the lock take from the queue: these n are there.
+                pop = q.popleft
+                items: list[Any] = [pop() for _ in range(min(len(q), self._batch_size))]
                 self._taken += len(items)
                 self._in_hand = len(items)
             if self.transport.accepts_bytes:
@@ -473,16 +473,8 @@ class Dispatcher:
             return dumps(item), item["messageId"]
         return self._wire(item)
 
-    def _encoded(self, items: list[Any], failed: Callable[[Any, Exception], None]) -> Iterator[tuple[bytes, str]]:
-        """Each item's JSON bytes and messageId; the one place encode errors are caught (``failed``)."""
-        for item in items:
-            try:
-                yield self._wire_of(item)
-            except Exception as error:
-                failed(item, error)
-
     def _export_bytes(self, items: list[Any]) -> None:
-        for batch in batches_of(self._encoded(items, self._failed), self.transport.batch_limit):
+        for batch in batches_of(items, self.transport.batch_limit, self._wire_of, self._failed):
             self._bound_by_bytes(batch)
             self._export(batch, len(batch))
 

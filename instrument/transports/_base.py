@@ -12,7 +12,7 @@ A durable spool (:class:`Spool`) plugs in between the encoded batch and its firs
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from instrument._encoding import MAX_BATCH_BYTES
@@ -39,9 +39,11 @@ class EncodedBatch:
 
     __slots__ = ("handle", "ids", "joined", "lengths", "recovered")
 
-    def __init__(self, messages: list[bytes], ids: list[str], *, recovered: bool = False) -> None:
+    def __init__(
+        self, messages: list[bytes], ids: list[str], *, recovered: bool = False, lengths: list[int] | None = None
+    ) -> None:
         self.joined = b",".join(messages)
-        self.lengths = [len(m) for m in messages]
+        self.lengths = [len(m) for m in messages] if lengths is None else lengths
         self.ids = ids
         self.handle: object | None = None
         self.recovered = recovered
@@ -69,21 +71,44 @@ class EncodedBatch:
         return f"EncodedBatch({len(self)} messages, {self.size} bytes, recovered={self.recovered})"
 
 
-def batches_of(encoded: Iterable[tuple[bytes, str]], limit: int) -> Iterator[EncodedBatch]:
-    """Cut ``(message bytes, messageId)`` pairs into batches whose joined messages stay under ``limit``."""
+def batches_of(
+    items: Iterable[Any],
+    limit: int,
+    wire: Callable[[Any], tuple[bytes, str]] | None = None,
+    failed: Callable[[Any, Exception], None] | None = None,
+) -> Iterator[EncodedBatch]:
+    """Cut messages into batches whose joined messages stay under ``limit``.
+
+    ``items`` are ``(message bytes, messageId)`` pairs, or, with ``wire``, what ``wire`` turns into such a
+    pair; an item ``wire`` raises for goes to ``failed`` (without ``failed``, the error propagates). One
+    loop per batch, not a generator per message: this runs once per delivered event.
+    """
     data: list[bytes] = []
     ids: list[str] = []
+    lengths: list[int] = []
     size = -1  # n messages take their bytes plus n - 1 commas
-    for message, mid in encoded:
-        grown = size + len(message) + 1
+    for item in items:
+        if wire is None:
+            message, mid = item
+        else:
+            try:
+                message, mid = wire(item)
+            except Exception as error:
+                if failed is None:
+                    raise
+                failed(item, error)
+                continue
+        n = len(message)
+        grown = size + n + 1
         if data and grown > limit:
-            yield EncodedBatch(data, ids)
-            data, ids, grown = [], [], len(message)
+            yield EncodedBatch(data, ids, lengths=lengths)
+            data, ids, lengths, grown = [], [], [], n
         data.append(message)
         ids.append(mid)
+        lengths.append(n)
         size = grown
     if data:
-        yield EncodedBatch(data, ids)
+        yield EncodedBatch(data, ids, lengths=lengths)
 
 
 class Spool(Protocol):

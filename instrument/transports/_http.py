@@ -81,6 +81,31 @@ class Target:
         return f"{self.scheme}://{host}:{self.port}"
 
 
+class _OneWrite:
+    """Headers and a bytes body go out in one ``send``: http.client writes them separately, which on a
+    kept-alive connection costs a second syscall and TCP segment per request (the same bytes either way)."""
+
+    _buffer: list[bytes]
+
+    def _send_output(self, message_body: object = None, encode_chunked: bool = False) -> None:
+        if not isinstance(message_body, bytes) or encode_chunked:
+            super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+            return
+        buffer = self._buffer
+        buffer.extend((b"", b""))
+        head = b"\r\n".join(buffer)
+        del buffer[:]
+        self.send(head + message_body)  # type: ignore[attr-defined]
+
+
+class _HTTPConnection(_OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
+    pass
+
+
 class _Watchdog:
     """One thread that shuts an attempt's socket down when the attempt outlives its deadline.
 
@@ -189,9 +214,9 @@ class Poster:
         if conn is None:
             t = self.target
             if t.scheme == "https":
-                conn = http.client.HTTPSConnection(t.host, t.port, timeout=timeout)
+                conn = _HTTPSConnection(t.host, t.port, timeout=timeout)
             else:
-                conn = http.client.HTTPConnection(t.host, t.port, timeout=timeout)
+                conn = _HTTPConnection(t.host, t.port, timeout=timeout)
             self._conn = conn
         elif conn.sock is not None:
             conn.sock.settimeout(timeout)
