@@ -114,10 +114,11 @@ def test_the_blocks_of_a_page_run_and_print_what_they_show(page: Path, tmp_path:
         k: v for k, v in os.environ.items() if k not in ("SEGMENT_WRITE_KEY", "SEGMENT_CLIENT_KEY", "INSTRUMENT_STRICT")
     }
     env["PYTHONPATH"] = str(tmp_path)
-    if executed:
-        run = subprocess.run(
-            [sys.executable, "-c", RUNNER],
-            input=json.dumps([[b.name, b.source] for b in executed]),
+
+    def python(*args: str, given: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args],
+            input=given,
             check=False,
             cwd=tmp_path,
             env=env,
@@ -125,18 +126,13 @@ def test_the_blocks_of_a_page_run_and_print_what_they_show(page: Path, tmp_path:
             text=True,
             timeout=90,
         )
+
+    if executed:
+        run = python("-c", RUNNER, given=json.dumps([[b.name, b.source] for b in executed]))
         assert run.returncode == 0, run.stderr
         assert run.stdout.splitlines() == expected, run.stderr
     if tests:
-        run = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", *tests],
-            check=False,
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
+        run = python("-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", *tests)
         assert run.returncode == 0, run.stdout + run.stderr
         assert " passed" in run.stdout, run.stdout
 
