@@ -45,6 +45,17 @@ class Consent:
             raise ConfigurationError("Consent: a category cannot be both granted and denied")
         object.__setattr__(self, "granted", yes)
         object.__setattr__(self, "denied", no)
+        # Built once: track() stamps every event on the caller's thread, which should only record it.
+        preferences = dict.fromkeys(sorted(yes), True) | dict.fromkeys(sorted(no), False)
+        stamp = {
+            "consent": {"categoryPreferences": preferences},
+            "consentManagement": {
+                "provider": "custom",
+                "allowedConsentIds": sorted(yes),
+                "deniedConsentIds": sorted(no),
+            },
+        }
+        object.__setattr__(self, "_stamp", stamp)
 
     @classmethod
     def from_preferences(cls, preferences: Mapping[str, bool]) -> Consent:
@@ -58,16 +69,9 @@ class Consent:
         return required <= self.granted
 
     def stamp(self) -> dict[str, Any]:
-        """The message context entries, in Segment's and RudderStack's shapes."""
-        preferences = dict.fromkeys(sorted(self.granted), True) | dict.fromkeys(sorted(self.denied), False)
-        return {
-            "consent": {"categoryPreferences": preferences},
-            "consentManagement": {
-                "provider": "custom",
-                "allowedConsentIds": sorted(self.granted),
-                "deniedConsentIds": sorted(self.denied),
-            },
-        }
+        """The message context entries, in Segment's and RudderStack's shapes (shared: read, never change)."""
+        stamp: dict[str, Any] = self.__dict__["_stamp"]
+        return stamp
 
 
 _CONSENT: contextvars.ContextVar[Consent | None] = contextvars.ContextVar("instrument_consent", default=None)
