@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -79,15 +80,12 @@ class Client:
         def encode(record: Any) -> dict[str, Any]:
             return to_message(record, self.options)
 
-        def wire(record: Any) -> tuple[bytes, str]:
-            return to_wire(record, self.options)
-
         kind = SyncDispatcher if settings.sync else Dispatcher
         self.dispatcher = kind(
             transport if transport is not None else _Nowhere(),
             settings,
             encode=encode,
-            wire=wire,
+            wire=functools.partial(to_wire, options=self.options),
             reporter=self.reporter,
         )
 
@@ -151,10 +149,10 @@ class Client:
                 raise error_
             return self.dispatcher.drop(error_)
         if _context.providers:  # integrations' context (trace ids, the request), read on this thread
-            record.__dict__["_context"] = _context.collect(self.reporter.error)
+            record._context = _context.collect(self.reporter.error)
         consent = _consent.current()
         if consent is not None:  # its stamp, in Segment's and RudderStack's shapes: destinations read it
-            record.__dict__["_context"] = {**(record.__dict__.get("_context") or {}), **consent.stamp()}
+            record._context = {**(record._context or {}), **consent.stamp()}
         item: Any = record
         if self.strict:
             # Strict: every check, the encoder and the size limit run here, so errors raise at the call.

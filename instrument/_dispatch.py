@@ -255,7 +255,7 @@ class Dispatcher:
         self.transport = transport
         self.settings = settings
         self._encode = encode
-        self._wire = wire if wire is not None else self._wire_from_message
+        self._wire_of = wire if wire is not None else self._wire_from_message
         self._reporter = reporter
         self._max_count = settings.max_queue_size
         self._max_bytes = settings.max_queue_bytes or DEFAULT_MAX_QUEUE_BYTES
@@ -468,11 +468,6 @@ class Dispatcher:
         self.ledger.lose(drop_reason(error), 1, _as_analytics_error(item, error))
         self._finished(1)
 
-    def _wire_of(self, item: Any) -> tuple[bytes, str]:
-        if item.__class__ is dict:  # encoded on the caller's thread (strict mode)
-            return dumps(item), item["messageId"]
-        return self._wire(item)
-
     def _export_bytes(self, items: list[Any]) -> None:
         for batch in batches_of(items, self.transport.batch_limit, self._wire_of, self._failed):
             self._bound_by_bytes(batch)
@@ -515,7 +510,7 @@ class Dispatcher:
         self._cap = max(self._batch_size, min(self._max_count, self._max_bytes // per_message))
 
     def _wire_from_message(self, item: Any) -> tuple[bytes, str]:
-        message = self._encode(item)
+        message = item if item.__class__ is dict else self._encode(item)  # a dict: built in strict mode
         return dumps(message), message["messageId"]
 
     # -- flush, close, fork -------------------------------------------------------------------

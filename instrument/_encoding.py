@@ -81,15 +81,15 @@ def format_datetime(value: _dt.datetime) -> str:
     return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
-# format_timestamp's cache: the text of the last whole second formatted (events come in bursts).
-_last_second: tuple[float, str] = (math.nan, "")
+# timestamp_bytes' cache: the text of the last whole second formatted (events come in bursts).
+_last_second: tuple[float, bytes] = (math.nan, b"")
 #: ``.mmmZ`` for every millisecond: a list index instead of a format spec per timestamp.
-_MILLIS = [f".{ms:03d}Z" for ms in range(1000)]
+_MILLIS = [f".{ms:03d}Z".encode("ascii") for ms in range(1000)]
 _modf = math.modf
 
 
-def format_timestamp(epoch_seconds: float) -> str:
-    """ISO 8601 UTC text of a ``time.time()`` value, as sent in a message's ``timestamp``.
+def timestamp_bytes(epoch_seconds: float) -> bytes:
+    """ISO 8601 UTC text of a ``time.time()`` value as ASCII bytes: a message's ``timestamp``.
 
     Milliseconds are those of ``datetime.fromtimestamp`` (rounded to the microsecond, then cut).
     """
@@ -102,9 +102,15 @@ def format_timestamp(epoch_seconds: float) -> str:
         whole, micros = whole - 1, micros + 1_000_000
     cached_whole, prefix = _last_second
     if whole != cached_whole:
-        prefix = _dt.datetime.fromtimestamp(whole, _UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+        text = _dt.datetime.fromtimestamp(whole, _UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+        prefix = text.encode("ascii")
         _last_second = (whole, prefix)
     return prefix + _MILLIS[micros // 1000]
+
+
+def format_timestamp(epoch_seconds: float) -> str:
+    """``timestamp_bytes`` as text (what a message dict holds)."""
+    return timestamp_bytes(epoch_seconds).decode("ascii")
 
 
 #: Ready message ids, drawn by ``list.pop`` (atomic under the GIL, so threads may share the pool).

@@ -21,6 +21,7 @@ from instrument._encoding import (
     format_timestamp,
     largest_fields,
     message_id,
+    timestamp_bytes,
 )
 from instrument._errors import AnalyticsError, EncodingError, OversizeError, PropertyError
 from instrument._records import _Record, _spec
@@ -71,15 +72,26 @@ def _measured(message: dict[str, Any], name: str) -> int:
 _SURELY_SMALL = MAX_MESSAGE_BYTES // 3
 
 
-def to_wire(rec: _Record, options: EncodeOptions = DEFAULT_OPTIONS) -> tuple[bytes, str]:
+def to_wire(rec: _Record | dict[str, Any], options: EncodeOptions = DEFAULT_OPTIONS) -> tuple[bytes, str]:
     """``to_message`` serialised once: the message's JSON bytes (what is sent) and its messageId.
 
-    The size is known from the bytes; only a message near the limit is measured the way Segment's
-    client measures it (and cut or refused as ``to_message`` does). Raises as ``to_message``.
+    ``rec`` may also be a message built already (strict mode builds it on the caller's thread). The
+    size is known from the bytes; only a message near the limit is measured the way Segment's client
+    measures it (and cut or refused as ``to_message`` does). Raises as ``to_message``.
     """
+    if rec.__class__ is dict:
+        return dumps(rec), rec["messageId"]
+    assert not isinstance(rec, dict)  # for the type checker: the test above is the cheap one
     if rec._error is not None:
         raise rec._error
     spec = _spec(type(rec))
+    fast = spec.wire
+    if fast is None:
+        fast = _compile_wire(spec, type(rec))
+    if fast:
+        wired: tuple[bytes, str] | None = fast(rec, options)
+        if wired is not None:
+            return wired
     message, body_key = (spec.builder or _compile_builder(spec, type(rec)))(rec, options)
     try:
         data = orjson.dumps(message)
@@ -219,7 +231,7 @@ def _builder_source(spec: Spec) -> tuple[str, dict[str, Any]]:
             "    message, body_key = call_message(rec, SPEC, merged, ids, props)",
         ]
     lines += [
-        "    context = rec.__dict__.get('_context')",
+        "    context = rec._context",
         "    if context:",
         "        merge_into(message, context)",
         "    message['timestamp'] = format_timestamp(rec._ts)",
@@ -256,6 +268,135 @@ def _compile_builder(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions]
     )
     spec.builder = builder
     return builder
+
+
+#: A track's bytes after its properties object: its timestamp's key; then its messageId's.
+_TIMESTAMP_KEY = b',"timestamp":"'
+_ID_KEY = b'","messageId":"'
+_END = b'"}'
+#: Scopes whose message fragments one class keeps (the scopes of the requests in flight, typically).
+_FRAGMENTS_KEPT = 256
+
+
+def _fragments(spec: Spec, kept: dict[int, tuple[Any, ...]], merged: Mapping[str, object]) -> tuple[Any, ...] | None:
+    """The bytes a track of ``spec`` sends from the scope ``merged`` (the same for each of its events):
+    ``(merged, head, tail)``, the head up to the properties object, the tail from the scope's properties
+    to the timestamp's key; None if a value in it is not a plain str/int/bool (the builder's path).
+
+    Kept in ``kept`` by the scope dict's id, with the dict itself: held there, it cannot be freed and its
+    id reused by another dict while the entry lives; and a bound scope dict is never mutated (``_scopes``).
+    """
+    scope: dict[str, object] = {}
+    for path, key in spec.scope_keys.items():
+        value = merged.get(path)
+        if type(value) not in _PLAIN:
+            return None
+        scope[key] = value
+    head: dict[str, object] = {"type": "track"}
+    for path, key in ((_scopes.USER_ID, _scopes.USER_WIRE_KEY), (_scopes.ANONYMOUS_ID, _scopes.ANONYMOUS_WIRE_KEY)):
+        value = merged.get(path)
+        if value is not None:
+            if type(value) is not str and type(value) is not int:
+                return None
+            head[key] = str(value)
+    head["event"] = spec.event
+    head["properties"] = None
+    try:
+        start, scope_json = orjson.dumps(head)[: -len(b"null}")], orjson.dumps(scope)
+    except TypeError:  # text orjson refuses (a lone surrogate): the builder's path
+        return None
+    if spec.properties:  # the record's properties come first, then the scope's
+        tail = (b"," + scope_json[1:] if scope else b"}") + _TIMESTAMP_KEY
+    else:
+        start, tail = start + scope_json + _TIMESTAMP_KEY, b""
+    entry = (merged, start, tail)
+    if len(kept) >= _FRAGMENTS_KEPT:
+        kept.clear()
+    kept[id(merged)] = entry
+    return entry
+
+
+_PLAIN = (str, int, bool)
+
+
+def _wire_source(spec: Spec) -> str:
+    """The source of a track class's direct path to its bytes: the scope's part of the message made
+    once per scope (``_fragments``), the record's properties serialised and joined to it. It returns
+    None, for the builder to do the message, for what it does not cover: a value that is not a plain
+    str/int/bool, scope overrides, context, a redact hook or wire key overrides, a message near 32 KB.
+    """
+    lines = [
+        "def wire(rec, options):",
+        "    if rec._over or rec._context is not None or options.wire_keys or options.redact is not None:",
+        "        return None",
+        "    merged = rec._ctx",
+    ]
+    plain: list[str] = []
+    entries: list[str] = []
+    for i, p in enumerate(spec.properties):
+        read = (
+            f"rec.{p.name}" if p.name.isidentifier() and not keyword.iskeyword(p.name) else f"getattr(rec, {p.name!r})"
+        )
+        lines.append(f"    v{i} = {read}")
+        plain.append(f"({_plain(f'v{i}')})")
+        entries.append(f"{p.key!r}: v{i}")
+    if spec.properties:
+        lines += [
+            f"    if not ({' and '.join(plain)}):",
+            "        return None",
+            "    try:",
+            f"        props = dumps({{{', '.join(entries)}}})",
+            "    except TypeError:  # what orjson refuses (an int past 64 bits): the builder's path",
+            "        return None",
+        ]
+    lines += [
+        "    entry = kept_get(id(merged))",
+        "    if entry is None:",
+        "        entry = fragments(SPEC, KEPT, merged)",
+        "        if entry is None:",
+        "            return None",
+        "    mid = message_id()",
+        "    data = join((entry[1], props[:-1], entry[2], timestamp(rec._ts), ID_KEY, mid.encode(), END))"
+        if spec.properties
+        else "    data = join((entry[1], timestamp(rec._ts), ID_KEY, mid.encode(), END))",
+        "    if len(data) > SURELY_SMALL:",
+        "        return None",
+        "    return data, mid",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _compile_wire(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions], tuple[bytes, str] | None] | bool:
+    """Compile (once per class) the direct path of a track class to its bytes; False for other kinds
+    and free-form tracks (their messages are built by the builder)."""
+    if spec.kind != "track" or spec.free_form:
+        spec.wire = False
+        return False
+    kept: dict[int, tuple[Any, ...]] = {}
+    namespace = {
+        "SPEC": spec,
+        "KEPT": kept,
+        "kept_get": kept.get,
+        "fragments": _fragments,
+        "dumps": orjson.dumps,
+        "join": b"".join,
+        "message_id": message_id,
+        "timestamp": timestamp_bytes,
+        "ID_KEY": _ID_KEY,
+        "END": _END,
+        "SURELY_SMALL": _SURELY_SMALL,
+    }
+    wire: Callable[[_Record, EncodeOptions], tuple[bytes, str] | None] = make_function(
+        "wire",
+        _wire_source(spec),
+        namespace,
+        what="wire path",
+        module=cls.__module__,
+        qualname=cls.__qualname__,
+        doc=f"The bytes of a {spec.cls_name} record, or None for the builder (generated from its spec).",
+    )
+    spec.wire = wire
+    return wire
 
 
 def _call_message(

@@ -52,6 +52,8 @@ class _Record:
     _over: dict[str, object]
     _ts: float
     _error: AnalyticsError | None = None
+    # Set by track() when integrations' context providers or a consent gave something to send.
+    _context: dict[str, Any] | None = None
 
     def __init_subclass__(
         cls, *, event: str | None = None, scope: str | None = None, defines_scope: str | None = None, **kw: Any
@@ -384,6 +386,10 @@ def _signature(spec: Spec) -> inspect.Signature:
     return inspect.Signature(params, return_annotation=None)
 
 
+#: What a record overrides when it overrides nothing: one dict for all (never mutated).
+_NO_OVER: dict[str, object] = {}
+
+
 def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
     """Generate a specialised __init__: assignments, one cheap combined test, the validator when unsure.
 
@@ -392,6 +398,7 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
     """
     ns: dict[str, Any] = {
         "_M": MISSING,
+        "_NO_OVER": _NO_OVER,
         "_get": _scopes.get_bound,
         "_time": time.time,
         "_validate": validate,
@@ -450,7 +457,9 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
     head = [
         "    _ctx = _get()",
         "    _self._ctx = _ctx",
-        "    _self._over = _over",
+        # The shared empty dict (never mutated) when nothing is overridden: a queued record then keeps
+        # one object the garbage collector tracks, not two (the collector's work grows with the queue).
+        "    _self._over = _over or _NO_OVER",
         "    _self._ts = _time()",
     ]
     if spec.free_form:

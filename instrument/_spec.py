@@ -68,6 +68,8 @@ class Spec:
     group_field: str | None = None
     #: The compiled message builder (``_messages``), made on first use.
     builder: Any = _dc_field(default=None, compare=False, repr=False)
+    #: A track's direct path to its bytes (``_messages``; False: none for this kind), made on first use.
+    wire: Any = _dc_field(default=None, compare=False, repr=False)
 
     @property
     def field_names(self) -> frozenset[str]:
