@@ -81,8 +81,13 @@ def format_datetime(value: _dt.datetime) -> str:
     return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
-# timestamp_bytes' cache: the text of the last whole second formatted (events come in bursts).
+# timestamp_bytes' caches: the text of the last whole second formatted (events come in bursts), and
+# the last millisecond's as (lo, hi, text): every value in [lo, hi) has that text. That interval is the
+# millisecond narrowed by 2 us at each end, far more than a float's rounding error on a time.time()
+# value (0.24 us in this century), so no value inside it formats differently. The tuple is swapped
+# whole, so a thread never reads one interval with another's text.
 _last_second: tuple[float, bytes] = (math.nan, b"")
+last_millisecond: list[tuple[float, float, bytes]] = [(math.inf, -math.inf, b"")]
 #: ``.mmmZ`` for every millisecond: a list index instead of a format spec per timestamp.
 _MILLIS = [f".{ms:03d}Z".encode("ascii") for ms in range(1000)]
 _modf = math.modf
@@ -94,6 +99,9 @@ def timestamp_bytes(epoch_seconds: float) -> bytes:
     Milliseconds are those of ``datetime.fromtimestamp`` (rounded to the microsecond, then cut).
     """
     global _last_second
+    lo, hi, text = last_millisecond[0]
+    if lo <= epoch_seconds < hi:
+        return text
     frac, whole = _modf(epoch_seconds)
     micros = round(frac * 1e6)
     if micros >= 1_000_000:
@@ -102,10 +110,14 @@ def timestamp_bytes(epoch_seconds: float) -> bytes:
         whole, micros = whole - 1, micros + 1_000_000
     cached_whole, prefix = _last_second
     if whole != cached_whole:
-        text = _dt.datetime.fromtimestamp(whole, _UTC).replace(tzinfo=None).isoformat(timespec="seconds")
-        prefix = text.encode("ascii")
+        second = _dt.datetime.fromtimestamp(whole, _UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+        prefix = second.encode("ascii")
         _last_second = (whole, prefix)
-    return prefix + _MILLIS[micros // 1000]
+    millis = micros // 1000
+    text = prefix + _MILLIS[millis]
+    start = whole + millis / 1000
+    last_millisecond[0] = (start + 2e-6, start + 998e-6, text)
+    return text
 
 
 def format_timestamp(epoch_seconds: float) -> str:
@@ -113,13 +125,14 @@ def format_timestamp(epoch_seconds: float) -> str:
     return timestamp_bytes(epoch_seconds).decode("ascii")
 
 
-#: Ready message ids, drawn by ``list.pop`` (atomic under the GIL, so threads may share the pool).
-_pool: list[str] = []
+#: Ready message ids, drawn by ``list.pop`` (atomic under the GIL, so threads may share the pool; a
+#: generated encoder pops from it directly and calls ``message_id`` when it is empty).
+pool: list[str] = []
 
 
 def _fresh_ids() -> None:
     # A forked child must never reuse the parent's pool (duplicate messageIds).
-    _pool.clear()
+    pool.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -146,7 +159,7 @@ def _refill() -> None:
     text += b"-"
     text[4::_ROW] = text[29::_ROW] = text[34::_ROW] = _MARK
     text[39::_ROW] = _ENDS
-    _pool.extend(text.translate(None, b"*").decode("ascii").split())
+    pool.extend(text.translate(None, b"*").decode("ascii").split())
 
 
 def message_id() -> str:
@@ -157,7 +170,7 @@ def message_id() -> str:
     """
     while True:
         try:
-            return _pool.pop()
+            return pool.pop()
         except IndexError:
             _refill()
 

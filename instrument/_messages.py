@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from instrument import _context, _scopes
+from instrument import _context, _encoding, _scopes
 from instrument._codegen import make_function
 from instrument._encoding import (
     MAX_MESSAGE_BYTES,
@@ -84,7 +84,8 @@ def to_wire(rec: _Record | dict[str, Any], options: EncodeOptions = DEFAULT_OPTI
     assert not isinstance(rec, dict)  # for the type checker: the test above is the cheap one
     if rec._error is not None:
         raise rec._error
-    spec = _spec(type(rec))
+    # Each record class has its own __instrument_spec__ (None until compiled): no inherited one is read.
+    spec = type(rec).__instrument_spec__ or _spec(type(rec))
     fast = spec.wire
     if fast is None:
         fast = _compile_wire(spec, type(rec))
@@ -355,10 +356,17 @@ def _wire_source(spec: Spec) -> str:
         "        entry = fragments(SPEC, KEPT, merged)",
         "        if entry is None:",
         "            return None",
-        "    mid = message_id()",
-        "    data = join((entry[1], props[:-1], entry[2], timestamp(rec._ts), ID_KEY, mid.encode(), END))"
+        "    ts = rec._ts",
+        "    lo, hi, when = LAST_MS[0]",
+        "    if not lo <= ts < hi:",
+        "        when = timestamp(ts)",
+        "    try:",
+        "        mid = pop_id()",
+        "    except IndexError:",
+        "        mid = message_id()",
+        "    data = join((entry[1], props[:-1], entry[2], when, ID_KEY, mid.encode(), END))"
         if spec.properties
-        else "    data = join((entry[1], timestamp(rec._ts), ID_KEY, mid.encode(), END))",
+        else "    data = join((entry[1], when, ID_KEY, mid.encode(), END))",
         "    if len(data) > SURELY_SMALL:",
         "        return None",
         "    return data, mid",
@@ -381,7 +389,9 @@ def _compile_wire(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions], t
         "dumps": orjson.dumps,
         "join": b"".join,
         "message_id": message_id,
+        "pop_id": _encoding.pool.pop,  # the pool is one list for good (a forked child clears it)
         "timestamp": timestamp_bytes,
+        "LAST_MS": _encoding.last_millisecond,
         "ID_KEY": _ID_KEY,
         "END": _END,
         "SURELY_SMALL": _SURELY_SMALL,

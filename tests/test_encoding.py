@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import math
 import threading
 import uuid
 from collections import OrderedDict, namedtuple
@@ -15,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instrument import EncodingError, PropertyError
@@ -359,12 +360,36 @@ def test_dumps_refuses_a_message_the_encoder_did_not_make_with_an_encoding_error
     assert info.value.track == "A B"
 
 
-@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
-def test_format_timestamp_matches_datetime_fromtimestamp(epoch: float) -> None:
-    expected = (
+def _datetime_text(epoch: float) -> str:
+    return (
         dt.datetime.fromtimestamp(epoch, dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     )
-    assert format_timestamp(epoch) == expected
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
+def test_format_timestamp_matches_datetime_fromtimestamp(epoch: float) -> None:
+    assert format_timestamp(epoch) == _datetime_text(epoch)
+
+
+@settings(max_examples=300)
+@given(
+    base=st.floats(min_value=-2_000_000_000, max_value=4_102_444_800, allow_nan=False),
+    steps=st.lists(
+        st.tuples(st.integers(min_value=-3_000, max_value=3_000), st.integers(min_value=-4, max_value=4)),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_a_timestamp_near_the_last_one_formatted_is_its_own_millisecond(
+    base: float, steps: list[tuple[int, int]]
+) -> None:
+    # The last millisecond's text is reused for values inside it: values a few microseconds and a few
+    # float steps around millisecond edges, after one another, must each get their own text.
+    for step, ulp in steps:
+        epoch = base + step * 1e-6
+        for _ in range(abs(ulp)):
+            epoch = math.nextafter(epoch, math.copysign(math.inf, ulp))
+        assert format_timestamp(epoch) == _datetime_text(epoch)
 
 
 def test_message_ids_are_distinct_version_4_uuids() -> None:
@@ -487,3 +512,12 @@ def test_threads_drawing_message_ids_at_once_never_share_one() -> None:
     ids = [i for into in drawn for i in into]
     assert len(ids) == 20_000 == len(set(ids))
     assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+
+
+@pytest.mark.parametrize("edge", [999.4e-6, 999.6e-6, 999.8e-6, 1000.3e-6, -0.3e-6, 0.4e-6])
+def test_a_timestamp_rounding_into_the_next_millisecond_is_not_given_the_last_ones_text(edge: float) -> None:
+    # Microsecond rounding carries a value within half a microsecond of a millisecond's end into the next
+    # one: right after a value inside the millisecond, it must still get its own text.
+    for second in (1_700_000_000.0, 1_700_000_000.123, 0.0, 4_102_444_799.5):
+        format_timestamp(second + 500e-6)
+        assert format_timestamp(second + edge) == _datetime_text(second + edge)
