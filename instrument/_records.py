@@ -442,18 +442,31 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
             sure.append(f"{var}.__class__ in _c{i}")
     body += derive
     sure.append("not _over")
+    scope_checks: list[str] = []
+    deep = False
     for j, f in enumerate(spec.scope.fields):
         check = spec.scope.checks.get(f)
         if f in spec.scope.id_fields:
-            sure.append(f"((_v := _ctx.get({f!r})).__class__ is _int or (_v.__class__ is _str and _v != ''))")
+            scope_checks.append(f"((_v := _ctx.get({f!r})).__class__ is _int or (_v.__class__ is _str and _v != ''))")
         elif check is None or check.text in ("Any", "object"):
-            sure.append(f"_ctx.get({f!r}) is not None")
+            scope_checks.append(f"_ctx.get({f!r}) is not None")
         elif check.exact is not None and not check.shallow and type(None) not in check.exact:
             ns[f"_s{j}"] = check.exact
-            sure.append(f"_ctx.get({f!r}).__class__ in _s{j}")
+            scope_checks.append(f"_ctx.get({f!r}).__class__ in _s{j}")
         else:
             ns[f"_s{j}"] = check.ok
-            sure.append(f"((_v := _ctx.get({f!r})) is not None and _s{j}(_v))")
+            scope_checks.append(f"((_v := _ctx.get({f!r})) is not None and _s{j}(_v))")
+            deep = True
+    if scope_checks and not deep:
+        # The scope dict that last passed this class's checks is remembered: a bound dict is never
+        # mutated (_scopes) and these checks read only its values' classes, so the same dict passes
+        # again; held here, its id is never another dict's. (A deep check, of a list's items say, is
+        # run every time: a bound list can change.)
+        ns["_ok"] = [None]
+        ns["_passed"] = _passed
+        sure.append(f"(_ctx is _ok[0] or ({' and '.join(scope_checks)} and _passed(_ok, _ctx)))")
+    else:
+        sure += scope_checks
     head = [
         "    _ctx = _get()",
         "    _self._ctx = _ctx",
@@ -488,6 +501,11 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
     )
     init.__signature__ = _signature(spec)  # type: ignore[attr-defined]
     return init
+
+
+def _passed(remembered: list[object], scope: object) -> bool:
+    remembered[0] = scope
+    return True
 
 
 def _call_derive(compute: Callable[..., Any], **fields: Any) -> Any:

@@ -549,3 +549,23 @@ def test_a_derived_function_whose_annotations_disagree_with_the_fields_is_refuse
         class WrongResult(Track, event="Bad Thing Happened"):
             first: InitVar[str]
             loud: str = derived(_count)
+
+
+def test_a_scope_that_passed_before_does_not_let_another_scope_pass() -> None:
+    # Each class remembers the last scope dict that passed its checks (the same dict passes again without
+    # them): a different dict, missing a field, with an empty id or a bool, is still checked and refused.
+    good = analytics_scope(user_id=1, project_id=2)
+    bad_scopes = [
+        analytics_scope(user_id=1),
+        analytics_scope(user_id=1, project_id=""),
+        analytics_scope(user_id=1, project_id=True),  # type: ignore[arg-type]
+        analytics_scope(project_id=2),
+    ]
+    for bad in bad_scopes:
+        with good:
+            assert Renamed(internal_name="a").validation_error is None
+            assert Renamed(internal_name="a").validation_error is None
+        with bad:
+            assert isinstance(Renamed(internal_name="a").validation_error, ScopeError)
+        with good:
+            assert Renamed(internal_name="a").validation_error is None
