@@ -275,6 +275,7 @@ class Dispatcher:
         self._taken = 0  # records the worker has popped
         self._done = 0  # records the worker has finished with (handed to the transport or dropped)
         self._in_hand = 0  # records popped and not yet finished with (a failure loses exactly these)
+        self._awaited: list[int] = []  # the _done each waiting flush waits for
         self._evicted = 0  # accepted records dropped to make room (drop-oldest policy)
         self._swept = 0  # accepted records close() found still queued
         self._spilled = 0  # accepted records a full queue sent to the overflow (to spill to disk)
@@ -461,7 +462,11 @@ class Dispatcher:
         with self._progress:
             self._in_hand -= count
             self._done += count
-            self._progress.notify_all()
+            # Waiters are woken when the first of them is done, not at every batch: a flush waiting on a
+            # long backlog would otherwise wake (and take the GIL from this thread) a thousand times.
+            awaited = self._awaited
+            if awaited and self._done >= min(awaited):
+                self._progress.notify_all()
 
     def _failed(self, item: Any, error: Exception) -> None:
         """A popped event that cannot be encoded: lost, reported, finished with."""
@@ -533,12 +538,16 @@ class Dispatcher:
                 self._drain()  # no thread can be started (interpreter exit): deliver on this thread
             self._wake.set()
             with self._progress:
-                while self._done < target or self._recovering:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        done = False
-                        break
-                    self._progress.wait(remaining)
+                self._awaited.append(target)
+                try:
+                    while self._done < target or self._recovering:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            done = False
+                            break
+                        self._progress.wait(remaining)
+                finally:
+                    self._awaited.remove(target)
         done = self.transport.flush(max(0.0, deadline - time.monotonic())) and done
         return self._nothing_lost() and done
 

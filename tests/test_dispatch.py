@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -672,3 +673,50 @@ def lost_reported(errors: list[AnalyticsError]) -> int:
         ):
             lost += 1
     return lost
+
+
+class OneBatchAtATime(Transport):
+    """Each batch waits for one ``release()``; then it counts as sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Semaphore(0)
+        self.batches = 0
+
+    def send(self, messages: list[Message]) -> None:
+        if not self.gate.acquire(timeout=20.0):
+            raise TimeoutError("never released")
+        self.batches += 1
+        self._report.sent(len(messages))
+
+
+def test_a_flush_returns_when_its_own_events_are_done_while_a_later_flush_still_waits() -> None:
+    # Waiters are woken when the first of them is done (not at every batch): the earlier flush, waiting
+    # for fewer events, must still be woken by its own batch, not by the later flush's.
+    transport = OneBatchAtATime()
+    instrument.configure(transport=transport, batch_size=100, flush_interval=0.05)
+    results: dict[str, bool] = {}
+    calling = threading.Event()
+
+    def flush_as(name: str) -> None:
+        calling.set()
+        results[name] = instrument.flush(30.0)
+
+    for n in range(100):
+        assert instrument.track(Dispatched(n=n, user_id=1)).ok
+    first = threading.Thread(target=flush_as, args=("first",))
+    first.start()
+    calling.wait(10.0)
+    time.sleep(0.5)  # the first flush has counted its 100 events (the batch is held at the gate)
+    for n in range(100, 300):
+        assert instrument.track(Dispatched(n=n, user_id=1)).ok
+    later = threading.Thread(target=flush_as, args=("later",))
+    later.start()
+    transport.gate.release()  # the first batch: the first flush's 100 events
+    first.join(10.0)
+    assert results == {"first": True}
+    assert later.is_alive()
+    transport.gate.release(2)
+    later.join(10.0)
+    assert results == {"first": True, "later": True}
+    assert transport.batches == 3
