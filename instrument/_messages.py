@@ -6,7 +6,7 @@ import keyword
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as _dc_field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -81,7 +81,7 @@ def to_wire(rec: _Record | dict[str, Any], options: EncodeOptions = DEFAULT_OPTI
     """
     if rec.__class__ is dict:
         return dumps(rec), rec["messageId"]
-    assert not isinstance(rec, dict)  # for the type checker: the test above is the cheap one
+    rec = cast(_Record, rec)  # what the test above leaves (isinstance would cost a call per message)
     if rec._error is not None:
         raise rec._error
     # Each record class has its own __instrument_spec__ (None until compiled): no inherited one is read.
@@ -351,11 +351,12 @@ def _wire_source(spec: Spec) -> str:
             "        return None",
         ]
     lines += [
-        "    entry = kept_get(id(merged))",
-        "    if entry is None:",
-        "        entry = fragments(SPEC, KEPT, merged)",
+        "    entry = LAST[0]",
+        "    if entry[0] is not merged:  # another scope than the last record's",
+        "        entry = kept_get(id(merged)) or fragments(SPEC, KEPT, merged)",
         "        if entry is None:",
         "            return None",
+        "        LAST[0] = entry",
         "    ts = rec._ts",
         "    lo, hi, when = LAST_MS[0]",
         "    if not lo <= ts < hi:",
@@ -384,6 +385,7 @@ def _compile_wire(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions], t
     namespace = {
         "SPEC": spec,
         "KEPT": kept,
+        "LAST": [(None, b"", b"")],  # the last entry used, swapped whole (never a scope dict's: None)
         "kept_get": kept.get,
         "fragments": _fragments,
         "dumps": orjson.dumps,

@@ -80,17 +80,18 @@ def batches_of(
     """Cut messages into batches whose joined messages stay under ``limit``.
 
     ``items`` are ``(message bytes, messageId)`` pairs, or, with ``wire``, what ``wire`` turns into such a
-    pair; an item ``wire`` raises for goes to ``failed`` (without ``failed``, the error propagates). One
-    loop per batch, not a generator per message: this runs once per delivered event.
+    pair; an item ``wire`` raises for goes to ``failed`` (without ``failed``, the error propagates). The
+    items are encoded first, then cut: this runs once per delivered event, and the items (a batch's worth)
+    almost always fit in one batch, which is then made without counting sizes one by one.
     """
     data: list[bytes] = []
     ids: list[str] = []
-    lengths: list[int] = []
-    size = -1  # n messages take their bytes plus n - 1 commas
-    for item in items:
-        if wire is None:
-            message, mid = item
-        else:
+    if wire is None:
+        for message, mid in items:
+            data.append(message)
+            ids.append(mid)
+    else:
+        for item in items:
             try:
                 message, mid = wire(item)
             except Exception as error:
@@ -98,17 +99,22 @@ def batches_of(
                     raise
                 failed(item, error)
                 continue
-        n = len(message)
-        grown = size + n + 1
-        if data and grown > limit:
-            yield EncodedBatch(data, ids, lengths=lengths)
-            data, ids, lengths, grown = [], [], [], n
-        data.append(message)
-        ids.append(mid)
-        lengths.append(n)
-        size = grown
-    if data:
+            data.append(message)
+            ids.append(mid)
+    if not data:
+        return
+    lengths = list(map(len, data))
+    if sum(lengths) + len(lengths) - 1 <= limit:  # n messages take their bytes plus n - 1 commas
         yield EncodedBatch(data, ids, lengths=lengths)
+        return
+    first, size = 0, -1
+    for i, n in enumerate(lengths):
+        grown = size + n + 1
+        if i > first and grown > limit:
+            yield EncodedBatch(data[first:i], ids[first:i], lengths=lengths[first:i])
+            first, grown = i, n
+        size = grown
+    yield EncodedBatch(data[first:], ids[first:], lengths=lengths[first:])
 
 
 class Spool(Protocol):
