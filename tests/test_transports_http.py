@@ -445,10 +445,17 @@ def test_abort_cuts_an_attempt_waiting_for_an_answer(server: RawServer) -> None:
     poster = Poster(server.target, 30.0)
     poster.start()
     server.replies[:] = [Reply(b"HTTP/1.1 200 OK\r\n", pieces=1, pause=60.0)]  # no answer for a minute
-    threading.Timer(0.3, poster.abort).start()
+    done = threading.Event()
+
+    def abort_until_done() -> None:  # again and again: an abort before the attempt starts cuts nothing
+        while not done.wait(0.2):
+            poster.abort()
+
+    threading.Thread(target=abort_until_done, daemon=True).start()
     started = time.monotonic()
     with pytest.raises(AttemptFailed) as caught:
         poster.post(BODY, HEADERS)
+    done.set()
     poster.close()
     assert caught.value.stuck
     assert time.monotonic() - started < 10.0  # without the cut: 30 s
@@ -537,7 +544,7 @@ def test_any_answer_is_a_response_or_attempt_failed_within_the_deadline(
         result = error
     finally:
         poster.close()
-    assert time.monotonic() - started < timeout + 2.0
+    assert time.monotonic() - started < timeout + 3.0  # the deadline and a margin for a loaded machine
     if isinstance(result, Response):
         assert 100 <= result.status <= 999
         assert len(result.body) <= MAX_RESPONSE_BYTES
