@@ -426,10 +426,14 @@ def test_a_malformed_response_fails_with_its_fault_named_never_its_bytes(
     ],
     ids=["header", "body", "chunks"],
 )
-def test_a_response_that_drips_past_the_deadline_is_cut_as_stuck(server: RawServer, data: bytes) -> None:
-    # Each byte comes well within any one recv's timeout: only the whole-request deadline ends it.
+@pytest.mark.parametrize("watched", [True, False], ids=["watchdog", "no-watchdog"])
+def test_a_response_that_drips_past_the_deadline_is_cut_as_stuck(server: RawServer, data: bytes, watched: bool) -> None:
+    # Each byte comes well within any one recv's timeout: only the whole-request deadline ends it, by the
+    # watchdog shutting the (blocking) socket down, or, with no watchdog thread, by each recv's timeout
+    # being what is left of it.
     poster = Poster(server.target, 0.5)
-    poster.start()
+    if watched:
+        poster.start()
     server.replies[:] = [Reply(data, pieces=1, pause=0.05)]
     started = time.monotonic()
     with pytest.raises(AttemptFailed) as caught:
@@ -439,6 +443,37 @@ def test_a_response_that_drips_past_the_deadline_is_cut_as_stuck(server: RawServ
     assert caught.value.stuck
     assert "stuck or too slow" in caught.value.reason
     assert 0.45 <= elapsed < 0.5 + 2.0, elapsed  # the drip alone would take 10 s
+
+
+@pytest.mark.parametrize("watched", [True, False], ids=["watchdog", "no-watchdog"])
+def test_an_endpoint_that_never_answers_is_cut_at_the_deadline(server: RawServer, watched: bool) -> None:
+    poster = Poster(server.target, 0.5)
+    if watched:
+        poster.start()
+    server.replies[:] = [Reply(b"", pieces=1, pause=30.0)]  # reads the request, answers nothing
+    started = time.monotonic()
+    with pytest.raises(AttemptFailed) as caught:
+        poster.post(BODY, HEADERS)
+    elapsed = time.monotonic() - started
+    poster.close()
+    assert caught.value.stuck
+    assert 0.45 <= elapsed < 0.5 + 2.0, elapsed
+
+
+def test_a_watched_connection_blocks_and_an_unwatched_one_bounds_each_operation(server: RawServer) -> None:
+    # With the watchdog running the socket blocks (no poll and mode switch per send and recv: the
+    # watchdog ends a blocked call at the deadline); without it, each operation has a timeout.
+    watched, unwatched = Poster(server.target, 5.0), Poster(server.target, 5.0)
+    watched.start()
+    for poster in (watched, unwatched):
+        server.replies[:] = [Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]
+        assert poster.post(BODY, HEADERS).body == b"ok"
+    assert watched._conn is not None
+    assert watched._conn.gettimeout() is None
+    assert unwatched._conn is not None
+    assert unwatched._conn.gettimeout() is not None
+    watched.close()
+    unwatched.close()
 
 
 def test_abort_cuts_an_attempt_waiting_for_an_answer(server: RawServer) -> None:

@@ -197,15 +197,20 @@ class _Watchdog:
         return True
 
     def arm(self, deadline: float, poster: Poster) -> int:
+        """Watch an attempt until ``disarm``; its token, negative when no thread watches (not started,
+        or gone: a forked child, interpreter exit), and the attempt must bound each operation itself."""
         with self._cond:
             self._seq += 1
             self._armed = (self._seq, deadline, poster)
             if self._idle:
                 self._cond.notify()
-            return self._seq
+            thread = self._thread
+            watched = thread is not None and not self._closed and thread.is_alive()
+            return self._seq if watched else -self._seq
 
     def disarm(self, token: int) -> bool:
         """Stop watching attempt ``token``; True if the watchdog had already cut it."""
+        token = abs(token)
         with self._cond:
             armed = self._armed
             if armed is not None and armed[0] == token:
@@ -215,7 +220,7 @@ class _Watchdog:
     def cut(self, token: int) -> bool:
         """True if attempt ``token`` was cut (it stays watched)."""
         with self._cond:
-            return self._fired == token
+            return self._fired == abs(token)
 
     def close(self) -> None:
         """Let the thread end (it is started again by the next ``start``)."""
@@ -295,7 +300,7 @@ class Poster:
             while True:
                 reused = self._reused and self._conn is not None
                 try:
-                    response, keep = self._exchange(request, deadline)
+                    response, keep = self._exchange(request, deadline, watched=token > 0)
                     break
                 except (_NoResponse, ConnectionError):
                     self.reset()
@@ -344,13 +349,23 @@ class Poster:
             return before + body
         return b"".join((before, b"%d" % len(body), after, body))
 
-    def _exchange(self, request: bytes, deadline: float) -> tuple[Response, bool]:
-        """Send ``request`` and read its response: (the response, whether the connection stays usable)."""
+    def _exchange(self, request: bytes, deadline: float, *, watched: bool) -> tuple[Response, bool]:
+        """Send ``request`` and read its response: (the response, whether the connection stays usable).
+
+        ``watched``: the watchdog shuts the socket down at the deadline, which ends a blocked ``send`` or
+        ``recv``; the socket then blocks (a timeout costs a poll and mode switches per operation, more
+        than the request's own two calls). Unwatched, each operation is bounded by what is left.
+        """
         self._got_bytes = False
         sock = self._conn or self._connect(deadline)
-        _bound(sock, deadline)
+        if watched:
+            _left(deadline)
+            if sock.gettimeout() is not None:
+                sock.settimeout(None)
+        else:
+            _bound(sock, deadline)
         sock.sendall(request)
-        reader = _Reader(self, sock, deadline)
+        reader = _Reader(self, sock, None if watched else deadline)
         for _ in range(MAX_INTERIM + 1):
             status, reason, fields, version = reader.head()
             if status >= 200:
@@ -429,11 +444,12 @@ def _https_context() -> ssl.SSLContext:
 
 
 class _Reader:
-    """Reads one response from a socket into one buffer, each ``recv`` bounded by the deadline."""
+    """Reads one response from a socket into one buffer, each ``recv`` bounded by ``deadline`` (None: the
+    socket blocks and the watchdog ends it at the deadline)."""
 
     __slots__ = ("buf", "deadline", "pos", "poster", "sock")
 
-    def __init__(self, poster: Poster, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, poster: Poster, sock: socket.socket, deadline: float | None) -> None:
         self.poster = poster
         self.sock = sock
         self.deadline = deadline
@@ -442,7 +458,8 @@ class _Reader:
 
     def _fill(self) -> bool:
         """Receive more bytes; False when the endpoint closed the connection."""
-        _bound(self.sock, self.deadline)
+        if self.deadline is not None:  # None: the watchdog cuts the socket at the deadline
+            _bound(self.sock, self.deadline)
         data = self.sock.recv(_RECV_BYTES)
         if not data:
             return False
