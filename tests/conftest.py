@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +21,18 @@ from instrument.transports import MemoryTransport
 # load, not the code's. Speed is measured by bench/run.py.
 settings.register_profile("instrument", deadline=None)
 settings.load_profile("instrument")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int, int]:
+    """``-n auto`` starts two workers per core (xdist's own count, doubled) unless
+    PYTEST_XDIST_AUTO_NUM_WORKERS names a number.
+
+    Most of the suite waits rather than computes (real servers and subprocesses, retry back-offs, timeouts
+    that are the point of a test): with one worker per core the cores were idle about half the run.
+    """
+    count = yield
+    return count if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else 2 * count
 
 
 @pytest.fixture(autouse=True)

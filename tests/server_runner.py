@@ -38,12 +38,15 @@ def _wait_until_serving(base: str, process: subprocess.Popen[str], deadline: flo
     raise AssertionError("the server did not start serving in time")
 
 
-def serve_load_and_terminate(command: list[str], port: int, endpoint: SegmentEndpoint) -> set[int]:
+def serve_load_and_terminate(
+    command: list[str], port: int, endpoint: SegmentEndpoint, answered_first: int = 150
+) -> set[int]:
     """Start the server, load it from 4 threads, SIGTERM it under load; the ids whose request got a 200.
 
-    Request 0 is the readiness probe (it records too). The load keeps going until the server stops
-    answering, or for 3 s after the signal (a server waits for busy keep-alive connections, then kills
-    its workers after its graceful timeout, as a load balancer would have drained them by then).
+    Request 0 is the readiness probe (it records too). The signal comes once ``answered_first`` requests
+    got their 200 (at most 30 s in; the load goes on meanwhile and after). The load keeps going until the
+    server stops answering, or for 3 s after the signal (a server waits for busy keep-alive connections,
+    then kills its workers after its graceful timeout, as a load balancer would have drained them by then).
     """
     env = {**os.environ, "ENDPOINT": endpoint.url, "PYTHONPATH": f"{TESTS}{os.pathsep}{PROJECT_ROOT}"}
     env.pop("INSTRUMENT_STRICT", None)
@@ -74,7 +77,9 @@ def serve_load_and_terminate(command: list[str], port: int, endpoint: SegmentEnd
         threads = [threading.Thread(target=load) for _ in range(4)]
         for thread in threads:
             thread.start()
-        time.sleep(1.5)
+        loaded_by = time.monotonic() + 30
+        while len(ok) < answered_first and time.monotonic() < loaded_by and process.poll() is None:
+            time.sleep(0.02)
         stop_by = time.monotonic() + 3.0
         process.send_signal(signal.SIGTERM)
         terminated.set()

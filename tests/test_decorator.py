@@ -642,6 +642,10 @@ class _PropsRaised(Exception):
 @example(infra_id=0, props_result={SECRET: None}, strict_mode=False, fail=False)
 @example(infra_id=0, props_result={"region": {SECRET: 1}}, strict_mode=True, fail=False)
 @example(infra_id=1, props_result=hostile_values.hostile(frozenset({"__iter__"})), strict_mode=False, fail=True)
+@example(infra_id=hostile_values.very_deep, props_result=None, strict_mode=True, fail=False)
+@example(infra_id=1, props_result=hostile_values.very_deep, strict_mode=False, fail=False)
+@example(infra_id=0, props_result={"region": hostile_values.very_deep}, strict_mode=True, fail=False)
+@example(infra_id=hostile_values.very_deep, props_result=None, strict_mode=False, fail=True)
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     infra_id=hostile_values.values,

@@ -132,7 +132,10 @@ def test_the_blocks_of_a_page_run_and_print_what_they_show(page: Path, tmp_path:
         assert run.returncode == 0, run.stderr
         assert run.stdout.splitlines() == expected, run.stderr
     if tests:
-        run = python("-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", *tests)
+        # No page's tests use Hypothesis, whose plugin imports all of it (about 1 s of the child's start).
+        run = python(
+            "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", *tests
+        )
         assert run.returncode == 0, run.stdout + run.stderr
         assert " passed" in run.stdout, run.stdout
 

@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,20 +55,43 @@ def peek() -> dict[str, object]:
     return dict(current_scope())
 
 
-@pytest.fixture(autouse=True)
-def _installed() -> Iterator[None]:
+@contextmanager
+def _root_logger_kept() -> Iterator[None]:
     # start_worker sets up Celery's logging: the root logger's level and a handler. Other tests' caplog
     # needs them back.
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
-    instrument_celery.install()
-    seen_scopes.clear()
     try:
         yield
     finally:
-        instrument_celery.uninstall()
         root.setLevel(level)
         root.handlers[:] = handlers
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[None]:
+    """One real embedded worker (3 threads, in-memory broker) for the module's tests.
+
+    Stopping one takes about 4 s (its loop drains the broker in 2 s waits), so the tests share it. The
+    integration's signal handlers are looked up at each publish and each run, so each test's own
+    install() (and a test's disconnect of the publish handler) applies to this worker.
+    """
+    with (
+        _root_logger_kept(),
+        start_worker(app, pool="threads", concurrency=3, perform_ping_check=False, shutdown_timeout=10),
+    ):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _installed() -> Iterator[None]:
+    with _root_logger_kept():
+        instrument_celery.install()
+        seen_scopes.clear()
+        try:
+            yield
+        finally:
+            instrument_celery.uninstall()
 
 
 def test_eager_tasks_keep_the_caller_s_scope_and_leave_it_unchanged(analytics_events: CapturedEvents) -> None:
@@ -84,16 +108,15 @@ def test_eager_tasks_keep_the_caller_s_scope_and_leave_it_unchanged(analytics_ev
     assert [e.properties["n"] for e in events] == [1, 2]
 
 
+@pytest.mark.usefixtures("worker")
 def test_a_real_worker_runs_every_task_under_its_producer_s_scope(analytics_events: CapturedEvents) -> None:
-    task = run
-    with start_worker(app, pool="threads", concurrency=3, perform_ping_check=False, shutdown_timeout=10):
-        results = []
-        for n in range(40):
-            with analytics_scope(user_id=f"user-{n % 2}", project_id=n % 2):
-                results.append(task.delay(n))
-        assert sorted(r.get(timeout=30, interval=0.02) for r in results) == list(range(40))
-        # A task published with nothing bound runs with nothing bound, on the same worker threads.
-        assert peek.delay().get(timeout=30, interval=0.02) == {}
+    results = []
+    for n in range(40):
+        with analytics_scope(user_id=f"user-{n % 2}", project_id=n % 2):
+            results.append(run.delay(n))
+    assert sorted(r.get(timeout=30, interval=0.02) for r in results) == list(range(40))
+    # A task published with nothing bound runs with nothing bound, on the same worker threads.
+    assert peek.delay().get(timeout=30, interval=0.02) == {}
     events = analytics_events.of(TaskRan)
     assert len(events) == 40
     for event in events:
@@ -102,17 +125,17 @@ def test_a_real_worker_runs_every_task_under_its_producer_s_scope(analytics_even
     assert current_scope() == {}
 
 
+@pytest.mark.usefixtures("worker")
 @pytest.mark.analytics_lenient
 def test_a_missing_or_garbage_header_leaves_the_task_unbound_and_succeeding(analytics_events: CapturedEvents) -> None:
-    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, shutdown_timeout=10):
-        with analytics_scope(user_id="bound-before", project_id=1):
-            assert peek.delay().get(timeout=30, interval=0.02) == {"user_id": "bound-before", "project_id": 1}
-        # Published by a producer without the integration: no header at all.
-        signals.before_task_publish.disconnect(dispatch_uid="instrument.integrations.celery.publish")
-        assert peek.delay().get(timeout=30, interval=0.02) == {}
-        for garbage in ("not-a-carrier", '1:{"password": "hunter2"}', "1:" + "x" * 10_000, "2:{}"):
-            headers = {instrument_celery.HEADER: garbage, "headers": {instrument_celery.HEADER: garbage}}
-            assert peek.apply_async(headers=headers).get(timeout=30, interval=0.02) == {}
+    with analytics_scope(user_id="bound-before", project_id=1):
+        assert peek.delay().get(timeout=30, interval=0.02) == {"user_id": "bound-before", "project_id": 1}
+    # Published by a producer without the integration: no header at all.
+    signals.before_task_publish.disconnect(dispatch_uid="instrument.integrations.celery.publish")
+    assert peek.delay().get(timeout=30, interval=0.02) == {}
+    for garbage in ("not-a-carrier", '1:{"password": "hunter2"}', "1:" + "x" * 10_000, "2:{}"):
+        headers = {instrument_celery.HEADER: garbage, "headers": {instrument_celery.HEADER: garbage}}
+        assert peek.apply_async(headers=headers).get(timeout=30, interval=0.02) == {}
     assert len(analytics_events.errors) == 4
     assert all(isinstance(e, PropagationError) for e in analytics_events.errors)
     assert not any("hunter2" in str(e) for e in analytics_events.errors)
@@ -173,9 +196,9 @@ def test_the_example_s_prefork_worker_recycling_children_loses_nothing(
     assert len({m["properties"]["pid"] for m in messages}) >= 7  # really many recycled children
 
 
+@pytest.mark.usefixtures("worker")
 def test_a_task_s_event_without_ids_names_the_celery_fix(analytics_events: CapturedEvents) -> None:
-    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, shutdown_timeout=10):
-        # Published by a producer without the integration: the task has no scope, its event no ids.
-        signals.before_task_publish.disconnect(dispatch_uid="instrument.integrations.celery.publish")
-        with pytest.raises(Exception, match=r"instrument\.integrations\.celery\.install\(\)"):
-            run.delay(1).get(timeout=30, interval=0.02)
+    # Published by a producer without the integration: the task has no scope, its event no ids.
+    signals.before_task_publish.disconnect(dispatch_uid="instrument.integrations.celery.publish")
+    with pytest.raises(Exception, match=r"instrument\.integrations\.celery\.install\(\)"):
+        run.delay(1).get(timeout=30, interval=0.02)

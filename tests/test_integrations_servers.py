@@ -29,12 +29,12 @@ def assert_every_answered_request_s_event_arrived(answered: set[int], endpoint: 
     assert all(m["userId"] == f"user-{m['properties']['n']}" for m in endpoint.messages)
 
 
-def serve_terminate_and_check(endpoint: SegmentEndpoint, arguments: str) -> None:
-    """Run ``python -m <arguments>`` (``{port}`` in them: a free port) under load, SIGTERM it, and check
-    that every answered request's event arrived."""
+def serve_terminate_and_check(endpoint: SegmentEndpoint, arguments: str, answered_first: int = 150) -> None:
+    """Run ``python -m <arguments>`` (``{port}`` in them: a free port) under load, SIGTERM it once
+    ``answered_first`` requests were answered, and check that every answered request's event arrived."""
     port = free_port()
     command = [sys.executable, "-m", *arguments.format(port=port).split()]
-    answered = serve_load_and_terminate(command, port, endpoint)
+    answered = serve_load_and_terminate(command, port, endpoint, answered_first)
     assert_every_answered_request_s_event_arrived(answered, endpoint)
 
 
@@ -71,8 +71,11 @@ def test_django_under_uvicorn_stopped_with_sigterm_under_load_delivers_every_rec
 def test_gunicorn_sync_workers_recycled_and_stopped_with_sigterm_under_load_deliver_every_recorded_event(
     endpoint: SegmentEndpoint,
 ) -> None:
+    # 500 answered before the signal: each of the two workers has been recycled at least once.
     serve_terminate_and_check(
-        endpoint, f"gunicorn wsgi_server_app:app --bind 127.0.0.1:{{port}} --workers 2 --max-requests 100 {QUIET}"
+        endpoint,
+        f"gunicorn wsgi_server_app:app --bind 127.0.0.1:{{port}} --workers 2 --max-requests 100 {QUIET}",
+        answered_first=500,
     )
 
 

@@ -78,12 +78,32 @@ def _stop(service: Service) -> None:
 
 
 @pytest.fixture
-def service() -> Iterator[Service]:
+def own_service() -> Iterator[Service]:
+    """A collect process of the test's own: its peak memory and its threads are the test's alone."""
     running = _start()
     try:
         yield running
     finally:
         _stop(running)
+
+
+@pytest.fixture(scope="module")
+def _shared_service() -> Iterator[Service]:
+    running = _start()
+    try:
+        yield running
+    finally:
+        _stop(running)  # and no traceback in what it wrote over all the module's tests
+
+
+@pytest.fixture
+def service(_shared_service: Service) -> Service:
+    """The module's collect process (a start costs about 0.3 s), still running and emptied through its
+    public ``/micro/reset``: each test sees a service that stored nothing."""
+    assert _shared_service.proc.poll() is None, "the shared collect process died"
+    assert requests.post(_shared_service.url + "/micro/reset", timeout=30).status_code == 200
+    assert _shared_service.total() == 0
+    return _shared_service
 
 
 def _refused(answer: requests.Response, status: int, reason: str) -> None:
@@ -132,15 +152,15 @@ def _peak_rss(pid: int) -> int:
     raise AssertionError("no VmHWM in /proc/PID/status")
 
 
-def test_a_gzip_bomb_is_refused_while_inflating_without_the_memory_it_asks_for(service: Service) -> None:
+def test_a_gzip_bomb_is_refused_while_inflating_without_the_memory_it_asks_for(own_service: Service) -> None:
     bomb = _gzip_bomb(500 << 20)  # 500 MiB of JSON in about half a megabyte
     assert len(bomb) < 600_000
-    service.assert_still_serving()  # warm: the peak so far includes serving a request
-    before = _peak_rss(service.proc.pid)
-    _refused(service.post("/v1/batch", bomb, **{"Content-Encoding": "gzip"}), 400, "inflates to over the")
-    assert _peak_rss(service.proc.pid) - before < 64 << 20
-    assert service.total() == 1  # the warm-up batch only
-    service.assert_still_serving()
+    own_service.assert_still_serving()  # warm: the peak so far includes serving a request
+    before = _peak_rss(own_service.proc.pid)
+    _refused(own_service.post("/v1/batch", bomb, **{"Content-Encoding": "gzip"}), 400, "inflates to over the")
+    assert _peak_rss(own_service.proc.pid) - before < 64 << 20
+    assert own_service.total() == 1  # the warm-up batch only
+    own_service.assert_still_serving()
 
 
 @pytest.mark.parametrize(
@@ -164,16 +184,16 @@ def test_bad_query_parameters_are_400_at_once(service: Service, path: str, param
     service.assert_still_serving()
 
 
-def test_slow_clients_are_cut_off_and_never_starve_the_others(service: Service) -> None:
-    proc = psutil.Process(service.proc.pid)
+def test_slow_clients_are_cut_off_and_never_starve_the_others(own_service: Service) -> None:
+    proc = psutil.Process(own_service.proc.pid)
     idle_threads = proc.num_threads()
     slow: list[socket.socket] = []
     for _ in range(200):
-        connection = socket.create_connection(("127.0.0.1", int(service.url.rsplit(":", 1)[1])), timeout=30)
+        connection = socket.create_connection(("127.0.0.1", int(own_service.url.rsplit(":", 1)[1])), timeout=30)
         connection.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\n")  # and never the rest
         slow.append(connection)
     try:
-        service.assert_still_serving()  # while they hang on
+        own_service.assert_still_serving()  # while they hang on
         still_open = set(slow)
         deadline = time.monotonic() + 60  # the service's request timeout is 10 s
         while still_open and time.monotonic() < deadline:
@@ -196,7 +216,7 @@ def test_slow_clients_are_cut_off_and_never_starve_the_others(service: Service) 
     finally:
         for connection in slow:
             connection.close()
-    service.assert_still_serving()
+    own_service.assert_still_serving()
 
 
 def test_a_store_error_rolls_back_and_the_next_batch_is_stored(tmp_path: Path) -> None:

@@ -101,7 +101,10 @@ def test_nothing():
 def test_a_test_run_record_shows_the_planned_events_the_suite_never_emitted(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(covcatalog=textwrap.dedent(CATALOG), test_cov=textwrap.dedent(TESTS))
     record = pytester.path / "record.jsonl"
-    result = pytester.runpytest_subprocess("-p", "no:randomly", f"--analytics-record={record}", timeout=100)
+    # No Hypothesis plugin: it imports all of Hypothesis (about 1 s) for a project without properties.
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", "-p", "no:hypothesispytest", f"--analytics-record={record}", timeout=100
+    )
     result.assert_outcomes(passed=3)
     done = run_instrument("plan", "coverage", "covcatalog", "--events", str(record), cwd=pytester.path)
     assert done.returncode == 1, done.stderr

@@ -20,7 +20,9 @@ pytest_plugins = ["pytester"]
 
 pytestmark = pytest.mark.timeout(120)
 
-ISOLATED = ("-p", "no:randomly", "-p", "no:cacheprovider")
+# Hypothesis's plugin imports all of Hypothesis (about 1 s of each child's start); these projects have no
+# property tests, and the instrument plugin still comes from its entry point beside the others.
+ISOLATED = ("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
 # The catalog the generated test modules share (imported by each of them from this helper module).
 CATALOG = """
@@ -207,7 +209,7 @@ def test_each_test_starts_from_the_state_before_the_fixture(pytester: pytest.Pyt
     run(pytester).assert_outcomes(passed=12)
     # Random order and two xdist workers: still independent.
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-p", "randomly", "-p", "xdist", "-n", "2", timeout=100
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "randomly", "-p", "xdist", "-n", "2", timeout=100
     )
     result.assert_outcomes(passed=12)
 

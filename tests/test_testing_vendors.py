@@ -231,6 +231,13 @@ def test_malformed_json_is_refused_not_dropped(posthog_endpoint: VendorEndpoint)
     assert "malformed JSON" in answer.json()["detail"]
 
 
+@pytest.fixture(scope="module")
+def recording_endpoints() -> Iterator[dict[str, VendorEndpoint]]:
+    """A PostHog and an Amplitude endpoint for the whole module (a property test runs many examples)."""
+    with VendorEndpoint("posthog") as posthog, VendorEndpoint("amplitude") as amplitude:
+        yield {"posthog": posthog, "amplitude": amplitude}
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     properties=st.dictionaries(
@@ -243,7 +250,9 @@ def test_malformed_json_is_refused_not_dropped(posthog_endpoint: VendorEndpoint)
         max_size=5,
     )
 )
-def test_every_vendor_records_properties_exactly_as_sent(properties: dict[str, Any]) -> None:
+def test_every_vendor_records_properties_exactly_as_sent(
+    recording_endpoints: dict[str, VendorEndpoint], properties: dict[str, Any]
+) -> None:
     bodies = {
         "posthog": (
             "/batch/",
@@ -255,10 +264,12 @@ def test_every_vendor_records_properties_exactly_as_sent(properties: dict[str, A
         ),
     }
     for vendor, (path, body) in bodies.items():
-        with VendorEndpoint(vendor) as endpoint:  # type: ignore[arg-type]
-            assert _post(endpoint.url + path, body).status_code == 200
-            data = endpoint.items[0].data
-            assert data.get("properties", data.get("event_properties")) == properties
+        endpoint = recording_endpoints[vendor]
+        endpoint.clear()  # each example reads only its own item
+        assert _post(endpoint.url + path, body).status_code == 200
+        [item] = endpoint.items
+        data = item.data
+        assert data.get("properties", data.get("event_properties")) == properties
 
 
 # -- faults --------------------------------------------------------------------------------------
