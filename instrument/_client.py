@@ -30,7 +30,7 @@ from instrument._errors import (
     PropertyError,
     SpoolError,
 )
-from instrument._messages import DEFAULT_OPTIONS, EncodeOptions, to_message, to_wire
+from instrument._messages import DEFAULT_OPTIONS, EncodeOptions, to_message, wire_batches
 from instrument._records import Identify, Track
 from instrument._reporting import Reporter
 from instrument._settings import ErrorHandler, Redactor, Settings
@@ -85,8 +85,10 @@ class Client:
             transport if transport is not None else _Nowhere(),
             settings,
             encode=encode,
-            # to_wire's own default options when nothing is renamed or redacted: no partial on every message.
-            wire=to_wire if self.options == DEFAULT_OPTIONS else functools.partial(to_wire, options=self.options),
+            # wire_batches' own default options when nothing is renamed or redacted (no partial per batch).
+            batches=wire_batches
+            if self.options == DEFAULT_OPTIONS
+            else functools.partial(wire_batches, options=self.options),
             reporter=self.reporter,
         )
 

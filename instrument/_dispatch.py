@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -251,11 +251,15 @@ class Dispatcher:
         encode: Callable[[Any], Message],
         reporter: Reporter,
         wire: Callable[[Any], tuple[bytes, str]] | None = None,
+        batches: Callable[[list[Any], int, Callable[[Any, Exception], None]], Iterator[EncodedBatch]] | None = None,
     ) -> None:
         self.transport = transport
         self.settings = settings
         self._encode = encode
         self._wire_of = wire if wire is not None else self._wire_from_message
+        # Records -> encoded batches: the client's own loop (records to bytes without a call per message
+        # through ``wire``), else ``wire`` item by item.
+        self._batches = batches if batches is not None else self._batches_by_item
         self._reporter = reporter
         self._max_count = settings.max_queue_size
         self._max_bytes = settings.max_queue_bytes or DEFAULT_MAX_QUEUE_BYTES
@@ -370,7 +374,7 @@ class Dispatcher:
         def lost(item: Any, error: Exception) -> None:
             self.ledger.lose(drop_reason(error), 1, _as_analytics_error(item, error))
 
-        for batch in batches_of(group, self.transport.batch_limit, self._wire_of, lost):
+        for batch in self._batches(group, self.transport.batch_limit, lost):
             if not self.transport.spill(batch):
                 n = len(batch)
                 text = f"queue and spool full: {n} event(s) dropped"
@@ -474,7 +478,7 @@ class Dispatcher:
         self._finished(1)
 
     def _export_bytes(self, items: list[Any]) -> None:
-        for batch in batches_of(items, self.transport.batch_limit, self._wire_of, self._failed):
+        for batch in self._batches(items, self.transport.batch_limit, self._failed):
             self._bound_by_bytes(batch)
             self._export(batch, len(batch))
 
@@ -513,6 +517,11 @@ class Dispatcher:
         """Keep the queue's bytes near ``max_queue_bytes``: its count bound follows the encoded size."""
         per_message = batch.size // max(1, len(batch)) + 1
         self._cap = max(self._batch_size, min(self._max_count, self._max_bytes // per_message))
+
+    def _batches_by_item(
+        self, items: list[Any], limit: int, failed: Callable[[Any, Exception], None]
+    ) -> Iterator[EncodedBatch]:
+        return batches_of(items, limit, self._wire_of, failed)
 
     def _wire_from_message(self, item: Any) -> tuple[bytes, str]:
         message = item if item.__class__ is dict else self._encode(item)  # a dict: built in strict mode

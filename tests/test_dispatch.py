@@ -453,7 +453,7 @@ def _raise_once(real: Callable[..., Any]) -> Callable[..., Any]:
     ("target", "reason", "spooled"),
     [
         ("instrument.transports._segment.format_timestamp", "delivery_failed", False),  # the sender, mid-request
-        ("instrument._dispatch.batches_of", "internal_error", False),  # the worker, between encoding and sending
+        ("instrument._messages.cut", "internal_error", False),  # the worker, between encoding and sending
         ("instrument.transports._segment.format_timestamp", "delivery_failed", True),  # the spool's sender
     ],
     ids=["sender", "worker", "spool-sender"],

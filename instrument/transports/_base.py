@@ -101,6 +101,12 @@ def batches_of(
                 continue
             data.append(message)
             ids.append(mid)
+    yield from cut(data, ids, limit)
+
+
+def cut(data: list[bytes], ids: list[str], limit: int) -> Iterator[EncodedBatch]:
+    """Messages (JSON bytes, their ids beside them) as batches whose joined messages stay under ``limit``,
+    in order, as few as cutting in order allows (a message over ``limit`` alone is a batch of its own)."""
     if not data:
         return
     lengths = list(map(len, data))
