@@ -452,9 +452,9 @@ def _raise_once(real: Callable[..., Any]) -> Callable[..., Any]:
 @pytest.mark.parametrize(
     ("target", "reason", "spooled"),
     [
-        ("instrument.transports._segment.format_timestamp", "delivery_failed", False),  # the sender, mid-request
+        ("instrument.transports._segment.timestamp_bytes", "delivery_failed", False),  # the sender, mid-request
         ("instrument._messages.cut", "internal_error", False),  # the worker, between encoding and sending
-        ("instrument.transports._segment.format_timestamp", "delivery_failed", True),  # the spool's sender
+        ("instrument.transports._segment.timestamp_bytes", "delivery_failed", True),  # the spool's sender
     ],
     ids=["sender", "worker", "spool-sender"],
 )

@@ -29,7 +29,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from instrument._encoding import MAX_BATCH_BYTES, dumps, format_timestamp
+from instrument._encoding import MAX_BATCH_BYTES, dumps, timestamp_bytes
 from instrument._errors import ConfigurationError
 from instrument._settings import Settings
 from instrument._version import __version__
@@ -352,8 +352,9 @@ class SegmentTransport(Transport):
 
     def _envelope(self, batch: EncodedBatch) -> bytes:
         """The request body around the batch's messages (another wire overrides this)."""
-        body = b'{"batch":[' + batch.joined + b'],"sentAt":"' + format_timestamp(time.time()).encode()
-        return body + b'","writeKey":' + self._key_json + b"}"
+        sent_at = timestamp_bytes(time.time())
+        # One join: one copy of the batch's bytes (concatenation would copy them twice).
+        return b"".join((b'{"batch":[', batch.joined, b'],"sentAt":"', sent_at, b'","writeKey":', self._key_json, b"}"))
 
     def _deliver(self, batch: EncodedBatch) -> tuple[bool, str, bool] | None:
         """Send one batch with retries: (sent, reason, final); None when stopped by ``stop_by``.
