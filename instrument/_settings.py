@@ -131,7 +131,7 @@ def _check_host(host: object) -> None:
     if not isinstance(host, str):
         raise _bad("host", "must be an http(s) URL as a str", host)
     # Whitespace and control characters first: urlsplit drops some (tab, newline) and keeps others
-    # (space, NUL), and http.client refuses them only on the sender thread, long after configure().
+    # (space, NUL), and the sender would meet them only on its thread, long after configure().
     if any(ch.isspace() or unicodedata.category(ch)[0] == "C" for ch in host):
         raise ConfigurationError("configure: host must not contain whitespace or control characters")
     if "@" in host:
@@ -169,7 +169,7 @@ def _check_host_name(name: str | None, netloc: str) -> None:
         except ValueError:
             raise ConfigurationError("configure: host has an invalid IPv6 address in brackets") from None
         return
-    # What http.client sends as the Host header: ASCII as is, anything else as IDNA.
+    # What the sender puts in the Host header (as http.client does): ASCII as is, anything else as IDNA.
     ok = all(ch.isalnum() or ch in "-._" for ch in name) if name.isascii() else _idna(name)
     if not ok:
         raise ConfigurationError("configure: host has an invalid host name")
