@@ -286,17 +286,24 @@ def _builder_source(spec: Spec) -> tuple[str, dict[str, Any]]:
 def _compile_builder(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions], tuple[dict[str, Any], str]]:
     """Compile (once per class) the function that builds the messages of ``cls`` (whose spec is ``spec``)."""
     source, namespace = _builder_source(spec)
-    builder: Callable[[_Record, EncodeOptions], tuple[dict[str, Any], str]] = make_function(
-        "build",
-        source,
-        namespace,
-        what="message builder",
-        module=cls.__module__,
-        qualname=cls.__qualname__,
-        doc=f"Build the Segment message of a {spec.cls_name} record (generated from its spec).",
+    builder: Callable[[_Record, EncodeOptions], tuple[dict[str, Any], str]] = _generated(
+        "build", source, namespace, cls, "message builder", f"Build the Segment message of a {spec.cls_name} record"
     )
     spec.builder = builder
     return builder
+
+
+def _generated(name: str, source: str, namespace: dict[str, Any], cls: type, what: str, doc: str) -> Any:
+    """``make_function`` for one of ``cls``'s generated functions (named after the class in tracebacks)."""
+    return make_function(
+        name,
+        source,
+        namespace,
+        what=what,
+        module=cls.__module__,
+        qualname=cls.__qualname__,
+        doc=f"{doc} (generated from its spec).",
+    )
 
 
 #: A track's bytes after its properties object: its timestamp's key; then its messageId's.
@@ -426,14 +433,8 @@ def _compile_wire(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions], t
         "END": _END,
         "SURELY_SMALL": _SURELY_SMALL,
     }
-    wire: Callable[[_Record, EncodeOptions], tuple[bytes, str] | None] = make_function(
-        "wire",
-        _wire_source(spec),
-        namespace,
-        what="wire path",
-        module=cls.__module__,
-        qualname=cls.__qualname__,
-        doc=f"The bytes of a {spec.cls_name} record, or None for the builder (generated from its spec).",
+    wire: Callable[[_Record, EncodeOptions], tuple[bytes, str] | None] = _generated(
+        "wire", _wire_source(spec), namespace, cls, "wire path", f"The bytes of a {spec.cls_name} record, or None"
     )
     spec.wire = wire
     return wire

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import pytest
 import requests
 from log_capture import LogCapture
+from loopback import accept_in_background
 
 import instrument
 from instrument import (
@@ -79,7 +80,7 @@ class RawServer:
         self._lock = threading.Lock()
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        accept_in_background(self._sock, self._stop, self._serve)
 
     @property
     def url(self) -> str:
@@ -88,14 +89,6 @@ class RawServer:
     def close(self) -> None:
         self._stop.set()
         self._sock.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from loopback import accept_in_background
 
 from instrument.transports._http import (
     MAX_HEAD_BYTES,
@@ -65,7 +66,7 @@ class RawServer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        accept_in_background(self._sock, self._stop, self._serve_counted)
 
     @property
     def target(self) -> Target:
@@ -86,16 +87,11 @@ class RawServer:
         for conn in conns:
             _close(conn, reset)
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.accepts += 1
-                self._conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def _serve_counted(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.accepts += 1
+            self._conns.append(conn)
+        self._serve(conn)
 
     def _serve(self, conn: socket.socket) -> None:
         buf = b""
@@ -431,26 +427,17 @@ def test_a_response_that_drips_past_the_deadline_is_cut_as_stuck(server: RawServ
     # Each byte comes well within any one recv's timeout: only the whole-request deadline ends it, by the
     # watchdog shutting the (blocking) socket down, or, with no watchdog thread, by each recv's timeout
     # being what is left of it.
+    error = _stuck_within_half_a_second(server, Reply(data, pieces=1, pause=0.05), watched)  # the drip: 10 s
+    assert "stuck or too slow" in error.reason
+
+
+def _stuck_within_half_a_second(server: RawServer, reply: Reply, watched: bool) -> AttemptFailed:
+    """Post against ``reply`` with a 0.5 s deadline (the watchdog started if ``watched``): the attempt must
+    fail as stuck at the deadline, not when the reply would end."""
     poster = Poster(server.target, 0.5)
     if watched:
         poster.start()
-    server.replies[:] = [Reply(data, pieces=1, pause=0.05)]
-    started = time.monotonic()
-    with pytest.raises(AttemptFailed) as caught:
-        poster.post(BODY, HEADERS)
-    elapsed = time.monotonic() - started
-    poster.close()
-    assert caught.value.stuck
-    assert "stuck or too slow" in caught.value.reason
-    assert 0.45 <= elapsed < 0.5 + 2.0, elapsed  # the drip alone would take 10 s
-
-
-@pytest.mark.parametrize("watched", [True, False], ids=["watchdog", "no-watchdog"])
-def test_an_endpoint_that_never_answers_is_cut_at_the_deadline(server: RawServer, watched: bool) -> None:
-    poster = Poster(server.target, 0.5)
-    if watched:
-        poster.start()
-    server.replies[:] = [Reply(b"", pieces=1, pause=30.0)]  # reads the request, answers nothing
+    server.replies[:] = [reply]
     started = time.monotonic()
     with pytest.raises(AttemptFailed) as caught:
         poster.post(BODY, HEADERS)
@@ -458,6 +445,12 @@ def test_an_endpoint_that_never_answers_is_cut_at_the_deadline(server: RawServer
     poster.close()
     assert caught.value.stuck
     assert 0.45 <= elapsed < 0.5 + 2.0, elapsed
+    return caught.value
+
+
+@pytest.mark.parametrize("watched", [True, False], ids=["watchdog", "no-watchdog"])
+def test_an_endpoint_that_never_answers_is_cut_at_the_deadline(server: RawServer, watched: bool) -> None:
+    _stuck_within_half_a_second(server, Reply(b"", pieces=1, pause=30.0), watched)  # reads, answers nothing
 
 
 def test_a_watched_connection_blocks_and_an_unwatched_one_bounds_each_operation(server: RawServer) -> None:
