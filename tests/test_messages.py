@@ -34,7 +34,7 @@ from instrument import (
     to_message,
 )
 from instrument._encoding import dumps, encode
-from instrument._messages import EncodeOptions, to_wire
+from instrument._messages import EncodeOptions, to_wire, wire_batches
 
 TIMESTAMP = IsStr(regex=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 MESSAGE_ID = IsStr(regex=r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -551,3 +551,42 @@ def test_context_redact_and_client_wire_keys_are_sent_on_the_direct_path_too() -
     assert renamed["properties"]["cid"] == 3
     redacted = json.loads(to_wire(record, EncodeOptions(redact=lambda event, props: {"kept": 1}))[0])
     assert redacted["properties"] == {"kept": 1}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["plain", "nonplain", "invalid", "built", "big"]), max_size=30),
+    limit=st.sampled_from([500_000, 3_000]),
+)
+def test_the_workers_loop_sends_what_to_wire_sends_and_hands_on_what_cannot_be_sent(
+    kinds: list[str], limit: int
+) -> None:
+    # wire_batches is the worker's loop: each record's bytes are to_wire's (with its own messageId and the
+    # same timestamp), in order, batches within the limit; a record to_wire refuses goes to `failed`.
+    items: list[Any] = []
+    with analytics_scope(user_id=7, project_id=3):
+        for i, kind in enumerate(kinds):
+            if kind == "plain":
+                items.append(StackBuildFailure(stack_name=f"s{i}", error_message="e"))
+            elif kind == "nonplain":
+                items.append(AnyValue(value=[i, {"k": dt.date(2026, 1, 2)}]))
+            elif kind == "invalid":
+                items.append(AnyValue(value=float("nan")))  # refused by the encoder
+            elif kind == "built":  # strict mode's message, built on the caller's thread
+                items.append(to_message(StackBuildFailure(stack_name=f"b{i}", error_message="e")))
+            else:
+                items.append(StackBuildFailure(stack_name="x" * 1_500, error_message=f"{i}"))
+    failed: list[Any] = []
+    batches = list(wire_batches(items, limit, lambda item, error: failed.append(item)))
+    assert failed == [item for item, kind in zip(items, kinds, strict=True) if kind == "invalid"]
+    sent = [json.loads(m) for batch in batches for m in batch.messages]
+    ids = [mid for batch in batches for mid in batch.ids]
+    kept = [item for item, kind in zip(items, kinds, strict=True) if kind != "invalid"]
+    assert [m["messageId"] for m in sent] == ids
+    assert len(sent) == len(kept)
+    for item, message in zip(kept, sent, strict=True):
+        expected = json.loads(to_wire(item)[0])
+        if not isinstance(item, dict):  # a record draws a new messageId each time it is encoded
+            expected["messageId"] = message["messageId"]
+        assert message == expected
+    assert all(batch.size <= limit for batch in batches)
