@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from instrument import _consent, _context, _forks, _reporting, _scopes, _state
+from instrument import _consent, _context, _forks, _messages, _records, _reporting, _scopes, _state
 from instrument._calls import Alias, Group, Page, Screen
 from instrument._dispatch import Dispatcher, EmitResult, Prebuilt, Stats, SyncDispatcher
 from instrument._errors import (
@@ -219,6 +219,9 @@ class Client:
         if not isinstance(user_id, str) or not user_id:
             raise ConfigurationError("forget: user_id must be a non-empty str")
         removed = self.dispatcher.forget(lambda record: user_id in record_users(record))
+        # The encoder's and the records' caches of recent scopes hold ids too: emptied, made again on use.
+        _messages.forget_scopes()
+        _records.forget_scopes()
         fanout = self.dispatcher.transport
         if isinstance(fanout, FanoutTransport):
             removed += fanout.forget(user_id)

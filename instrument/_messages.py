@@ -353,6 +353,18 @@ def _fragments(spec: Spec, kept: dict[int, tuple[Any, ...]], merged: Mapping[str
 
 
 _PLAIN = (str, int, bool)
+#: No scope's entry (its dict is None, which no record's scope is).
+_NO_ENTRY: tuple[Any, ...] = (None, b"", b"")
+#: Every track class's kept fragments and last entry: what ``forget_scopes`` empties.
+_kept_by_class: list[tuple[dict[int, tuple[Any, ...]], list[tuple[Any, ...]]]] = []
+
+
+def forget_scopes() -> None:
+    """Drop every scope's serialised fragments (they hold its ids): ``instrument.forget`` leaves none
+    of a user's ids in these caches; they are made again from the next record's scope."""
+    for kept, last in _kept_by_class:
+        kept.clear()
+        last[0] = _NO_ENTRY
 
 
 def _wire_source(spec: Spec) -> str:
@@ -417,10 +429,12 @@ def _compile_wire(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions], t
         spec.wire = False
         return False
     kept: dict[int, tuple[Any, ...]] = {}
+    last: list[tuple[Any, ...]] = [_NO_ENTRY]  # the last entry used, swapped whole
+    _kept_by_class.append((kept, last))
     namespace = {
         "SPEC": spec,
         "KEPT": kept,
-        "LAST": [(None, b"", b"")],  # the last entry used, swapped whole (never a scope dict's: None)
+        "LAST": last,
         "kept_get": kept.get,
         "fragments": _fragments,
         "dumps": orjson.dumps,

@@ -462,7 +462,9 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
         # mutated (_scopes) and these checks read only its values' classes, so the same dict passes
         # again; held here, its id is never another dict's. (A deep check, of a list's items say, is
         # run every time: a bound list can change.)
-        ns["_ok"] = [None]
+        remembered: list[object] = [None]
+        ns["_ok"] = remembered
+        _remembered_scopes.append(remembered)
         ns["_passed"] = _passed
         sure.append(f"(_ctx is _ok[0] or ({' and '.join(scope_checks)} and _passed(_ok, _ctx)))")
     else:
@@ -501,6 +503,16 @@ def _make_init(cls: type[_Record], spec: Spec) -> Callable[..., None]:
     )
     init.__signature__ = _signature(spec)  # type: ignore[attr-defined]
     return init
+
+
+#: Each class's last scope dict that passed its checks: what ``forget_scopes`` empties.
+_remembered_scopes: list[list[object]] = []
+
+
+def forget_scopes() -> None:
+    """Forget the scope dicts the classes remember (they hold ids): ``instrument.forget`` leaves none."""
+    for remembered in _remembered_scopes:
+        remembered[0] = None
 
 
 def _passed(remembered: list[object], scope: object) -> bool:

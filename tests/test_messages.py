@@ -12,6 +12,7 @@ from dirty_equals import IsStr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import instrument
 from examples.porter.analytics import (
     ApplicationLaunchSuccess,
     ClusterProvisioningSuccess,
@@ -590,3 +591,23 @@ def test_the_workers_loop_sends_what_to_wire_sends_and_hands_on_what_cannot_be_s
             expected["messageId"] = message["messageId"]
         assert message == expected
     assert all(batch.size <= limit for batch in batches)
+
+
+def _cached_scopes() -> list[object]:
+    from instrument import _messages, _records
+
+    held = [entry[0] for kept, last in _messages._kept_by_class for entry in (*kept.values(), last[0])]
+    return held + [remembered[0] for remembered in _records._remembered_scopes]
+
+
+def test_forget_leaves_no_cached_scope_holding_the_users_ids() -> None:
+    # The direct path keeps recent scopes' serialised fragments and each class its last passing scope:
+    # both hold the ids. instrument.forget empties them (they are made again from the next scope).
+    with analytics_scope(user_id="u-forget", project_id=3, cluster_id=4):
+        record = ClusterProvisioningSuccess(cluster_type="EKS", infra_id=1)
+    to_wire(record)
+    scope = record._ctx
+    assert any(held is scope for held in _cached_scopes())  # cached: the check below can fail
+    instrument.forget("u-forget")
+    assert not any(held is scope for held in _cached_scopes())
+    assert json.loads(to_wire(record)[0])["userId"] == "u-forget"  # made again on use
