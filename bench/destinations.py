@@ -223,19 +223,16 @@ def cpu(count: int, events: int) -> tuple[float, bool]:
     import sys
     from pathlib import Path
 
+    from bench.e2e import json_report
+
     run = Path(__file__).resolve().parent / "run.py"
     server = subprocess.Popen([sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip()
-        out = subprocess.run(
-            [sys.executable, str(run), "--dest-cpu-worker", str(count), "--url", url, "--e2e-events", str(events)],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=True,
+        result = json_report(
+            run, "--dest-cpu-worker", str(count), "--url", url, "--e2e-events", str(events), timeout=900
         )
-        result = json.loads(out.stdout.strip().splitlines()[-1])
         return result["us_per_event"], bool(result["complete"])
     finally:
         assert server.stdin is not None

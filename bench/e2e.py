@@ -179,19 +179,26 @@ def worker(lib: str, url: str, events: int) -> dict[str, Any]:
     }
 
 
-def run_in_subprocess(flag: str, name: str, url: str, events: int, timeout: float) -> dict[str, Any]:
-    """Run ``bench/run.py FLAG NAME`` in a fresh interpreter and return the JSON report it prints last."""
+def json_report(script: str | Path, *args: str, timeout: float) -> dict[str, Any]:
+    """Run ``script ARGS`` in a fresh interpreter and return the JSON report it prints last;
+    RuntimeError (with its output) if it fails."""
     proc = subprocess.run(
-        [sys.executable, str(_RUN), flag, name, "--url", url, "--e2e-events", str(events)],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"{flag} {name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        name = Path(script).name
+        raise RuntimeError(f"{name} {' '.join(args[:2])} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return report
+
+
+def run_in_subprocess(flag: str, name: str, url: str, events: int, timeout: float) -> dict[str, Any]:
+    """Run ``bench/run.py FLAG NAME`` in a fresh interpreter and return the JSON report it prints last."""
+    return json_report(_RUN, flag, name, "--url", url, "--e2e-events", str(events), timeout=timeout)
 
 
 def run_worker(lib: str, url: str, events: int, timeout: float) -> dict[str, Any]:

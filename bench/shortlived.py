@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,16 +54,9 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def shortlived_rows(url: str, invocations: int) -> tuple[list[tuple[str, str, str, str]], bool]:
     """(label, median, spread, note) for the plain and the decorated handler, and whether all arrived."""
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__)), "--worker", "--url", url, "--invocations", str(invocations)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench/shortlived.py worker failed ({proc.returncode}):\n{proc.stderr}")
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    from bench.e2e import json_report
+
+    report = json_report(__file__, "--worker", "--url", url, "--invocations", str(invocations), timeout=600)
     plain, delivered = report["timings"]["plain"], report["timings"]["delivered"]
     base = statistics.median(plain)
     rows = []

@@ -13,7 +13,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -68,17 +67,9 @@ def worker(variant: str, url: str, events: int) -> dict[str, Any]:
 
 
 def run_worker(variant: str, url: str, events: int) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", variant, "--url", url, "--events", str(events)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"spool worker {variant} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return report
+    from bench.e2e import json_report
+
+    return json_report(__file__, "--worker", variant, "--url", url, "--events", str(events), timeout=1800)
 
 
 def measure(url: str, endpoint: Any, events: int, repeats: int) -> tuple[dict[str, list[float]], bool]:
