@@ -196,9 +196,9 @@ class _Watchdog:
         self._thread = thread
         return True
 
-    def arm(self, deadline: float, poster: Poster) -> int:
-        """Watch an attempt until ``disarm``; its token, negative when no thread watches (not started,
-        or gone: a forked child, interpreter exit), and the attempt must bound each operation itself."""
+    def arm(self, deadline: float, poster: Poster) -> tuple[int, bool]:
+        """Watch an attempt until ``disarm``: its token, and whether a thread watches (False: not
+        started, or gone: a forked child, interpreter exit; the attempt bounds each operation itself)."""
         with self._cond:
             self._seq += 1
             self._armed = (self._seq, deadline, poster)
@@ -206,11 +206,10 @@ class _Watchdog:
                 self._cond.notify()
             thread = self._thread
             watched = thread is not None and not self._closed and thread.is_alive()
-            return self._seq if watched else -self._seq
+            return self._seq, watched
 
     def disarm(self, token: int) -> bool:
         """Stop watching attempt ``token``; True if the watchdog had already cut it."""
-        token = abs(token)
         with self._cond:
             armed = self._armed
             if armed is not None and armed[0] == token:
@@ -220,7 +219,7 @@ class _Watchdog:
     def cut(self, token: int) -> bool:
         """True if attempt ``token`` was cut (it stays watched)."""
         with self._cond:
-            return self._fired == abs(token)
+            return self._fired == token
 
     def close(self) -> None:
         """Let the thread end (it is started again by the next ``start``)."""
@@ -294,13 +293,13 @@ class Poster:
         """Send one request and read the whole response before the deadline; AttemptFailed if not."""
         timeout = self.timeout
         deadline = time.monotonic() + timeout
-        token = self._watchdog.arm(deadline, self)
+        token, watched = self._watchdog.arm(deadline, self)
         try:
             request = self._request(body, headers)
             while True:
                 reused = self._reused and self._conn is not None
                 try:
-                    response, keep = self._exchange(request, deadline, watched=token > 0)
+                    response, keep = self._exchange(request, deadline, watched=watched)
                     break
                 except (_NoResponse, ConnectionError):
                     self.reset()
