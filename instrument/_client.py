@@ -81,6 +81,10 @@ class Client:
             return to_message(record, self.options)
 
         kind = SyncDispatcher if settings.sync else Dispatcher
+        # Packed tracks (``_messages.wire_batches``) go to a worker that encodes bytes with default options.
+        self._packs = (
+            not settings.sync and transport is not None and transport.accepts_bytes and self.options == DEFAULT_OPTIONS
+        )
         self.dispatcher = kind(
             transport if transport is not None else _Nowhere(),
             settings,
@@ -162,6 +166,14 @@ class Client:
             message = to_message(record, self.options)
             # Destinations (and the testing kit) need the record's class beside its message.
             item = Prebuilt(record, message) if self.dispatcher.transport.accepts_records else message
+        elif self._packs and record._context is None:
+            # A queued record is an object the garbage collector walks and the worker reads attribute by
+            # attribute: a track whose class has its direct path goes as a tuple of what its bytes are made of.
+            pack = record._pack
+            if pack:
+                item = pack(record)
+            elif pack is None:  # the class's first track: its direct path is compiled now
+                item = _messages.pack(record)
         if not self.configured:
             return self._not_configured()
         return self.dispatcher.put(item)

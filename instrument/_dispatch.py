@@ -299,7 +299,7 @@ class Dispatcher:
     # -- the caller's side ------------------------------------------------------------------
 
     def put(self, item: Any) -> EmitResult:
-        """Append a record (or an already encoded message) for the worker. Never blocks."""
+        """Append a record (a packed track, or a message strict mode built) for the worker. Never blocks."""
         q = self._q
         if len(q) >= self._cap or self._closed:
             return self._refuse(item)
@@ -689,6 +689,8 @@ def _name(item: Any) -> str:
         item = item.record
     if item.__class__ is dict:
         return str(item.get("event") or item.get("type") or "message")
+    if item.__class__ is tuple:  # a track packed by track(): its class first
+        return str(item[0].__qualname__)
     return type(item).__qualname__
 
 

@@ -24,7 +24,7 @@ from instrument._encoding import (
     timestamp_bytes,
 )
 from instrument._errors import AnalyticsError, EncodingError, OversizeError, PropertyError
-from instrument._records import _Record, _spec
+from instrument._records import _NO_OVER, _Record, _spec
 from instrument._spec import Spec
 from instrument._validate import merge_scope, value_summary
 from instrument.transports._base import EncodedBatch, cut
@@ -113,15 +113,28 @@ def wire_batches(
     failed: Callable[[Any, Exception], None],
     options: EncodeOptions = DEFAULT_OPTIONS,
 ) -> Iterator[EncodedBatch]:
-    """``to_wire`` of each item (a record, or a message strict mode built) cut into batches under ``limit``
-    (``transports.cut``); an item that cannot be encoded goes to ``failed`` with its error.
+    """``to_wire`` of each item (a record, a track packed by ``track()``, or a message strict mode built)
+    cut into batches under ``limit`` (``transports.cut``); an item that cannot be encoded goes to
+    ``failed`` with its error (a packed one as its record).
 
-    The worker's loop: a track's direct path is called here, not through ``to_wire``, one call less
-    for each delivered event.
+    The worker's loop: a run of one class's packed tracks goes through that class's generated loop,
+    and a record through its direct path here, not through ``to_wire``: no call per delivered event.
     """
     data: list[bytes] = []
     ids: list[str] = []
-    for rec in items:
+    own = not (options.wire_keys or options.redact is not None)  # the generated loops' options
+    n = len(items)
+    i = 0
+    while i < n:
+        rec = items[i]
+        if rec.__class__ is tuple:
+            if own:
+                taken = rec[0].__instrument_spec__.run(items, i, n, data, ids)
+                if taken > i:
+                    i = taken
+                    continue
+            rec = unpack(rec)  # one the loop does not cover (a value, its size): the record's way
+        i += 1
         spec = getattr(rec.__class__, "__instrument_spec__", None)  # None: a dict, or not compiled yet
         try:
             fast = spec.wire if spec is not None and rec._error is None else None
@@ -132,6 +145,36 @@ def wire_batches(
         data.append(wired[0])
         ids.append(wired[1])
     return cut(data, ids, limit)
+
+
+def pack(rec: _Record) -> Any:
+    """What ``track()`` queues for ``rec``: its class's packed tuple (``_pack_source``), or ``rec`` itself.
+
+    Compiles the class's direct path first, once; a class it does not cover (another kind, free-form,
+    init inputs) then queues its records as they are. Never raises (the worker reports what fails).
+    """
+    cls = type(rec)
+    try:
+        spec = _spec(cls)
+        if spec.wire is None:
+            _compile_wire(spec, cls)
+    except Exception:  # the worker's encoding of this record reports it
+        return rec
+    packer = cls.__dict__.get("_pack")
+    if not packer:
+        cls._pack = False
+        return rec
+    return packer.__func__(rec)
+
+
+def unpack(item: tuple[Any, ...]) -> _Record:
+    """The record a packed track (``_pack_source``) was made from, as ``to_wire`` reads it."""
+    cls = item[0]
+    rec = cls.__new__(cls)
+    rec._ctx, rec._over, rec._ts = item[1], _NO_OVER, item[2]
+    for p, value in zip(cls.__instrument_spec__.properties, item[3:], strict=True):
+        setattr(rec, p.name, value)
+    return rec  # type: ignore[no-any-return]
 
 
 def _build(rec: _Record, options: EncodeOptions) -> tuple[dict[str, Any], str, Spec]:
@@ -367,6 +410,51 @@ def forget_scopes() -> None:
         last[0] = _NO_ENTRY
 
 
+def _names(spec: Spec) -> list[str]:
+    """How generated code reads each property of a record (a name that is not an identifier too)."""
+    return [
+        f"rec.{p.name}" if p.name.isidentifier() and not keyword.iskeyword(p.name) else f"getattr(rec, {p.name!r})"
+        for p in spec.properties
+    ]
+
+
+def _encode_lines(spec: Spec, give_up: str, pad: str) -> list[str]:
+    """The direct path's steps once the properties are in ``v0``, ``v1``... and the scope in ``merged``,
+    ending with the message in ``data`` and its id in ``mid``; ``give_up`` where the builder must do it."""
+    lines: list[str] = []
+    if spec.properties:
+        plain = " and ".join(f"({_plain(f'v{i}')})" for i in range(len(spec.properties)))
+        entries = ", ".join(f"{p.key!r}: v{i}" for i, p in enumerate(spec.properties))
+        lines += [
+            f"if not ({plain}):",
+            f"    {give_up}",
+            "try:",
+            f"    props = dumps({{{entries}}})",
+            "except TypeError:  # what orjson refuses (an int past 64 bits): the builder's path",
+            f"    {give_up}",
+        ]
+    lines += [
+        "if entry[0] is not merged:  # another scope than the last record's",
+        "    entry = kept_get(id(merged)) or fragments(SPEC, KEPT, merged)",
+        "    if entry is None:",
+        f"        {give_up}",
+        "    LAST[0] = entry",
+        "if not lo <= ts < hi:",
+        "    when = timestamp(ts)",
+        "    lo, hi = LAST_MS[0][:2]",
+        "try:",
+        "    mid = pop_id()",
+        "except IndexError:",
+        "    mid = message_id()",
+        "data = join((entry[1], props[:-1], entry[2], when, ID_KEY, mid.encode(), END))"
+        if spec.properties
+        else "data = join((entry[1], when, ID_KEY, mid.encode(), END))",
+        "if len(data) > SURELY_SMALL:",
+        f"    {give_up}",
+    ]
+    return [pad + line for line in lines]
+
+
 def _wire_source(spec: Spec) -> str:
     """The source of a track class's direct path to its bytes: the scope's part of the message made
     once per scope (``_fragments``), the record's properties serialised and joined to it. It returns
@@ -378,53 +466,56 @@ def _wire_source(spec: Spec) -> str:
         "    if rec._over or rec._context is not None or options.wire_keys or options.redact is not None:",
         "        return None",
         "    merged = rec._ctx",
-    ]
-    plain: list[str] = []
-    entries: list[str] = []
-    for i, p in enumerate(spec.properties):
-        read = (
-            f"rec.{p.name}" if p.name.isidentifier() and not keyword.iskeyword(p.name) else f"getattr(rec, {p.name!r})"
-        )
-        lines.append(f"    v{i} = {read}")
-        plain.append(f"({_plain(f'v{i}')})")
-        entries.append(f"{p.key!r}: v{i}")
-    if spec.properties:
-        lines += [
-            f"    if not ({' and '.join(plain)}):",
-            "        return None",
-            "    try:",
-            f"        props = dumps({{{', '.join(entries)}}})",
-            "    except TypeError:  # what orjson refuses (an int past 64 bits): the builder's path",
-            "        return None",
-        ]
-    lines += [
+        *(f"    v{i} = {read}" for i, read in enumerate(_names(spec))),
         "    entry = LAST[0]",
-        "    if entry[0] is not merged:  # another scope than the last record's",
-        "        entry = kept_get(id(merged)) or fragments(SPEC, KEPT, merged)",
-        "        if entry is None:",
-        "            return None",
-        "        LAST[0] = entry",
         "    ts = rec._ts",
         "    lo, hi, when = LAST_MS[0]",
-        "    if not lo <= ts < hi:",
-        "        when = timestamp(ts)",
-        "    try:",
-        "        mid = pop_id()",
-        "    except IndexError:",
-        "        mid = message_id()",
-        "    data = join((entry[1], props[:-1], entry[2], when, ID_KEY, mid.encode(), END))"
-        if spec.properties
-        else "    data = join((entry[1], when, ID_KEY, mid.encode(), END))",
-        "    if len(data) > SURELY_SMALL:",
-        "        return None",
+        *_encode_lines(spec, "return None", "    "),
         "    return data, mid",
     ]
     return "\n".join(lines) + "\n"
 
 
+def _pack_source(spec: Spec) -> str:
+    """The source of what ``track()`` queues for a record of the class: the tuple ``(class, scope, time,
+    *properties)`` (the state its message is made from, read now: a record may change after ``track()``),
+    or the record itself when it overrides a scope field."""
+    values = "".join(f", {read}" for read in _names(spec))
+    return (
+        "def pack(rec):\n"
+        "    if rec._over or rec.__class__ is not CLS:  # (a subclass has its own)\n"
+        "        return rec\n"
+        f"    return (CLS, rec._ctx, rec._ts{values})\n"
+    )
+
+
+def _run_source(spec: Spec) -> str:
+    """The source of the worker's loop over packed tracks of the class: from ``items[i]``, each one's
+    bytes and id appended to ``out`` and ``ids``, until an item of another kind, or one the direct path
+    does not cover; it returns the index of that item (``n``: all were taken)."""
+    unpacked = "".join(f", v{i}" for i in range(len(spec.properties)))
+    lines = [
+        "def run(items, i, n, out, ids):",
+        "    entry = LAST[0]",
+        "    lo, hi, when = LAST_MS[0]",
+        "    put, put_id = out.append, ids.append",
+        "    while i < n:",
+        "        item = items[i]",
+        "        if item.__class__ is not tuple or item[0] is not CLS:",
+        "            break",
+        f"        _, merged, ts{unpacked} = item",
+        *_encode_lines(spec, "break", "        "),
+        "        put(data)",
+        "        put_id(mid)",
+        "        i += 1",
+        "    return i",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _compile_wire(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions], tuple[bytes, str] | None] | bool:
-    """Compile (once per class) the direct path of a track class to its bytes; False for other kinds
-    and free-form tracks (their messages are built by the builder)."""
+    """Compile (once per class) the direct path of a track class to its bytes, its packer and its loop
+    over packed records; False for other kinds and free-form tracks (the builder makes their messages)."""
     if spec.kind != "track" or spec.free_form:
         spec.wire = False
         return False
@@ -432,6 +523,7 @@ def _compile_wire(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions], t
     last: list[tuple[Any, ...]] = [_NO_ENTRY]  # the last entry used, swapped whole
     _kept_by_class.append((kept, last))
     namespace = {
+        "CLS": cls,
         "SPEC": spec,
         "KEPT": kept,
         "LAST": last,
@@ -447,10 +539,15 @@ def _compile_wire(spec: Spec, cls: type) -> Callable[[_Record, EncodeOptions], t
         "END": _END,
         "SURELY_SMALL": _SURELY_SMALL,
     }
+    name = spec.cls_name
     wire: Callable[[_Record, EncodeOptions], tuple[bytes, str] | None] = _generated(
-        "wire", _wire_source(spec), namespace, cls, "wire path", f"The bytes of a {spec.cls_name} record, or None"
+        "wire", _wire_source(spec), namespace, cls, "wire path", f"The bytes of a {name} record, or None"
     )
+    spec.run = _generated("run", _run_source(spec), namespace, cls, "wire loop", f"Encode a run of packed {name}s")
     spec.wire = wire
+    if not spec.inputs:  # (a record's inputs are not in its tuple)
+        pack = _generated("pack", _pack_source(spec), namespace, cls, "packer", f"What track() queues for a {name}")
+        cls._pack = staticmethod(pack)  # type: ignore[attr-defined]
     return wire
 
 

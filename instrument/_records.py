@@ -46,6 +46,9 @@ class _Record:
     _group_field: ClassVar[str | None] = None
     # Ids a call takes as required constructor inputs, never sent as properties (Alias: previous_id).
     _id_inputs: ClassVar[tuple[str, ...]] = ()
+    # What track() queues for a record of this class (``_messages.pack``): a plain tuple of its state
+    # made by this function; False: the record itself; None: not compiled yet. Each class has its own.
+    _pack: ClassVar[Callable[[Any], Any] | bool | None] = None
 
     # Set on every instance by the generated __init__.
     _ctx: dict[str, object]
@@ -69,6 +72,7 @@ class _Record:
                 track=cls.__qualname__,
             ) from error
         cls.__instrument_spec__ = None
+        cls._pack = None
         if cls.__dict__.get("_machinery", False):
             return
         if defines_scope is not None:

@@ -70,6 +70,8 @@ class Spec:
     builder: Any = _dc_field(default=None, compare=False, repr=False)
     #: A track's direct path to its bytes (``_messages``; False: none for this kind), made on first use.
     wire: Any = _dc_field(default=None, compare=False, repr=False)
+    #: With ``wire``: the worker's loop over a run of this track's packed records (``_messages``).
+    run: Any = _dc_field(default=None, compare=False, repr=False)
 
     @property
     def field_names(self) -> frozenset[str]:

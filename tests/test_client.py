@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import logging
 import os
 import subprocess
 import sys
+import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -250,3 +253,75 @@ def test_track_given_an_object_whose_class_attribute_raises_is_a_property_error(
     else:
         result = client.track(Impostor())  # type: ignore[arg-type]
         assert isinstance(result.error, PropertyError)
+
+
+# -- what track() queues: a track's values as they were at the call, not the caller's object ----------
+
+
+class ClusterProvisioningRetried(ClusterProvisioningSuccess, event="Cluster Provisioning Retried"):
+    """A subclass of a concrete track: its events are its own, whatever its base queued before."""
+
+
+def test_a_track_sends_its_values_at_the_call_and_the_queue_keeps_no_reference_to_the_record(
+    configure,  # type: ignore[no-untyped-def]
+    endpoint: SegmentEndpoint,
+) -> None:
+    configure(flush_interval=60, batch_size=1000)  # the worker waits: the event stays queued until flush
+    with analytics_scope(user_id=42, project_id=1, cluster_id=3):
+        record = ClusterProvisioningSuccess(cluster_type="eks", infra_id=7)
+        assert instrument.track(record).ok
+    record.cluster_type = "gke"  # changed after track(): what track() recorded is what is sent
+    held = weakref.ref(record)
+    del record
+    gc.collect()
+    assert held() is None  # queued as its values, not as the object (nothing of the caller's is kept)
+    assert instrument.stats().pending == 1
+    assert instrument.flush(10)
+    (message,) = endpoint.messages
+    assert message["properties"] == {"cluster_type": "eks", "infra_id": 7, "project_id": 1, "cluster_id": 3}
+
+
+def test_forget_removes_a_users_queued_tracks_and_sends_the_others(configure, endpoint: SegmentEndpoint) -> None:  # type: ignore[no-untyped-def]
+    configure(flush_interval=60, batch_size=1000)
+    for user in ("leaver", "stayer"):
+        with analytics_scope(user_id=user, project_id=1, cluster_id=3):
+            for i in range(5):
+                instrument.track(ClusterProvisioningSuccess(cluster_type=user, infra_id=i))
+    assert instrument.forget("leaver") == 5
+    assert instrument.flush(10)
+    assert sorted((m["userId"], m["properties"]["infra_id"]) for m in endpoint.messages) == [
+        ("stayer", i) for i in range(5)
+    ]
+    assert instrument.stats().lost["forgotten"] == 5
+
+
+def test_a_subclass_of_a_track_is_sent_as_itself_after_its_base(configure, endpoint: SegmentEndpoint) -> None:  # type: ignore[no-untyped-def]
+    configure()
+    with analytics_scope(user_id=42, project_id=1, cluster_id=3):
+        assert instrument.track(ClusterProvisioningSuccess(cluster_type="eks", infra_id=1)).ok
+        assert instrument.track(ClusterProvisioningRetried(cluster_type="eks", infra_id=2)).ok
+        assert instrument.track(ClusterProvisioningSuccess(cluster_type="eks", infra_id=3)).ok
+    assert instrument.flush(10)
+    assert sorted((m["properties"]["infra_id"], m["event"]) for m in endpoint.messages) == [
+        (1, "Cluster Provisioning Success"),
+        (2, "Cluster Provisioning Retried"),
+        (3, "Cluster Provisioning Success"),
+    ]
+
+
+def test_a_queued_track_evicted_by_drop_oldest_is_reported_under_its_class(
+    configure,  # type: ignore[no-untyped-def]
+    endpoint: SegmentEndpoint,
+    errors: list[instrument.AnalyticsError],
+) -> None:
+    endpoint.hang_next(1, 3.0)  # the worker's first request waits: the queue of two fills behind it
+    configure(timeout=5.0, flush_interval=0.01, batch_size=2, max_queue_size=2, queue_policy="drop_oldest")
+    with analytics_scope(user_id=42, project_id=1, cluster_id=3):
+        for i in range(2000):  # bounded: the first evictions come a few events after the queue is full
+            instrument.track(ClusterProvisioningSuccess(cluster_type="eks", infra_id=i))
+            if any(isinstance(e, instrument.QueueFullError) for e in errors):
+                break
+            time.sleep(0.001)
+    evicted = [e for e in errors if isinstance(e, instrument.QueueFullError)]
+    assert evicted, "no event was evicted"
+    assert {e.track for e in evicted} == {"ClusterProvisioningSuccess"}

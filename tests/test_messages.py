@@ -35,7 +35,7 @@ from instrument import (
     to_message,
 )
 from instrument._encoding import dumps, encode
-from instrument._messages import EncodeOptions, to_wire, wire_batches
+from instrument._messages import EncodeOptions, pack, to_wire, unpack, wire_batches
 
 TIMESTAMP = IsStr(regex=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 MESSAGE_ID = IsStr(regex=r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -554,20 +554,45 @@ def test_context_redact_and_client_wire_keys_are_sent_on_the_direct_path_too() -
     assert redacted["properties"] == {"kept": 1}
 
 
-@settings(max_examples=100, deadline=None)
+_LOOP_KINDS = ["plain", "nonplain", "invalid", "built", "big"]
+# What track() queues for a track whose class has its direct path (``pack``): its values as a tuple.
+_PACKED_KINDS = ["packed", "packed other", "packed no properties", "packed big", "packed changed", "packed override"]
+
+
+def _packed(kind: str, i: int) -> Any:
+    if kind == "packed other":
+        return pack(NoScopeFields(label=f"n{i}", flag=i % 2 == 0))
+    if kind == "packed no properties":
+        return pack(OnlyScope())
+    if kind == "packed override":  # overrides a scope field: queued as the record itself
+        item = pack(StackBuildFailure(stack_name=f"o{i}", error_message="e", project_id=9))
+        assert isinstance(item, StackBuildFailure)
+        return item
+    record = StackBuildFailure(stack_name="x" * 1_500 if kind == "packed big" else f"p{i}", error_message="e")
+    item = pack(record)
+    if kind == "packed changed":  # a value the direct path leaves to the builder (set after construction)
+        item = (*item[:-2], 2**70, item[-1])
+    assert item.__class__ is tuple
+    return item
+
+
+@settings(max_examples=150, deadline=None)
 @given(
-    kinds=st.lists(st.sampled_from(["plain", "nonplain", "invalid", "built", "big"]), max_size=30),
+    kinds=st.lists(st.sampled_from(_LOOP_KINDS + _PACKED_KINDS), max_size=30),
     limit=st.sampled_from([500_000, 3_000]),
 )
 def test_the_workers_loop_sends_what_to_wire_sends_and_hands_on_what_cannot_be_sent(
     kinds: list[str], limit: int
 ) -> None:
     # wire_batches is the worker's loop: each record's bytes are to_wire's (with its own messageId and the
-    # same timestamp), in order, batches within the limit; a record to_wire refuses goes to `failed`.
+    # same timestamp), in order, batches within the limit; a record to_wire refuses goes to `failed`. A
+    # packed track's bytes are those of the record it was packed from, whichever way they are made.
     items: list[Any] = []
     with analytics_scope(user_id=7, project_id=3):
         for i, kind in enumerate(kinds):
-            if kind == "plain":
+            if kind.startswith("packed"):
+                items.append(_packed(kind, i))
+            elif kind == "plain":
                 items.append(StackBuildFailure(stack_name=f"s{i}", error_message="e"))
             elif kind == "nonplain":
                 items.append(AnyValue(value=[i, {"k": dt.date(2026, 1, 2)}]))
@@ -586,7 +611,7 @@ def test_the_workers_loop_sends_what_to_wire_sends_and_hands_on_what_cannot_be_s
     assert [m["messageId"] for m in sent] == ids
     assert len(sent) == len(kept)
     for item, message in zip(kept, sent, strict=True):
-        expected = json.loads(to_wire(item)[0])
+        expected = json.loads(to_wire(unpack(item) if item.__class__ is tuple else item)[0])
         if not isinstance(item, dict):  # a record draws a new messageId each time it is encoded
             expected["messageId"] = message["messageId"]
         assert message == expected

@@ -288,12 +288,13 @@ def _epoch(timestamp: object) -> float:
 
 
 def record_users(record: Any) -> tuple[str, ...]:
-    """The user id and anonymous id of a queued record (or message), as text."""
+    """The user id and anonymous id of a queued record (a packed track, or a message), as text."""
     if record.__class__ is Prebuilt:
         record = record.message
     if record.__class__ is dict:
         return (str(record.get("userId") or ""), str(record.get("anonymousId") or ""))
-    ids = message_ids(merge_scope(record._ctx, record._over))
+    # A track packed by track() holds its scope second and overrides nothing.
+    ids = message_ids(record[1] if record.__class__ is tuple else merge_scope(record._ctx, record._over))
     return (str(ids.get("userId") or ""), str(ids.get("anonymousId") or ""))
 
 
