@@ -135,8 +135,9 @@ def run_mode(mode: str, url: str, events: int, timeout: float = 600.0) -> dict[s
     return run_in_subprocess("--cpu-worker", mode, url, events, timeout)
 
 
-def breakdown(url: str, events: int, repeats: int = 3) -> dict[str, float]:
-    """Median µs per delivered event: totals of both libraries and instrument's stages."""
+def breakdown(url: str, events: int, repeats: int = 5) -> dict[str, float]:
+    """Median µs per delivered event (totals of both libraries and instrument's stages), and the median
+    of each round's ratios of instrument to the raw client and to the floor."""
     import statistics
 
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
@@ -147,8 +148,15 @@ def breakdown(url: str, events: int, repeats: int = 3) -> dict[str, float]:
     def per_event(mode: str, key: str) -> float:
         return float(statistics.median(r[key] / r["events"] * 1e6 for r in runs[mode]))
 
+    def ratio(mode: str, anchor: str) -> float:
+        # Each round's own ratio (its runs came one after the other, under the same load), then the
+        # median of the rounds: the machine's speed drifts by 2x within minutes here, and a ratio of
+        # medians would set one round's instrument against another round's floor.
+        return float(statistics.median(a["total"] / b["total"] for a, b in zip(runs[mode], runs[anchor], strict=True)))
+
     full, null = per_event("instrument", "total"), per_event("instrument-null", "total")
     caller = per_event("instrument", "caller")
+    floor_ratios = sorted(a["total"] / b["total"] for a, b in zip(runs["instrument"], runs["floor"], strict=True))
     return {
         "segment_total": per_event("segment", "total"),
         "segment_caller": per_event("segment", "caller"),
@@ -157,4 +165,8 @@ def breakdown(url: str, events: int, repeats: int = 3) -> dict[str, float]:
         "caller": caller,
         "encoding": max(0.0, null - per_event("instrument-null", "caller")),
         "transport": max(0.0, full - null),
+        "vs_segment": ratio("instrument", "segment"),
+        "vs_floor": ratio("instrument", "floor"),
+        "vs_floor_min": floor_ratios[0],
+        "vs_floor_max": floor_ratios[-1],
     }

@@ -81,10 +81,6 @@ class Client:
             return to_message(record, self.options)
 
         kind = SyncDispatcher if settings.sync else Dispatcher
-        # Packed tracks (``_messages.wire_batches``) go to a worker that encodes bytes with default options.
-        self._packs = (
-            not settings.sync and transport is not None and transport.accepts_bytes and self.options == DEFAULT_OPTIONS
-        )
         self.dispatcher = kind(
             transport if transport is not None else _Nowhere(),
             settings,
@@ -94,6 +90,11 @@ class Client:
             if self.options == DEFAULT_OPTIONS
             else functools.partial(wire_batches, options=self.options),
             reporter=self.reporter,
+        )
+        self._put = self.dispatcher.put
+        # Packed tracks (``_messages.wire_batches``) go to a worker that encodes bytes with default options.
+        self._packs = (
+            not settings.sync and transport is not None and transport.accepts_bytes and self.options == DEFAULT_OPTIONS
         )
 
     @property
@@ -160,23 +161,26 @@ class Client:
         consent = _consent.current()
         if consent is not None:  # its stamp, in Segment's and RudderStack's shapes: destinations read it
             record._context = {**(record._context or {}), **consent.stamp()}
-        item: Any = record
         if self.strict:
             # Strict: every check, the encoder and the size limit run here, so errors raise at the call.
             message = to_message(record, self.options)
             # Destinations (and the testing kit) need the record's class beside its message.
             item = Prebuilt(record, message) if self.dispatcher.transport.accepts_records else message
-        elif self._packs and record._context is None:
-            # A queued record is an object the garbage collector walks and the worker reads attribute by
-            # attribute: a track whose class has its direct path goes as a tuple of what its bytes are made of.
+        elif self._packs:  # (configured: a transport that takes bytes)
+            if record._context is not None:
+                return self._put(record)
+            # The worker reads a tuple faster than a record's attributes, and what is sent is what the
+            # record held now: a track whose class has its direct path is queued as its packed values.
             pack = record._pack
             if pack:
-                item = pack(record)
-            elif pack is None:  # the class's first track: its direct path is compiled now
-                item = _messages.pack(record)
+                return self._put(pack(record))
+            # None: the class's first track, its direct path compiled now; False: the record itself.
+            return self._put(record if pack is False else _messages.pack(record))
+        else:
+            item = record
         if not self.configured:
             return self._not_configured()
-        return self.dispatcher.put(item)
+        return self._put(item)
 
     def _not_configured(self) -> EmitResult:
         error = NotConfiguredError(
