@@ -76,7 +76,7 @@ def _null_transport() -> Any:
             self._report.sent(len(messages))
 
         def send_batch(self, batch: Any) -> bool:
-            self._report.sent(len(batch.messages))
+            self._report.sent(len(batch))
             return True
 
     return Null()
