@@ -104,7 +104,14 @@ class Row:
 
 
 def _calibrate(timer: timeit.Timer, case: Case, seconds: float) -> int:
-    """Calls per round so one round takes about ``seconds``."""
+    """Calls per round so one round takes about ``seconds`` (after one untimed call: a one-time cost, such
+    as a class's first event compiling something, must not make the rounds a handful of calls)."""
+    case.enter()
+    try:
+        timer.timeit(1)
+    finally:
+        case.leave()
+    case.drain()
     number = 1
     while True:
         case.enter()

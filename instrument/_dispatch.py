@@ -1,7 +1,8 @@
 """The dispatcher: a bounded queue the caller appends to, one worker that encodes and exports batches,
 and the ledger of what became of every event.
 
-Modelled on OpenTelemetry's ``BatchProcessor``: one item type on the queue (a record), one lock, one
+Modelled on OpenTelemetry's ``BatchProcessor``: one item type on the queue (a record: a track as its
+packed values, ``_messages.pack``, or a record object, or strict mode's built message), one lock, one
 worker thread that pops up to a batch, encodes it (each message serialised once, to JSON bytes, for a
 transport that ships bytes) and hands it to the transport, which delivers it on the worker's thread
 (as an httpx transport handles a request). While the transport retries, records wait in the queue and
@@ -9,7 +10,8 @@ a full queue refuses the caller (``QueueFullError``): nothing is dropped after `
 while the endpoint is healthy. The queue is bounded by count (``max_queue_size``) and by bytes: its
 count bound shrinks to ``max_queue_bytes`` divided by the encoded size the worker measures.
 
-The caller's thread does one ``deque.append`` (no JSON, no uuid, no I/O, no lock).
+The caller's thread does one ``deque.append`` (no JSON, no uuid, no I/O, no lock); a track whose class
+has its direct path is appended as a tuple of its values (what is sent is what it held at ``track()``).
 
 The ledger: every accepted event (``track()`` returned ok) ends in exactly one state, delivered or lost
 for a reason, and until then is pending: ``accepted == sent + lost + pending`` at every moment, and

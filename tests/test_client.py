@@ -268,6 +268,10 @@ def test_a_track_sends_its_values_at_the_call_and_the_queue_keeps_no_reference_t
 ) -> None:
     configure(flush_interval=60, batch_size=1000)  # the worker waits: the event stays queued until flush
     with analytics_scope(user_id=42, project_id=1, cluster_id=3):
+        # The class's first event: the worker compiles its direct path (never the caller's thread).
+        assert instrument.track(ClusterProvisioningSuccess(cluster_type="first", infra_id=0)).ok
+        assert instrument.flush(10)
+        endpoint.clear()
         record = ClusterProvisioningSuccess(cluster_type="eks", infra_id=7)
         assert instrument.track(record).ok
     record.cluster_type = "gke"  # changed after track(): what track() recorded is what is sent
