@@ -329,3 +329,32 @@ def test_a_queued_track_evicted_by_drop_oldest_is_reported_under_its_class(
     evicted = [e for e in errors if isinstance(e, instrument.QueueFullError)]
     assert evicted, "no event was evicted"
     assert {e.track for e in evicted} == {"ClusterProvisioningSuccess"}
+
+
+def test_the_callers_thread_never_compiles_a_class_the_worker_does_on_its_first_record(
+    configure,  # type: ignore[no-untyped-def]
+    endpoint: SegmentEndpoint,
+) -> None:
+    # A compile costs about a millisecond: it would land on a request's first event of each class.
+    class NodeScaled(ClusterProvisioningSuccess, event="Cluster Provisioning Scaled"):
+        nodes: int = 0
+
+    configure(flush_interval=60, batch_size=1000)  # the worker waits for a flush
+    with analytics_scope(user_id=42, project_id=1, cluster_id=3):
+        first = NodeScaled(cluster_type="eks", infra_id=1, nodes=2)
+        assert instrument.track(first).ok
+        assert NodeScaled.__instrument_spec__.wire is None  # type: ignore[union-attr]  # not on this thread
+        held = weakref.ref(first)
+        del first
+        gc.collect()
+        assert held() is not None  # queued as the record: the class has no packer yet
+        assert instrument.flush(10)
+        assert NodeScaled.__instrument_spec__.wire  # type: ignore[union-attr]  # compiled by the worker
+        second = NodeScaled(cluster_type="eks", infra_id=2, nodes=3)
+        assert instrument.track(second).ok
+        held = weakref.ref(second)
+        del second
+        gc.collect()
+        assert held() is None  # packed from now on
+        assert instrument.flush(10)
+    assert sorted(m["properties"]["nodes"] for m in endpoint.messages) == [2, 3]
