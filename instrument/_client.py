@@ -172,9 +172,9 @@ class Client:
             # The worker reads a tuple faster than a record's attributes, and what is sent is what the
             # record held now: a track whose class has its direct path is queued as its packed values.
             pack = record._pack
-            # None: the worker has not compiled the class's direct path yet (it does, on this class's
-            # first record: a compile costs about a millisecond, never the caller's); False: it has none.
-            return self._put(pack(record) if pack else record)
+            # None: the class has no packer, or the worker has not compiled it yet (it does on the
+            # class's first record: a compile costs about a millisecond, never the caller's).
+            return self._put(record if pack is None else pack(record))
         else:
             item = record
         if not self.configured:

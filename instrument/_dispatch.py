@@ -2,7 +2,7 @@
 and the ledger of what became of every event.
 
 Modelled on OpenTelemetry's ``BatchProcessor``: one item type on the queue (a record: a track as its
-packed values, ``_messages.pack``, or a record object, or strict mode's built message), one lock, one
+packed values, or a record object, or strict mode's built message), one lock, one
 worker thread that pops up to a batch, encodes it (each message serialised once, to JSON bytes, for a
 transport that ships bytes) and hands it to the transport, which delivers it on the worker's thread
 (as an httpx transport handles a request). While the transport retries, records wait in the queue and

@@ -147,28 +147,9 @@ def wire_batches(
     return cut(data, ids, limit)
 
 
-def pack(rec: _Record) -> Any:
-    """What ``track()`` queues for ``rec``: its class's packed tuple (``_pack_source``), or ``rec`` itself.
-
-    Compiles the class's direct path first, once; a class it does not cover (another kind, free-form,
-    init inputs) then queues its records as they are. Never raises (the worker reports what fails).
-    """
-    cls = type(rec)
-    try:
-        spec = _spec(cls)
-        if spec.wire is None:
-            _compile_wire(spec, cls)
-    except Exception:  # the worker's encoding of this record reports it
-        return rec
-    packer = cls.__dict__.get("_pack")
-    if not packer:
-        cls._pack = False
-        return rec
-    return packer.__func__(rec)
-
-
 def unpack(item: tuple[Any, ...]) -> _Record:
-    """The record a packed track (``_pack_source``) was made from, as ``to_wire`` reads it."""
+    """The record a packed track (``_pack_source``: what ``track()`` queues) was made from, as ``to_wire``
+    reads it."""
     cls = item[0]
     rec = cls.__new__(cls)
     rec._ctx, rec._over, rec._ts = item[1], _NO_OVER, item[2]

@@ -46,9 +46,10 @@ class _Record:
     _group_field: ClassVar[str | None] = None
     # Ids a call takes as required constructor inputs, never sent as properties (Alias: previous_id).
     _id_inputs: ClassVar[tuple[str, ...]] = ()
-    # What track() queues for a record of this class (``_messages.pack``): a plain tuple of its state
-    # made by this function; False: the record itself; None: not compiled yet. Each class has its own.
-    _pack: ClassVar[Callable[[Any], Any] | bool | None] = None
+    # What track() queues for a record of this class: the plain tuple of its state this function makes
+    # (``_messages._pack_source``; set when the worker compiles the class's direct path), else (None)
+    # the record itself. Each class has its own, never a base's.
+    _pack: ClassVar[Callable[[Any], Any] | None] = None
 
     # Set on every instance by the generated __init__.
     _ctx: dict[str, object]

@@ -35,7 +35,7 @@ from instrument import (
     to_message,
 )
 from instrument._encoding import dumps, encode
-from instrument._messages import EncodeOptions, pack, to_wire, unpack, wire_batches
+from instrument._messages import EncodeOptions, to_wire, unpack, wire_batches
 
 TIMESTAMP = IsStr(regex=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 MESSAGE_ID = IsStr(regex=r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -557,6 +557,14 @@ def test_context_redact_and_client_wire_keys_are_sent_on_the_direct_path_too() -
 _LOOP_KINDS = ["plain", "nonplain", "invalid", "built", "big"]
 # What track() queues for a track whose class has its direct path (``pack``): its values as a tuple.
 _PACKED_KINDS = ["packed", "packed other", "packed no properties", "packed big", "packed changed", "packed override"]
+
+
+def pack(record: Track) -> Any:
+    """What track() queues for ``record`` once the worker has compiled its class (done here by to_wire)."""
+    to_wire(record)
+    packer = type(record)._pack
+    assert packer is not None
+    return packer(record)
 
 
 def _packed(kind: str, i: int) -> Any:
