@@ -148,15 +148,15 @@ def breakdown(url: str, events: int, repeats: int = 5) -> dict[str, float]:
     def per_event(mode: str, key: str) -> float:
         return float(statistics.median(r[key] / r["events"] * 1e6 for r in runs[mode]))
 
-    def ratio(mode: str, anchor: str) -> float:
-        # Each round's own ratio (its runs came one after the other, under the same load), then the
-        # median of the rounds: the machine's speed drifts by 2x within minutes here, and a ratio of
-        # medians would set one round's instrument against another round's floor.
-        return float(statistics.median(a["total"] / b["total"] for a, b in zip(runs[mode], runs[anchor], strict=True)))
+    def ratios(mode: str, anchor: str) -> list[float]:
+        # Each round's own ratio (its runs came one after the other, under the same load); the rows take
+        # their median: the machine's speed drifts by 2x within minutes here, and a ratio of medians
+        # would set one round's instrument against another round's floor.
+        return sorted(a["total"] / b["total"] for a, b in zip(runs[mode], runs[anchor], strict=True))
 
     full, null = per_event("instrument", "total"), per_event("instrument-null", "total")
     caller = per_event("instrument", "caller")
-    floor_ratios = sorted(a["total"] / b["total"] for a, b in zip(runs["instrument"], runs["floor"], strict=True))
+    floor_ratios = ratios("instrument", "floor")
     return {
         "segment_total": per_event("segment", "total"),
         "segment_caller": per_event("segment", "caller"),
@@ -165,8 +165,8 @@ def breakdown(url: str, events: int, repeats: int = 5) -> dict[str, float]:
         "caller": caller,
         "encoding": max(0.0, null - per_event("instrument-null", "caller")),
         "transport": max(0.0, full - null),
-        "vs_segment": ratio("instrument", "segment"),
-        "vs_floor": ratio("instrument", "floor"),
+        "vs_segment": float(statistics.median(ratios("instrument", "segment"))),
+        "vs_floor": float(statistics.median(floor_ratios)),
         "vs_floor_min": floor_ratios[0],
         "vs_floor_max": floor_ratios[-1],
     }

@@ -91,7 +91,6 @@ class Client:
             else functools.partial(wire_batches, options=self.options),
             reporter=self.reporter,
         )
-        self._put = self.dispatcher.put
         # Packed tracks (``_messages.wire_batches``) go to a worker that encodes bytes with default options.
         self._packs = (
             not settings.sync and transport is not None and transport.accepts_bytes and self.options == DEFAULT_OPTIONS
@@ -161,25 +160,19 @@ class Client:
         consent = _consent.current()
         if consent is not None:  # its stamp, in Segment's and RudderStack's shapes: destinations read it
             record._context = {**(record._context or {}), **consent.stamp()}
+        item: Any = record
         if self.strict:
             # Strict: every check, the encoder and the size limit run here, so errors raise at the call.
             message = to_message(record, self.options)
             # Destinations (and the testing kit) need the record's class beside its message.
             item = Prebuilt(record, message) if self.dispatcher.transport.accepts_records else message
-        elif self._packs:  # (configured: a transport that takes bytes)
-            if record._context is not None:
-                return self._put(record)
-            # The worker reads a tuple faster than a record's attributes, and what is sent is what the
-            # record held now: a track whose class has its direct path is queued as its packed values.
-            pack = record._pack
-            # None: the class has no packer, or the worker has not compiled it yet (it does on the
-            # class's first record: a compile costs about a millisecond, never the caller's).
-            return self._put(record if pack is None else pack(record))
-        else:
-            item = record
+        elif self._packs and record._context is None and record._pack is not None:
+            # What is sent is what the record holds now, and the worker reads a tuple faster than
+            # attributes: a track whose class the worker has compiled is queued as its values.
+            item = record._pack(record)
         if not self.configured:
             return self._not_configured()
-        return self._put(item)
+        return self.dispatcher.put(item)
 
     def _not_configured(self) -> EmitResult:
         error = NotConfiguredError(

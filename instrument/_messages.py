@@ -462,12 +462,7 @@ def _pack_source(spec: Spec) -> str:
     *properties)`` (the state its message is made from, read now: a record may change after ``track()``),
     or the record itself when it overrides a scope field."""
     values = "".join(f", {read}" for read in _names(spec))
-    return (
-        "def pack(rec):\n"
-        "    if rec._over or rec.__class__ is not CLS:  # (a subclass has its own)\n"
-        "        return rec\n"
-        f"    return (CLS, rec._ctx, rec._ts{values})\n"
-    )
+    return f"def pack(rec):\n    if rec._over:\n        return rec\n    return (CLS, rec._ctx, rec._ts{values})\n"
 
 
 def _run_source(spec: Spec) -> str:
