@@ -318,9 +318,7 @@ class Dispatcher:
             # the last time nobody will take this record: it was accepted, and is lost at shutdown.
             if self._stopped:
                 with self._lock:
-                    left = len(self._q)
-                    self._q.clear()
-                    self._swept += left
+                    left = self._sweep_locked()
                 if left:
                     self.ledger.lose("closed", left, ClosedError(f"{left} event(s) recorded during shutdown lost"))
             return
@@ -454,15 +452,29 @@ class Dispatcher:
         q = self._q
         while q:
             with self._lock:
-                # Only this thread and holders of the lock take from the queue: these n are there.
-                pop = q.popleft
-                items: list[Any] = [pop() for _ in range(min(len(q), self._batch_size))]
+                items = self._take_locked(min(len(q), self._batch_size))
                 self._taken += len(items)
                 self._in_hand = len(items)
             if self.transport.accepts_bytes:
                 self._export_bytes(items)
             else:
                 self._export_messages(items, with_records=self.transport.accepts_records)
+
+    def _take_locked(self, count: int) -> list[Any]:
+        """The ``count`` oldest queued items, taken out (the lock held).
+
+        Only holders of the lock take from the queue's left, and put() appends on its right without
+        the lock, so these are there, and an append racing this is neither taken nor lost: never
+        ``len()`` then ``clear()``, nor iterating the queue while Python code runs.
+        """
+        pop = self._q.popleft
+        return [pop() for _ in range(count)]
+
+    def _sweep_locked(self) -> int:
+        """Take out everything queued now (the lock held), counted swept: accepted, never delivered."""
+        left = len(self._take_locked(len(self._q)))
+        self._swept += left
+        return left
 
     def _finished(self, count: int) -> None:
         with self._progress:
@@ -592,9 +604,7 @@ class Dispatcher:
             # (set both before emptying the queue, so no append falls between).
             self._worker = None
             self._stopped = True
-            left = len(self._q)
-            self._q.clear()
-            self._swept += left
+            self._sweep_locked()
         self.transport.close(max(0.0, deadline - time.monotonic()))
         return self._settle()
 
@@ -621,10 +631,11 @@ class Dispatcher:
         Events the worker has already taken (the batch in hand) are not reached.
         """
         with self._lock:
-            kept = [item for item in self._q if not _matches(match, item)]
-            gone = len(self._q) - len(kept)
-            self._q.clear()
-            self._q.extend(kept)
+            # Taken out first, not iterated in place: other threads append while the matcher runs.
+            queued = self._take_locked(len(self._q))
+            kept = [item for item in queued if not _matches(match, item)]
+            gone = len(queued) - len(kept)
+            self._q.extendleft(reversed(kept))  # back in front of what was appended meanwhile, in order
             overflow = [item for item in self._overflow if not _matches(match, item)]
             gone_over = len(self._overflow) - len(overflow)
             self._overflow = overflow

@@ -1,5 +1,5 @@
 """Many producers at once (threads, asyncio tasks), each in its own analytics_scope: every event arrives
-at the endpoint, under one messageId, carrying its own scope fields.
+at the endpoint, under one messageId, carrying its own scope fields, and ``forget()`` may run meanwhile.
 
 Delivery is at least once: a batch whose request was cut (a slow endpoint under load) is sent again
 with the same messageIds, so the endpoint may see a message twice; only then. The tests count unique
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -109,3 +110,49 @@ async def test_asyncio_tasks_each_in_their_own_scope_deliver_every_event_once(
     assert stats.recorded == stats.sent == TASKS * PER_TASK
     assert errors == []
     check_every_event_once_with_its_own_scope(endpoint, {f"a{i}": PER_TASK for i in range(TASKS)})
+
+
+def test_forget_while_other_threads_record_never_raises_and_every_other_event_arrives(
+    endpoint: SegmentEndpoint, configure: Callable[..., Client], errors: list[AnalyticsError]
+) -> None:
+    endpoint.hang_next(1, 1.0)  # the first request waits: the queue is long while forget() runs
+    configure(max_queue_size=200_000, batch_size=500, timeout=5.0)
+    names = ("t0", "t1", "gone")
+    start = threading.Barrier(len(names) + 1)
+
+    def produce(name: str) -> None:
+        with analytics_scope(user_id=f"user-{name}", project_id=f"project-{name}"):
+            start.wait()
+            for n in range(PER_THREAD * 2):
+                if not instrument.track(WorkDone(worker=name, n=n)).ok:
+                    raise AssertionError(f"{name}: event {n} refused")
+
+    threads = [threading.Thread(target=produce, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    forgotten, calls = 0, 0
+    deadline = time.monotonic() + 60.0
+    while any(thread.is_alive() for thread in threads) and time.monotonic() < deadline:
+        forgotten += instrument.forget("user-gone")  # raised "deque mutated during iteration" before
+        calls += 1
+    for thread in threads:
+        thread.join(10.0)
+    assert not any(thread.is_alive() for thread in threads)
+    assert calls > 1
+
+    assert instrument.flush(60.0)
+    stats = instrument.stats()
+    assert stats.lost["forgotten"] == forgotten
+    assert stats.recorded == len(names) * PER_THREAD * 2
+    assert stats.sent + forgotten == stats.recorded  # the ledger: nothing else lost
+    assert stats.pending == 0
+    assert errors == []
+    by_id = {m["messageId"]: m for m in endpoint.messages}
+    assert len(by_id) == stats.sent
+    kept = Counter(m["properties"]["worker"] for m in by_id.values())
+    assert kept["gone"] == PER_THREAD * 2 - forgotten  # what the worker had taken before a forget()
+    assert kept["t0"] == kept["t1"] == PER_THREAD * 2  # every event of the others, each once
+    assert {m["properties"]["n"] for m in by_id.values() if m["properties"]["worker"] == "t0"} == set(
+        range(PER_THREAD * 2)
+    )
