@@ -315,7 +315,8 @@ def configure(
     ``transport``, events are validated and dropped with NotConfiguredError (warned once). ``host``
     points the Segment transport elsewhere (an http(s) URL: self-hosted, RudderStack, a local endpoint;
     no credentials in it). ``strict`` (default: INSTRUMENT_STRICT) makes programmer errors raise at the
-    call. ``on_error`` receives every AnalyticsError instead of the ``instrument`` logger. ``wire_keys``
+    call. ``on_error`` receives every AnalyticsError instead of the ``instrument`` logger (never while
+    the library holds a lock; what its own analytics calls raise while it runs is logged). ``wire_keys``
     renames scope fields on the wire for this client (``{"project_id": "proj_id"}``; deprecated: declare
     them once with the catalog, ``EventName(..., wire_keys=...)``, which they must agree with).
     ``redact(event, properties)`` returns the properties to send (of a track, page or screen).

@@ -728,7 +728,9 @@ class SyncDispatcher(Dispatcher):
                 message = item if item.__class__ is dict else self._encode(item)
             except Exception as error:  # a user hook (redact) failing too: reported, never raised into the caller
                 return self.drop(_as_analytics_error(item, error))
-        with self._order:
+        # Reports made under the one-at-a-time lock reach on_error after it is released: a handler that
+        # records an event would otherwise wait for that lock on this thread forever.
+        with self._reporter.deferred(), self._order:
             with self._lock:
                 self._taken += 1
                 self._in_hand = 1

@@ -7,6 +7,10 @@ of log lines, and must not become invisible either: the first error of each kind
 the following ones are counted, and the count is logged as a summary line once per ``interval`` (by a
 timer, so it appears even if no further error comes) and when the client shuts down.
 
+The handler is the user's code, and may itself record events. So a report never reaches it while this
+library holds a lock on that thread (``Reporter.deferred``), and an error raised by the handler's own
+analytics calls, while it runs, goes to the log instead of re-entering it.
+
 Every ``RateLimitedLog`` registers itself here, so the client's exit, fork and reset hooks reach them
 all with one call each (``close_all``, ``after_fork_all``, ``reset_all``).
 """
@@ -17,7 +21,8 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from instrument._errors import AnalyticsError
 
@@ -155,17 +160,47 @@ class Reporter:
     def __init__(self, handler: Handler | None, interval: float = LOG_INTERVAL) -> None:
         self.handler = handler
         self.log = RateLimitedLog(interval)
+        self._thread = threading.local()  # per thread: reports held back, and whether the handler runs
 
     def error(self, error: AnalyticsError) -> None:
         """Report ``error``; a handler that raises is logged, never raised into the pipeline."""
+        here = self._thread
+        held: list[AnalyticsError] | None = getattr(here, "held", None)
+        if held is not None:
+            held.append(error)
+            return
         handler = self.handler
-        if handler is None:
+        if handler is None or getattr(here, "handling", False):
+            # Raised by the handler's own analytics calls while it runs (an event it records that fails
+            # too): logged, so that the handler never re-enters itself, recursing while an endpoint is down.
             self.log.report(error)
             return
+        here.handling = True
         try:
             handler(error)
         except Exception:
             logger.exception("instrument: the on_error handler raised while reporting %s", type(error).__name__)
+        finally:
+            here.handling = False
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold back what this thread reports inside, and report it on the way out.
+
+        Wrap a lock that a report could be made under: the handler may record an event, which needs
+        that lock again (a sync client's one-at-a-time lock), and would wait for it forever.
+        """
+        here = self._thread
+        if getattr(here, "held", None) is not None:  # nested: the outermost reports
+            yield
+            return
+        here.held = []
+        try:
+            yield
+        finally:
+            held, here.held = here.held, None
+            for error in held:
+                self.error(error)
 
     def trouble(self, text: str) -> None:
         """Delivery is failing but not lost yet: logged at once, then once per interval."""

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 import instrument
 from instrument import AnalyticsError, EventName, MemoryTransport, QueueFullError, Track
 from instrument._reporting import RateLimitedLog, Reporter, close_all, reset_all
+from instrument.testing import SegmentEndpoint
 from instrument.transports._segment import _scrubber
 
 pytestmark = pytest.mark.timeout(60)
@@ -154,6 +156,72 @@ def test_a_client_s_channel_gives_every_error_to_on_error_and_logs_a_handler_tha
     with caplog.at_level(logging.WARNING, "instrument"):
         Reporter(broken).error(QueueFullError("two"))  # never raises into the pipeline
     assert any("on_error handler raised while reporting QueueFullError" in line for line in _lines(caplog))
+
+
+def test_a_report_made_inside_deferred_reaches_the_handler_when_the_outermost_deferred_ends() -> None:
+    seen: list[str] = []
+    reporter = Reporter(lambda error: seen.append(str(error)))
+    with reporter.deferred():
+        reporter.error(QueueFullError("one"))
+        with reporter.deferred():
+            reporter.error(QueueFullError("two"))
+        assert seen == []  # held while a lock the handler could need may be held
+    assert seen == ["one", "two"]
+    reporter.error(QueueFullError("three"))
+    assert seen == ["one", "two", "three"]
+
+
+def test_an_error_from_the_handler_s_own_analytics_call_is_logged_and_never_re_enters_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+
+    def handler(error: AnalyticsError) -> None:
+        calls.append(str(error))
+        reporter.error(QueueFullError("raised by what the handler did"))  # its own track() failing
+
+    reporter = Reporter(handler)
+    with caplog.at_level(logging.WARNING, "instrument"):
+        reporter.error(QueueFullError("first"))
+        reporter.error(QueueFullError("second"))  # the handler is entered again once it has returned
+    assert calls == ["first", "second"]
+    assert _lines(caplog)[0] == "analytics: QueueFullError: raised by what the handler did"
+
+
+def test_a_sync_client_s_handler_that_records_an_event_gets_the_failure_and_the_call_returns(
+    configure,  # type: ignore[no-untyped-def]
+    endpoint: SegmentEndpoint,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The sync client sends one event at a time under a lock, and reported a failure under it: a handler
+    # that recorded an event waited for that lock on the same thread, and the business call never returned.
+    endpoint.fail_next(10, 400)  # not retried: each request fails at once
+    handled: list[AnalyticsError] = []
+
+    def on_error(error: AnalyticsError) -> None:
+        handled.append(error)
+        with instrument.analytics_scope(user_id="ops", project_id=1):
+            instrument.track(ProjectCreated(name="failure seen"))  # fails too: logged, not handed back
+
+    configure(sync=True, on_error=on_error, max_retries=0)
+    results: list[instrument.EmitResult] = []
+
+    def business_call() -> None:
+        with instrument.analytics_scope(user_id="u1", project_id=2):
+            results.append(instrument.track(ProjectCreated(name="p")))
+
+    with caplog.at_level(logging.WARNING, "instrument"):
+        call = threading.Thread(target=business_call, daemon=True)
+        call.start()
+        call.join(20.0)
+        assert not call.is_alive(), "track() never returned: the handler waited for the sync client's lock"
+    (result,) = results
+    assert isinstance(result.error, instrument.DeliveryError)
+    assert [type(error) for error in handled] == [instrument.DeliveryError]  # once: no recursion
+    assert any("could not be delivered" in line for line in _lines(caplog))  # the handler's own event
+    stats = instrument.stats()
+    assert stats.recorded == 2
+    assert stats.lost["delivery_failed"] == 2
 
 
 def test_one_call_at_exit_says_what_every_log_still_suppresses(caplog: pytest.LogCaptureFixture) -> None:

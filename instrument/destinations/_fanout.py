@@ -72,6 +72,7 @@ class _DestinationReporter(Reporter):
     def __init__(self, client: Reporter, name: str) -> None:
         self.handler = client.handler
         self.log = client.log
+        self._thread = client._thread  # the same handler: whether it runs, or reports wait, per thread
         self.name = name
 
     def error(self, error: AnalyticsError) -> None:
