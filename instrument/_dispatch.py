@@ -547,7 +547,8 @@ class Dispatcher:
         """Wait until everything recorded so far is delivered (or lost).
 
         True only if it all was *delivered*: False on timeout, and False when an accepted event was
-        lost to delivery (given up on, evicted, a pipeline failure) since the last flush.
+        lost to delivery (given up on, evicted, a pipeline failure) since the last flush. Called on
+        the worker's thread (from on_error) with events left, False at once.
         Events dropped for their own errors (invalid, oversize) were never deliverable: they are
         reported on their own and do not make flush False.
         """
@@ -557,6 +558,10 @@ class Dispatcher:
         done = True
         self._take_overflow()
         if target > self._done or self._recovering:
+            if threading.current_thread() is self._worker:
+                # Called on the worker's own thread (an on_error handler): what is left waits for this very
+                # thread, so waiting could only run the timeout out while delivery stands still.
+                return False
             if not self.start():
                 self._drain()  # no thread can be started (interpreter exit): deliver on this thread
             self._wake.set()

@@ -720,3 +720,38 @@ def test_a_flush_returns_when_its_own_events_are_done_while_a_later_flush_still_
     later.join(10.0)
     assert results == {"first": True, "later": True}
     assert transport.batches == 3
+
+
+def test_flush_and_shutdown_called_from_on_error_return_at_once_instead_of_waiting_for_their_own_thread(
+    configure,  # type: ignore[no-untyped-def]
+    endpoint: SegmentEndpoint,
+) -> None:
+    # on_error runs on the worker's thread, and what is left waits for that very thread: a flush there
+    # used to wait its whole timeout (delivery standing still), and so did shutdown's.
+    endpoint.fail_next(1, 400)  # the first batch is rejected: its loss reaches the handler
+    recorded = threading.Event()
+    timings: dict[str, tuple[object, float]] = {}
+
+    def on_error(error: instrument.AnalyticsError) -> None:
+        if timings:
+            return
+        recorded.wait(10.0)  # the other 30 events are queued behind the batch in hand
+        start = time.monotonic()
+        timings["flush"] = (instrument.flush(10.0), time.monotonic() - start)
+        start = time.monotonic()
+        timings["shutdown"] = (instrument.shutdown(10.0), time.monotonic() - start)
+
+    configure(on_error=on_error, max_retries=0, batch_size=10, flush_interval=0.01)
+    for n in range(40):
+        assert instrument.track(Dispatched(n=n, user_id=1)).ok
+    recorded.set()
+    deadline = time.monotonic() + 30.0
+    while "shutdown" not in timings and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert timings["flush"][0] is False
+    assert timings["flush"][1] < 2.0
+    assert timings["shutdown"] == (30, pytest.approx(0.0, abs=2.0))  # the queued 30 counted lost at once
+    stats = instrument.stats()
+    assert stats.lost["delivery_failed"] == 10
+    assert stats.lost["shutdown"] == 30
+    assert stats.accepted == stats.lost_total == 40  # the ledger holds: nothing unaccounted
