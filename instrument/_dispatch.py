@@ -21,6 +21,7 @@ for a reason, and until then is pending: ``accepted == sent + lost + pending`` a
 from __future__ import annotations
 
 import collections
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -277,7 +278,9 @@ class Dispatcher:
         self._progress = threading.Condition(self._lock)
         self._q: collections.deque[Any] = collections.deque()
         self._wake = threading.Event()
-        self._cap = self._max_count  # the count bound; the worker lowers it to keep max_queue_bytes
+        self._cap = self._max_count  # the count bound; lowered to keep max_queue_bytes (_set_cap)
+        self._head_size = 0  # bytes per message of the last batch encoded (the queue's head)
+        self._tail_size = 0  # bytes per message sampled from the appends (the queue's tail)
         self._taken = 0  # records the worker has popped
         self._done = 0  # records the worker has finished with (handed to the transport or dropped)
         self._in_hand = 0  # records popped and not yet finished with (a failure loses exactly these)
@@ -310,6 +313,7 @@ class Dispatcher:
             self._after_append()
         elif len(q) % self._batch_size == 0:  # wake once per batch, not on every append
             self._wake.set()
+            self._sample_tail(item)
         return OK
 
     def _after_append(self) -> None:
@@ -528,8 +532,22 @@ class Dispatcher:
         self._finished(count)
 
     def _bound_by_bytes(self, batch: EncodedBatch) -> None:
-        """Keep the queue's bytes near ``max_queue_bytes``: its count bound follows the encoded size."""
-        per_message = batch.size // max(1, len(batch)) + 1
+        """Keep the queue's bytes near ``max_queue_bytes``: its count bound follows the encoded size of
+        the queue's head (this batch) and the sampled size of its tail, whichever is larger."""
+        self._head_size = batch.size // max(1, len(batch)) + 1
+        self._set_cap()
+
+    def _sample_tail(self, item: Any) -> None:
+        """Once per batch of appends, on the caller's thread: the size of what is arriving now. The worker
+        only sees the head, and while it is stuck (an endpoint down) the head stays what came first: small
+        events, then large ones, would fill the count bound with large ones. A smaller sample lowers the
+        estimate a quarter at a time, so that one small event among large ones does not undo it."""
+        size = _rough_size(item)
+        self._tail_size = max(size, self._tail_size * 3 // 4)
+        self._set_cap()
+
+    def _set_cap(self) -> None:
+        per_message = max(self._head_size, self._tail_size, 1)
         self._cap = max(self._batch_size, min(self._max_count, self._max_bytes // per_message))
 
     def _batches_by_item(
@@ -679,6 +697,37 @@ class Dispatcher:
 #: Losses that are the event's own fault (it could never be delivered), or what the program asked for
 #: (forget): they do not make flush False.
 _OWN_FAULT = frozenset({"invalid", "oversize", "forgotten"})
+
+
+#: A message's bytes beyond its own values (type, event, ids, timestamps, scope): what _rough_size adds.
+_MESSAGE_HEAD = 256
+
+
+def _rough_size(item: Any) -> int:
+    """Roughly the bytes a queued item's message will take: its text, a few bytes per other value, and
+    a message's head. Bounded work on any value (a sample for the byte bound, never an exact size)."""
+    try:
+        if item.__class__ is tuple:  # a packed track: (class, scope, time, *properties)
+            values: Any = item[3:]
+        elif item.__class__ is Prebuilt:
+            values = item.message
+        elif item.__class__ is dict:
+            values = item
+        else:
+            values = item.properties
+        return _MESSAGE_HEAD + _text_size(values, 4)
+    except Exception:  # a value that cannot be measured: the sample says nothing
+        return 0
+
+
+def _text_size(value: Any, depth: int) -> int:
+    kind = value.__class__
+    if kind is str or kind is bytes:
+        return len(value)
+    if depth and (kind is dict or kind is list or kind is tuple):
+        children = itertools.islice(value.values() if kind is dict else value, 64)
+        return 8 * len(value) + sum(_text_size(child, depth - 1) for child in children)
+    return 8
 
 
 def _matches(match: Callable[[Any], bool], item: Any) -> bool:
