@@ -183,7 +183,7 @@ class Ledger:
     are then ignored, so no event is ever counted twice.
     """
 
-    def __init__(self, lock: threading.Lock, reporter: Reporter) -> None:
+    def __init__(self, lock: threading.RLock, reporter: Reporter) -> None:
         self.lock = lock
         self.reporter = reporter
         self.delivered = 0
@@ -272,7 +272,10 @@ class Dispatcher:
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
-        self._lock = threading.Lock()  # the one lock: the worker's pops, evictions, the ledger, progress
+        # The one lock: the worker's pops, evictions, the ledger, progress. Re-entrant: the collector can
+        # run a finalizer while this thread holds it, and a finalizer that records an event that is
+        # refused (the ledger) must not wait for this thread forever (logging's locks are RLocks too).
+        self._lock = threading.RLock()
         self.ledger = Ledger(self._lock, self._reporter)
         self.transport.bind(self.ledger)
         self._progress = threading.Condition(self._lock)

@@ -47,7 +47,7 @@ class RateLimitedLog:
 
     def __init__(self, interval: float = LOG_INTERVAL) -> None:
         self.interval = interval
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a finalizer run under it may report (see Dispatcher)
         self._kinds: dict[str, _Kind] = {}
         self._closed = False
         _logs.add(self)
@@ -94,7 +94,7 @@ class RateLimitedLog:
 
     def after_fork(self) -> None:
         """In a forked child: the parent's timers do not exist here, and its lock may be held."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._kinds = {}
 
     def _start_timer(self, kind: str, delay: float) -> threading.Timer | None:

@@ -767,3 +767,69 @@ def test_flush_and_shutdown_called_from_on_error_return_at_once_instead_of_waiti
     assert stats.lost["delivery_failed"] == 10
     assert stats.lost["shutdown"] == 30
     assert stats.accepted == stats.lost_total == 40  # the ledger holds: nothing unaccounted
+
+
+def test_an_event_a_finalizer_records_while_the_collector_runs_inside_the_library_does_not_deadlock(
+    tmp_path: Path, endpoint: SegmentEndpoint
+) -> None:
+    # The collector runs finalizers on whichever thread allocates, also while that thread holds the
+    # dispatcher's lock (stats(), the worker's take, the ledger). A finalizer that records an event that
+    # is refused needs that lock: with a plain lock the thread waited for itself, and the whole pipeline
+    # (the worker waits for the same lock) stood still for good.
+    script = tmp_path / "finalizer.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import faulthandler, gc, json, sys
+            import instrument
+            from instrument import Track, analytics_scope
+
+            faulthandler.dump_traceback_later(20, exit=True)  # a deadlock ends the run, with its stacks
+
+            class Worked(Track, event="Work Done"):
+                n: int
+
+            class Closed(Track, event="Session Closed"):
+                n: int
+
+            class Session:
+                def __init__(self):
+                    self.me = self  # a cycle: only the collector frees it
+
+                def __del__(self):
+                    instrument.track(Closed(n="not an int"))  # refused: counted in the ledger, under its lock
+
+            instrument.configure("wk", host=sys.argv[1], flush_interval=0.001, batch_size=5,
+                                 max_queue_size=100_000, on_error=lambda error: None)
+            gc.set_threshold(5, 1, 1)  # collections everywhere, also inside the library's locked sections
+            with analytics_scope(user_id="u"):
+                for n in range(20_000):
+                    Session()
+                    instrument.track(Worked(n=n))
+                    if n % 10 == 0:
+                        instrument.stats()
+            gc.set_threshold(700, 10, 10)
+            flushed = instrument.flush(30.0)
+            stats = instrument.stats()
+            print(json.dumps({"flushed": flushed, "sent": stats.sent, "invalid": stats.refused["invalid"]}))
+            instrument.shutdown(5.0)
+            """
+        )
+    )
+    env = {**os.environ}
+    env.pop("INSTRUMENT_STRICT", None)
+    done = subprocess.run(
+        [sys.executable, str(script), endpoint.url],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["flushed"] is True
+    assert report["sent"] == 20_000
+    assert report["invalid"] >= 19_900  # the finalizers' events, refused and counted (a few never collected)
+    assert endpoint.wait_for(20_000)
+    assert endpoint.unique_message_ids == 20_000
