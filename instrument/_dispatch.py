@@ -774,6 +774,7 @@ class SyncDispatcher(Dispatcher):
     def _reset_runtime(self) -> None:
         super()._reset_runtime()
         self._order = threading.Lock()  # one event at a time through the transport, in call order
+        self._sending: int | None = None  # the thread inside a send (events it records meanwhile wait)
 
     def put(self, item: Any) -> EmitResult:
         if self._closed:
@@ -785,20 +786,44 @@ class SyncDispatcher(Dispatcher):
                 message = item if item.__class__ is dict else self._encode(item)
             except Exception as error:  # a user hook (redact) failing too: reported, never raised into the caller
                 return self.drop(_as_analytics_error(item, error))
+        me = threading.get_ident()
+        if self._sending == me:
+            # Recorded in the middle of this thread's own send (a finalizer the collector ran, a signal
+            # handler): queued, and sent by that send's call right after it, not inside it.
+            self._q.append(Prebuilt(item, message))
+            return OK
         # Reports made under the one-at-a-time lock reach on_error after it is released: a handler that
         # records an event would otherwise wait for that lock on this thread forever.
         with self._reporter.deferred(), self._order:
-            with self._lock:
-                self._taken += 1
-                self._in_hand = 1
-                lost_before = self.ledger.lost["delivery_failed"]
-            records = self.transport.accepts_records
-            self._export([(item, message)] if records else [message], 1, with_records=records)
-            with self._lock:
-                failed = self.ledger.lost["delivery_failed"] > lost_before
+            self._sending = me
+            try:
+                with self._lock:
+                    self._taken += 1
+                    self._in_hand = 1
+                    lost_before = self.ledger.lost["delivery_failed"]
+                self._send_one(item, message)
+                with self._lock:
+                    failed = self.ledger.lost["delivery_failed"] > lost_before
+                self._send_recorded_meanwhile()
+            finally:
+                self._sending = None
         if failed:
             return EmitResult(False, DeliveryError("the transport failed", reason="transport", count=1))
         return OK
+
+    def _send_one(self, record: Any, message: Message) -> None:
+        records = self.transport.accepts_records
+        self._export([(record, message)] if records else [message], 1, with_records=records)
+
+    def _send_recorded_meanwhile(self) -> None:
+        while True:
+            with self._lock:
+                if not self._q:
+                    return
+                later = self._q.popleft()
+                self._taken += 1
+                self._in_hand = 1
+            self._send_one(later.record, later.message)
 
     def flush(self, timeout: float) -> bool:
         done = self.transport.flush(timeout)
