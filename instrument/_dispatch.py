@@ -479,7 +479,8 @@ class Dispatcher:
 
     def _sweep_locked(self) -> int:
         """Take out everything queued now (the lock held), counted swept: accepted, never delivered."""
-        left = len(self._take_locked(len(self._q)))
+        left = len(self._q)
+        self._take_locked(left)
         self._swept += left
         return left
 
